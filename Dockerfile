@@ -1,0 +1,26 @@
+# Build stage: compile threadline in release mode (dependencies cached in their own layer).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+COPY src src
+COPY migrations migrations
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+
+# Runtime stage: the binary alone, run as an unprivileged user, with the SQLite file on a volume.
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /data --create-home threadline
+COPY --from=build /src/target/release/threadline /usr/local/bin/threadline
+USER threadline
+WORKDIR /data
+VOLUME ["/data"]
+ENV THREADLINE_LISTEN=0.0.0.0:8080 \
+    THREADLINE_DATABASE_URL=sqlite:///data/threadline.db
+EXPOSE 8080
+ENTRYPOINT ["threadline"]
+CMD ["serve"]

@@ -1,0 +1,58 @@
+//! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
+
+mod chat;
+pub mod extract;
+pub mod fields;
+mod health;
+pub mod input;
+mod list;
+mod models;
+mod responses;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// What every handler shares: the engine.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+/// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
+        .route("/v1/responses/{id}/input_items", get(responses::input_items))
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(models::list))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute { status: StatusCode::NOT_FOUND, message: format!("Invalid URL ({method} {})", uri.path()) }
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("Method not allowed ({method} {})", uri.path()),
+    }
+}

@@ -1,0 +1,77 @@
+//! The engine shared by every surface: runs turns (history → context → upstream → stored response) and serves
+//! stored responses. It speaks the model types only, never a surface's wire JSON.
+
+mod context;
+mod turn;
+
+use std::sync::Arc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Item, Metadata, Response};
+use crate::store::Store;
+use crate::upstream::{Sampling, Upstreams};
+
+pub use context::chat_messages;
+
+/// One turn as a surface asks for it.
+#[derive(Clone, Debug)]
+pub struct TurnRequest {
+    pub tenant: String,
+    pub model: String,
+    /// The new input items, each with its id.
+    pub input: Vec<Item>,
+    /// System instructions for this turn only (not carried over to later turns).
+    pub instructions: Option<String>,
+    pub previous_response_id: Option<String>,
+    /// Whether to store the turn (false: nothing is written).
+    pub store: bool,
+    pub metadata: Metadata,
+    pub sampling: Sampling,
+    /// Echoed on the response; meaningful once tools are given.
+    pub parallel_tool_calls: bool,
+}
+
+/// The engine: a store, the upstreams and the limits.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    upstreams: Upstreams,
+    max_chain_depth: u32,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, upstreams: Upstreams, max_chain_depth: u32) -> Self {
+        Self { store, upstreams, max_chain_depth }
+    }
+
+    /// The store, for readiness checks.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The upstreams, for the stateless surfaces.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// A stored response, or 404.
+    pub async fn response(&self, tenant: &str, id: &str) -> ApiResult<Response> {
+        self.store.response(tenant, id).await?.ok_or_else(|| response_not_found(id))
+    }
+
+    /// The input items of a stored response, or 404.
+    pub async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Vec<Item>> {
+        self.store.input_items(tenant, id).await?.ok_or_else(|| response_not_found(id))
+    }
+
+    /// Deletes a stored response, or 404.
+    pub async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<()> {
+        match self.store.delete_response(tenant, id).await? {
+            true => Ok(()),
+            false => Err(response_not_found(id)),
+        }
+    }
+}
+
+fn response_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Response with id '{id}' not found."))
+}

@@ -1,0 +1,72 @@
+//! The `threadline` command: `serve` runs the server, `migrate` prepares the database and exits.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use threadline::config::{Config, Overrides, Secret};
+
+#[derive(Parser)]
+#[command(name = "threadline", version, about = "An OpenAI-compatible stateful chat server")]
+struct Cli {
+    /// A TOML configuration file (see config/threadline.toml).
+    #[arg(long, env = "THREADLINE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Database URL, e.g. sqlite://threadline.db.
+        #[arg(long, env = "THREADLINE_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "THREADLINE_LISTEN")]
+    listen: Option<String>,
+    /// Database URL [default: sqlite://threadline.db].
+    #[arg(long, env = "THREADLINE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The upstream's base URL (e.g. http://127.0.0.1:11434/v1), or `echo` for the built-in offline model.
+    #[arg(long = "upstream-url", visible_alias = "upstream", env = "THREADLINE_UPSTREAM_URL")]
+    upstream_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let api_key = std::env::var("THREADLINE_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty()).map(Secret);
+    match cli.command {
+        Command::Serve(args) => {
+            let overrides = Overrides {
+                listen: args.listen,
+                database_url: args.database_url,
+                upstream_url: args.upstream_url,
+                upstream_api_key: api_key,
+            };
+            threadline::serve(Config::load(cli.config.as_deref(), overrides)?).await
+        }
+        Command::Migrate { database_url } => {
+            let overrides = Overrides { database_url, upstream_api_key: api_key, ..Overrides::default() };
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            threadline::store::open(&config.database_url).await?;
+            tracing::info!(database = %config.database_url, "migrations applied");
+            Ok(())
+        }
+    }
+}

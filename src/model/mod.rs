@@ -1,0 +1,14 @@
+//! The engine's own types: conversation items, the Response object, usage and ids.
+//!
+//! Items and responses serialize to exactly the OpenAI Responses wire shape, so the store keeps them as JSON and
+//! the Responses surface renders them without translation; other surfaces translate from these types.
+
+mod ids;
+mod item;
+mod response;
+
+pub use ids::new_id;
+pub use item::{ContentPart, Item, ItemStatus, Message, Reasoning, ReasoningText, Role};
+pub use response::{
+    IncompleteDetails, Metadata, ReasoningConfig, Response, ResponseError, ResponseStatus, TextConfig, Usage,
+};

@@ -1,0 +1,77 @@
+//! Persistence: the `Store` trait every backend implements, and opening the one a database URL names.
+//!
+//! A stored response is a row with its parent pointer plus its own input and output items; a chain's history is
+//! resolved from those in one query. Every operation is scoped to a tenant.
+
+mod sqlite;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::ApiResult;
+use crate::model::{Item, Response};
+
+pub use sqlite::SqliteStore;
+
+/// The history of a chain: the items of every ancestor from the root down (input, then output, per turn).
+pub type History = Vec<Item>;
+
+/// Conversation storage.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a finished turn (the response with its output, and the input it received) in one transaction.
+    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item]) -> ApiResult<()>;
+
+    /// The stored response with its output, unless unknown or deleted.
+    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<Response>>;
+
+    /// The history up to and including response `id` in one query; `None` if `id` is unknown or deleted.
+    /// Deleted ancestors contribute nothing. A chain of more than `max_depth` turns is a 400.
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<History>>;
+
+    /// The input items of response `id` in order; `None` if unknown or deleted.
+    async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>>;
+
+    /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
+    async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<bool>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> ApiResult<()>;
+
+    /// How many read statements this store has run (for tests and metrics).
+    fn reads(&self) -> u64;
+}
+
+/// Opens (creating if needed) and migrates the store a database URL names.
+pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else {
+        anyhow::bail!("unsupported database URL (expected sqlite://PATH): {database_url}")
+    }
+}
+
+/// A counter of statements a store ran.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The error for a chain deeper than the configured limit.
+pub fn chain_too_deep(max_depth: u32) -> crate::error::ApiError {
+    crate::error::ApiError::invalid(
+        format!("The chain of previous responses is longer than this server's limit of {max_depth} turns."),
+        Some("previous_response_id".to_string()),
+        Some("chain_too_deep"),
+    )
+}

@@ -1,0 +1,172 @@
+//! Upstream LLM backends: the `Upstream` trait, its request/answer types, and routing a model name to a backend.
+
+mod chat_completions;
+mod echo;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{UpstreamConfig, UpstreamKind};
+use crate::error::{ApiError, ApiResult};
+
+pub use chat_completions::ChatCompletions;
+pub use echo::Echo;
+
+/// One message of the context sent upstream, in the Chat Completions shape.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// Sampling and output controls forwarded with a completion request; `None` leaves the backend's default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_output_tokens: Option<u64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub reasoning_effort: Option<String>,
+    pub verbosity: Option<String>,
+    pub user: Option<String>,
+    pub safety_identifier: Option<String>,
+    pub prompt_cache_key: Option<String>,
+}
+
+/// A completion request: the whole context of a turn.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub sampling: Sampling,
+}
+
+/// Why the model stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+}
+
+/// Token counts reported by the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+    pub reasoning: u64,
+}
+
+/// What the backend answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// The model name the backend reports, when it reports one.
+    pub model: Option<String>,
+    pub text: String,
+    pub reasoning: Option<String>,
+    pub finish_reason: FinishReason,
+    pub usage: TokenCounts,
+}
+
+/// An LLM backend.
+#[async_trait]
+pub trait Upstream: Send + Sync {
+    /// The configured name, used in logs and error messages.
+    fn name(&self) -> &str;
+    /// Runs one completion over the whole context.
+    async fn complete(&self, request: &ChatRequest) -> ApiResult<Completion>;
+    /// Forwards a Chat Completions request body unchanged and returns the backend's answer.
+    async fn chat(&self, body: &Value) -> ApiResult<Value>;
+    /// The model objects (`{id, object:"model", …}`) the backend lists.
+    async fn models(&self) -> ApiResult<Vec<Value>>;
+}
+
+/// The configured upstreams in order; a model is served by the first whose patterns match it.
+pub struct Upstreams {
+    routes: Vec<(Vec<String>, Arc<dyn Upstream>)>,
+}
+
+impl Upstreams {
+    /// Builds every configured upstream.
+    pub fn from_config(configs: &[UpstreamConfig]) -> anyhow::Result<Self> {
+        let routes = configs
+            .iter()
+            .map(|config| {
+                let upstream: Arc<dyn Upstream> = match config.kind {
+                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config)?),
+                    UpstreamKind::Echo => Arc::new(Echo::new(&config.name)),
+                };
+                Ok((config.models.clone(), upstream))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { routes })
+    }
+
+    /// The upstream serving `model`, or 404 `model_not_found`.
+    pub fn route(&self, model: &str) -> ApiResult<Arc<dyn Upstream>> {
+        self.routes
+            .iter()
+            .find(|(patterns, _)| patterns.iter().any(|p| glob_match(p, model)))
+            .map(|(_, upstream)| upstream.clone())
+            .ok_or_else(|| ApiError::NotFound {
+                message: format!("The model `{model}` does not exist or you do not have access to it."),
+                param: None,
+                code: Some("model_not_found"),
+            })
+    }
+
+    /// Every upstream with the literal (wildcard-free) model names configured for it.
+    pub fn all(&self) -> impl Iterator<Item = (&Arc<dyn Upstream>, Vec<&str>)> {
+        self.routes.iter().map(|(patterns, upstream)| {
+            let names = patterns.iter().map(String::as_str).filter(|p| !p.contains('*')).collect();
+            (upstream, names)
+        })
+    }
+}
+
+/// Matches `text` against a pattern where `*` stands for any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut pieces: Vec<&str> = rest.split('*').collect();
+    let last = pieces.pop().unwrap_or_default();
+    for piece in pieces {
+        match remaining.find(piece) {
+            Some(at) => remaining = &remaining[at + piece.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+/// Counts tokens roughly (one per whitespace-separated word) where a backend reports none.
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("llama3*", "llama3.1:8b"));
+        assert!(!glob_match("llama3*", "qwen"));
+        assert!(glob_match("gpt-4o", "gpt-4o"));
+        assert!(!glob_match("gpt-4o", "gpt-4o-mini"));
+        assert!(glob_match("*-instruct", "qwen-instruct"));
+        assert!(glob_match("a*b*c", "a-b-c"));
+        assert!(!glob_match("a*bc", "abc-"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}
