@@ -67,8 +67,8 @@ impl ApiError {
         }
     }
 
-    /// The `type`, `param`, `code` and client-facing message of the envelope.
-    fn parts(&self) -> (&'static str, Option<String>, Option<String>, String) {
+    /// The client-facing fields of the error: `(type, param, code, message)`.
+    pub fn parts(&self) -> (&'static str, Option<String>, Option<String>, String) {
         match self {
             Self::InvalidRequest { message, param, code } | Self::NotFound { message, param, code } => {
                 ("invalid_request_error", param.clone(), code.map(str::to_string), message.clone())
@@ -92,14 +92,20 @@ impl ApiError {
             }
         }
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// Logs a server-side failure (5xx) with its details, which the client does not see.
+    pub fn log(&self) {
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status_code();
         let (kind, param, code, message) = self.parts();
         let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
         (status, axum::Json(body)).into_response()

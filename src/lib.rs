@@ -25,6 +25,11 @@ pub struct App {
 /// Opens the store (applying migrations), builds the upstreams and the router.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     let store = store::open(&config.database_url).await.context("cannot open the database")?;
+    build_app_with_store(config, store)
+}
+
+/// Builds the application over an already opened store.
+pub fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
     let engine = Arc::new(Engine::new(store, upstreams, config.limits.max_chain_depth));
     let router = api::router(api::AppState { engine: engine.clone() }, config.limits.max_body_bytes);

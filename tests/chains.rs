@@ -177,14 +177,15 @@ async fn a_chain_of_depth_1000_resolves_in_one_query() {
     let server = TestServer::start(&mock.url).await;
     let first = server.turn("u1", None).await;
     let store = server.engine.store();
-    let template = store.response("default", &first).await.unwrap().unwrap();
+    let (template, _) = store.response("default", &first).await.unwrap().unwrap();
     let mut previous = first;
     for n in 2..=1000 {
         let mut response = template.clone();
         response.id = new_id("resp");
         response.previous_response_id = Some(previous.clone());
         response.output = vec![message(Role::Assistant, &format!("answer to u{n}"))];
-        store.save_turn("default", &response, &[message(Role::User, &format!("u{n}"))]).await.unwrap();
+        let input = [message(Role::User, &format!("u{n}"))];
+        store.save_turn("default", &response, &input, &vec![vec![]]).await.unwrap();
         previous = response.id;
     }
     mock.take();

@@ -208,7 +208,7 @@ async fn tenants_never_see_each_other() {
     assert_eq!(store.history("other", &id, 100).await.unwrap(), None);
     assert_eq!(store.input_items("other", &id).await.unwrap(), None);
     assert!(!store.delete_response("other", &id).await.unwrap());
-    let mut response = store.response("default", &id).await.unwrap().unwrap();
+    let (mut response, pieces) = store.response("default", &id).await.unwrap().unwrap();
     response.id = new_id("resp");
     response.previous_response_id = Some(id.clone());
     let input = Item::Message(Message {
@@ -218,8 +218,8 @@ async fn tenants_never_see_each_other() {
         content: vec![ContentPart::InputText { text: "theirs".into() }],
     });
     // A turn stored by another tenant on top of our id does not pull our history into theirs.
-    store.save_turn("other", &response, &[input]).await.unwrap();
-    let theirs = store.history("other", &response.id, 100).await.unwrap().unwrap();
+    store.save_turn("other", &response, &[input], &pieces).await.unwrap();
+    let theirs = store.history("other", &response.id, 100).await.unwrap().unwrap().items;
     assert_eq!(theirs.len(), 2, "only their own turn: {theirs:?}");
     assert!(store.response("default", &id).await.unwrap().is_some());
 }

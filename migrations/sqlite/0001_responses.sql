@@ -4,9 +4,11 @@ CREATE TABLE responses (
     id                   TEXT PRIMARY KEY NOT NULL,
     tenant               TEXT NOT NULL,
     previous_response_id TEXT,
+    status               TEXT NOT NULL,
     created_at           INTEGER NOT NULL,
     deleted_at           INTEGER,
-    body                 TEXT
+    body                 TEXT,
+    pieces               TEXT
 );
 
 CREATE INDEX responses_by_tenant_parent ON responses (tenant, previous_response_id);

@@ -6,8 +6,10 @@ pub mod fields;
 mod health;
 pub mod input;
 mod list;
+mod lmstudio;
 mod models;
 mod responses;
+mod sse;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/responses/{id}/input_items", get(responses::input_items))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models::list))
+        .route("/api/v1/chat", post(lmstudio::chat))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .fallback(no_route)

@@ -1,17 +1,21 @@
 //! The engine shared by every surface: runs turns (history → context → upstream → stored response) and serves
 //! stored responses. It speaks the model types only, never a surface's wire JSON.
 
+mod builder;
 mod context;
+pub mod events;
 mod turn;
 
 use std::sync::Arc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Item, Metadata, Response};
+use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::Store;
 use crate::upstream::{Sampling, Upstreams};
 
 pub use context::chat_messages;
+pub use events::{DeltaKind, TurnEvent};
+pub use turn::TurnEvents;
 
 /// One turn as a surface asks for it.
 #[derive(Clone, Debug)]
@@ -55,6 +59,16 @@ impl Engine {
 
     /// A stored response, or 404.
     pub async fn response(&self, tenant: &str, id: &str) -> ApiResult<Response> {
+        Ok(self.stored_response(tenant, id).await?.0)
+    }
+
+    /// The events that replay a stored response as it was streamed, or 404.
+    pub async fn replay(&self, tenant: &str, id: &str) -> ApiResult<Vec<TurnEvent>> {
+        let (response, pieces) = self.stored_response(tenant, id).await?;
+        Ok(events::replay(&response, &pieces))
+    }
+
+    async fn stored_response(&self, tenant: &str, id: &str) -> ApiResult<(Response, Pieces)> {
         self.store.response(tenant, id).await?.ok_or_else(|| response_not_found(id))
     }
 

@@ -1,24 +1,107 @@
-//! Running one turn: resolve the chain, call the upstream, build the Response, store it before answering.
+//! Running one turn: resolve the chain, call the upstream, build the Response, store it before answering —
+//! either at once, or streamed as events by a task that finishes and stores the turn even if the client leaves.
 
-use crate::error::{ApiError, ApiResult};
-use crate::model::{
-    new_id, ContentPart, IncompleteDetails, Item, ItemStatus, Message, Reasoning, ReasoningConfig, ReasoningText,
-    Response, ResponseStatus, Role, TextConfig, Usage,
-};
-use crate::upstream::{ChatRequest, Completion, FinishReason};
+use std::sync::Arc;
 
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::builder::TurnBuilder;
+use super::events::TurnEvent;
 use super::{chat_messages, Engine, TurnRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Response, ResponseError, ResponseStatus};
+use crate::upstream::{estimate_tokens, ChatRequest, DeltaStream, Upstream};
+
+/// The events of a streamed turn, as they happen.
+pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
 
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
     pub async fn respond(&self, request: TurnRequest) -> ApiResult<Response> {
+        let (upstream, chat) = self.prepare(&request).await?;
+        let completion = upstream.complete(&chat).await?;
+        let mut builder = TurnBuilder::new(&request, estimated_input(&chat));
+        for delta in completion.into_deltas() {
+            builder.apply(delta);
+        }
+        let (_, response, pieces) = builder.finish(None);
+        if request.store {
+            self.store.save_turn(&request.tenant, &response, &request.input, &pieces).await?;
+        }
+        Ok(response)
+    }
+
+    /// Starts a streamed turn. Failures before the upstream starts answering are returned as errors; later ones
+    /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
+    /// receiver is still listening.
+    pub async fn respond_stream(self: Arc<Self>, request: TurnRequest) -> ApiResult<TurnEvents> {
+        let (upstream, chat) = self.prepare(&request).await?;
+        let deltas = upstream.complete_stream(&chat).await?;
+        let builder = TurnBuilder::new(&request, estimated_input(&chat));
+        let (events, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move { self.drive(request, builder, deltas, events).await });
+        Ok(receiver)
+    }
+
+    async fn drive(
+        &self,
+        request: TurnRequest,
+        mut builder: TurnBuilder,
+        mut deltas: DeltaStream,
+        events: mpsc::UnboundedSender<TurnEvent>,
+    ) {
+        // A send fails only when the client has gone; the turn goes on regardless.
+        let send = |event| {
+            let _ = events.send(event);
+        };
+        send(builder.created());
+        let mut failure = None;
+        while let Some(delta) = deltas.next().await {
+            match delta {
+                Ok(delta) => builder.apply(delta).into_iter().for_each(send),
+                Err(err) => {
+                    tracing::warn!(error = %err, "upstream failed mid-stream");
+                    failure = Some(ResponseError { code: "server_error".into(), message: err.to_string() });
+                    break;
+                }
+            }
+        }
+        let (closing, mut response, pieces) = builder.finish(failure);
+        closing.into_iter().for_each(send);
+        if request.store {
+            if let Err(err) = self.store.save_turn(&request.tenant, &response, &request.input, &pieces).await {
+                tracing::error!(error = %err, response = %response.id, "a streamed turn could not be stored");
+                response.status = ResponseStatus::Failed;
+                response.completed_at = None;
+                response.error = Some(ResponseError {
+                    code: "server_error".into(),
+                    message: "The response could not be stored.".into(),
+                });
+            }
+        }
+        send(TurnEvent::Finished(response));
+    }
+
+    /// Routes the model, resolves the chain and assembles the upstream request.
+    async fn prepare(&self, request: &TurnRequest) -> ApiResult<(Arc<dyn Upstream>, ChatRequest)> {
         let upstream = self.upstreams.route(&request.model)?;
         let history = match &request.previous_response_id {
-            Some(id) => self
-                .store
-                .history(&request.tenant, id, self.max_chain_depth)
-                .await?
-                .ok_or_else(|| previous_response_not_found(id))?,
+            Some(id) => {
+                let chain = self
+                    .store
+                    .history(&request.tenant, id, self.max_chain_depth)
+                    .await?
+                    .ok_or_else(|| previous_response_not_found(id))?;
+                if chain.status == ResponseStatus::Failed {
+                    return Err(ApiError::invalid(
+                        format!("Previous response with id '{id}' failed and cannot be continued."),
+                        Some("previous_response_id".to_string()),
+                        Some("previous_response_failed"),
+                    ));
+                }
+                chain.items
+            }
             None => Vec::new(),
         };
         let chat = ChatRequest {
@@ -26,13 +109,13 @@ impl Engine {
             messages: chat_messages(request.instructions.as_deref(), &history, &request.input),
             sampling: request.sampling.clone(),
         };
-        let completion = upstream.complete(&chat).await?;
-        let response = build_response(&request, completion);
-        if request.store {
-            self.store.save_turn(&request.tenant, &response, &request.input).await?;
-        }
-        Ok(response)
+        Ok((upstream, chat))
     }
+}
+
+/// Input tokens to report when the upstream reports none.
+fn estimated_input(chat: &ChatRequest) -> u64 {
+    chat.messages.iter().map(|m| estimate_tokens(&m.content)).sum()
 }
 
 /// 400 for a `previous_response_id` that is unknown, deleted, never stored or another tenant's.
@@ -42,71 +125,4 @@ pub fn previous_response_not_found(id: &str) -> ApiError {
         Some("previous_response_id".to_string()),
         Some("previous_response_not_found"),
     )
-}
-
-/// The Response for a finished completion, echoing the request's parameters.
-fn build_response(request: &TurnRequest, completion: Completion) -> Response {
-    let now = chrono::Utc::now().timestamp();
-    let incomplete = match completion.finish_reason {
-        FinishReason::Stop => None,
-        FinishReason::Length => Some("max_output_tokens"),
-        FinishReason::ContentFilter => Some("content_filter"),
-    };
-    let item_status = if incomplete.is_some() { ItemStatus::Incomplete } else { ItemStatus::Completed };
-    let mut output = Vec::new();
-    if let Some(text) = completion.reasoning {
-        output.push(Item::Reasoning(Reasoning {
-            id: new_id("rs"),
-            summary: Vec::new(),
-            content: vec![ReasoningText { text }],
-            status: ItemStatus::Completed,
-        }));
-    }
-    output.push(Item::Message(Message {
-        id: new_id("msg"),
-        status: item_status,
-        role: Role::Assistant,
-        content: vec![ContentPart::output_text(completion.text)],
-    }));
-    let usage = completion.usage;
-    let sampling = &request.sampling;
-    Response {
-        id: new_id("resp"),
-        object: "response".into(),
-        created_at: now,
-        status: if incomplete.is_some() { ResponseStatus::Incomplete } else { ResponseStatus::Completed },
-        background: false,
-        completed_at: incomplete.is_none().then_some(now),
-        error: None,
-        frequency_penalty: sampling.frequency_penalty.unwrap_or(0.0),
-        incomplete_details: incomplete.map(|reason| IncompleteDetails { reason: reason.into() }),
-        instructions: request.instructions.clone(),
-        max_output_tokens: sampling.max_output_tokens,
-        max_tool_calls: None,
-        model: completion.model.unwrap_or_else(|| request.model.clone()),
-        moderation: None,
-        output,
-        parallel_tool_calls: request.parallel_tool_calls,
-        presence_penalty: sampling.presence_penalty.unwrap_or(0.0),
-        previous_response_id: request.previous_response_id.clone(),
-        prompt_cache_key: sampling.prompt_cache_key.clone(),
-        prompt_cache_retention: None,
-        reasoning: ReasoningConfig { effort: sampling.reasoning_effort.clone(), summary: None },
-        safety_identifier: sampling.safety_identifier.clone(),
-        service_tier: "default".into(),
-        store: request.store,
-        temperature: sampling.temperature.unwrap_or(1.0),
-        text: TextConfig {
-            verbosity: sampling.verbosity.clone().unwrap_or_else(|| "medium".into()),
-            ..TextConfig::default()
-        },
-        tool_choice: serde_json::json!("auto"),
-        tools: Vec::new(),
-        top_logprobs: 0,
-        top_p: sampling.top_p.unwrap_or(1.0),
-        truncation: "disabled".into(),
-        usage: Some(Usage::new(usage.input, usage.output, usage.cached, usage.reasoning)),
-        user: sampling.user.clone(),
-        metadata: request.metadata.clone(),
-    }
 }

@@ -18,6 +18,26 @@ impl Item {
             Item::Reasoning(r) => &r.id,
         }
     }
+
+    /// The item as announced when it starts streaming: in progress, with no content yet.
+    pub fn started(&self) -> Item {
+        match self {
+            Item::Message(m) => {
+                Item::Message(Message { status: ItemStatus::InProgress, content: Vec::new(), ..m.clone() })
+            }
+            Item::Reasoning(r) => {
+                Item::Reasoning(Reasoning { status: ItemStatus::InProgress, content: Vec::new(), ..r.clone() })
+            }
+        }
+    }
+
+    /// The item's text: a message's text parts, or a reasoning item's reasoning text.
+    pub fn text(&self) -> String {
+        match self {
+            Item::Message(m) => m.text(),
+            Item::Reasoning(r) => r.content.iter().map(|part| part.text.as_str()).collect::<Vec<_>>().join("\n"),
+        }
+    }
 }
 
 /// Who wrote a message.

@@ -12,3 +12,6 @@ pub use item::{ContentPart, Item, ItemStatus, Message, Reasoning, ReasoningText,
 pub use response::{
     IncompleteDetails, Metadata, ReasoningConfig, Response, ResponseError, ResponseStatus, TextConfig, Usage,
 };
+
+/// For each output item, the byte lengths of the deltas it was streamed in; a replay repeats the same events.
+pub type Pieces = Vec<Vec<usize>>;

@@ -22,6 +22,27 @@ pub enum ResponseStatus {
     Incomplete,
 }
 
+impl ResponseStatus {
+    /// The wire name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::InProgress => "in_progress",
+            Self::Cancelled => "cancelled",
+            Self::Queued => "queued",
+            Self::Incomplete => "incomplete",
+        }
+    }
+
+    /// The status a wire name names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Completed, Self::Failed, Self::InProgress, Self::Cancelled, Self::Queued, Self::Incomplete]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+}
+
 /// `error` of a failed response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseError {
@@ -128,4 +149,19 @@ pub struct Response {
     pub usage: Option<Usage>,
     pub user: Option<String>,
     pub metadata: Metadata,
+}
+
+impl Response {
+    /// The response as it looked when it started: in progress, with no output, usage or outcome.
+    pub fn in_progress(&self) -> Response {
+        Response {
+            status: ResponseStatus::InProgress,
+            completed_at: None,
+            error: None,
+            incomplete_details: None,
+            output: Vec::new(),
+            usage: None,
+            ..self.clone()
+        }
+    }
 }

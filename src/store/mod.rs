@@ -11,25 +11,31 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::ApiResult;
-use crate::model::{Item, Response};
+use crate::model::{Item, Pieces, Response, ResponseStatus};
 
 pub use sqlite::SqliteStore;
 
-/// The history of a chain: the items of every ancestor from the root down (input, then output, per turn).
-pub type History = Vec<Item>;
+/// A resolved chain: the status of its last turn and the items of every turn from the root down (input, then
+/// output, per turn).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    pub status: ResponseStatus,
+    pub items: Vec<Item>,
+}
 
 /// Conversation storage.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Stores a finished turn (the response with its output, and the input it received) in one transaction.
-    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item]) -> ApiResult<()>;
+    /// Stores a finished turn in one transaction: the response with its output, the input it received, and the
+    /// pieces its output was streamed in.
+    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item], pieces: &Pieces) -> ApiResult<()>;
 
-    /// The stored response with its output, unless unknown or deleted.
-    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<Response>>;
+    /// The stored response with its output and pieces, unless unknown or deleted.
+    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(Response, Pieces)>>;
 
     /// The history up to and including response `id` in one query; `None` if `id` is unknown or deleted.
     /// Deleted ancestors contribute nothing. A chain of more than `max_depth` turns is a 400.
-    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<History>>;
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<Chain>>;
 
     /// The input items of response `id` in order; `None` if unknown or deleted.
     async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>>;

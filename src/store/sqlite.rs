@@ -8,9 +8,9 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{chain_too_deep, Counter, History, Store};
-use crate::error::ApiResult;
-use crate::model::{Item, Response};
+use super::{chain_too_deep, Chain, Counter, Store};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Item, Pieces, Response, ResponseStatus};
 
 const INPUT: i64 = 0;
 const OUTPUT: i64 = 1;
@@ -52,20 +52,23 @@ fn decode_item(body: &str) -> ApiResult<Item> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item]) -> ApiResult<()> {
+    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item], pieces: &Pieces) -> ApiResult<()> {
         let mut body = serde_json::to_value(response)?;
         if let Value::Object(fields) = &mut body {
             fields.remove("output");
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO responses (id, tenant, previous_response_id, created_at, body) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO responses (id, tenant, previous_response_id, status, created_at, body, pieces) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&response.id)
         .bind(tenant)
         .bind(&response.previous_response_id)
+        .bind(response.status.as_str())
         .bind(response.created_at)
         .bind(body.to_string())
+        .bind(serde_json::to_string(pieces)?)
         .execute(&mut *tx)
         .await?;
         let rows: Vec<(i64, usize, &Item)> = (input.iter().enumerate().map(|(i, item)| (INPUT, i, item)))
@@ -90,10 +93,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<Response>> {
+    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(Response, Pieces)>> {
         self.reads.bump();
         let rows = sqlx::query(
-            "SELECT r.body, i.body AS item FROM responses r \
+            "SELECT r.body, r.pieces, i.body AS item FROM responses r \
              LEFT JOIN items i ON i.response_id = r.id AND i.tenant = r.tenant AND i.direction = ? \
              WHERE r.tenant = ? AND r.id = ? AND r.deleted_at IS NULL ORDER BY i.position",
         )
@@ -106,6 +109,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let mut body: Value = serde_json::from_str(first.try_get::<&str, _>("body")?)?;
+        let pieces: Pieces = serde_json::from_str(first.try_get::<&str, _>("pieces")?)?;
         let output = rows
             .iter()
             .filter_map(|row| row.try_get::<Option<&str>, _>("item").transpose())
@@ -114,20 +118,21 @@ impl Store for SqliteStore {
         if let Value::Object(fields) = &mut body {
             fields.insert("output".into(), Value::Array(output));
         }
-        Ok(Some(serde_json::from_value(body)?))
+        Ok(Some((serde_json::from_value(body)?, pieces)))
     }
 
-    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<History>> {
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<Chain>> {
         self.reads.bump();
         let rows = sqlx::query(
-            "WITH RECURSIVE chain(id, parent, depth) AS ( \
-                 SELECT id, previous_response_id, 0 FROM responses \
+            "WITH RECURSIVE chain(id, parent, status, depth) AS ( \
+                 SELECT id, previous_response_id, status, 0 FROM responses \
                  WHERE tenant = ?1 AND id = ?2 AND deleted_at IS NULL \
                  UNION ALL \
-                 SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.parent \
+                 SELECT r.id, r.previous_response_id, r.status, c.depth + 1 FROM responses r \
+                 JOIN chain c ON r.id = c.parent \
                  WHERE r.tenant = ?1 AND c.depth + 1 < ?3 \
              ) \
-             SELECT c.depth, c.parent, i.body FROM chain c \
+             SELECT c.depth, c.parent, c.status, i.body FROM chain c \
              LEFT JOIN items i ON i.response_id = c.id AND i.tenant = ?1 \
              ORDER BY c.depth DESC, i.direction, i.position",
         )
@@ -144,12 +149,15 @@ impl Store for SqliteStore {
         {
             return Err(chain_too_deep(max_depth));
         }
+        let last = rows.last().map(|row| row.try_get::<&str, _>("status")).transpose()?.unwrap_or_default();
+        let status = ResponseStatus::parse(last)
+            .ok_or_else(|| ApiError::Internal(format!("response {id} has an unknown status '{last}'")))?;
         let items = rows
             .iter()
             .filter_map(|row| row.try_get::<Option<&str>, _>("body").transpose())
             .map(|body| decode_item(body?))
-            .collect::<ApiResult<History>>()?;
-        Ok(Some(items))
+            .collect::<ApiResult<Vec<Item>>>()?;
+        Ok(Some(Chain { status, items }))
     }
 
     async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>> {
@@ -178,7 +186,7 @@ impl Store for SqliteStore {
     async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<bool> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query(
-            "UPDATE responses SET body = NULL, deleted_at = ? WHERE tenant = ? AND id = ? AND deleted_at IS NULL",
+            "UPDATE responses SET body = NULL, pieces = NULL, deleted_at = ? WHERE tenant = ? AND id = ? AND deleted_at IS NULL",
         )
         .bind(chrono::Utc::now().timestamp())
         .bind(tenant)

@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use async_trait::async_trait;
+use axum::body::Bytes;
 use axum::http::StatusCode;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
-use super::{estimate_tokens, ChatRequest, Completion, FinishReason, TokenCounts, Upstream};
+use super::sse::SseDecoder;
+use super::{ByteStream, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts, Upstream};
 use crate::config::{Secret, UpstreamConfig};
 use crate::error::{ApiError, ApiResult};
 
@@ -37,22 +42,29 @@ impl ChatCompletions {
         })
     }
 
-    /// Sends a request to `{base_url}{path}` and returns the JSON body of a 2xx answer, mapping every failure.
-    async fn send(&self, request: reqwest::RequestBuilder) -> ApiResult<Value> {
+    /// Sends a request and returns a 2xx answer (its body unread), mapping every failure.
+    async fn send(&self, request: reqwest::RequestBuilder) -> ApiResult<reqwest::Response> {
         let mut request = request.timeout(self.timeout);
         if let Some(Secret(key)) = &self.api_key {
             request = request.bearer_auth(key);
         }
         let response = request.send().await.map_err(|err| self.transport_error(err))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|err| self.transport_error(err))?;
-        if !status.is_success() {
-            return Err(self.status_error(status, &body));
+        if status.is_success() {
+            return Ok(response);
         }
-        serde_json::from_slice(&body).map_err(|_| ApiError::UpstreamFailed {
-            status: StatusCode::BAD_GATEWAY,
-            message: format!("Upstream '{}' returned a body that is not JSON.", self.name),
-        })
+        let body = response.bytes().await.map_err(|err| self.transport_error(err))?;
+        Err(self.status_error(status, &body))
+    }
+
+    /// Sends a request and returns the JSON body of its 2xx answer.
+    async fn send_json(&self, request: reqwest::RequestBuilder) -> ApiResult<Value> {
+        let body = self.send(request).await?.bytes().await.map_err(|err| self.transport_error(err))?;
+        serde_json::from_slice(&body).map_err(|_| self.bad_answer("a body that is not JSON"))
+    }
+
+    fn chat_url(&self) -> String {
+        format!("{}/chat/completions", self.base_url)
     }
 
     fn timed_out(&self) -> ApiError {
@@ -146,47 +158,143 @@ impl Upstream for ChatCompletions {
     }
 
     async fn complete(&self, request: &ChatRequest) -> ApiResult<Completion> {
-        let url = format!("{}/chat/completions", self.base_url);
-        let answer = self.send(self.client.post(url).json(&request_body(request))).await?;
+        let answer = self.send_json(self.client.post(self.chat_url()).json(&request_body(request))).await?;
         let choice = answer.pointer("/choices/0").ok_or_else(|| self.bad_answer("no choices"))?;
         let message = choice.get("message").ok_or_else(|| self.bad_answer("no message"))?;
-        let text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_string();
-        let reasoning = ["reasoning_content", "reasoning"]
-            .iter()
-            .find_map(|key| message.get(*key).and_then(Value::as_str))
-            .filter(|r| !r.is_empty())
-            .map(str::to_string);
-        let finish_reason = match choice.get("finish_reason").and_then(Value::as_str) {
-            Some("length") => FinishReason::Length,
-            Some("content_filter") => FinishReason::ContentFilter,
-            _ => FinishReason::Stop,
+        Ok(Completion {
+            text: message.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
+            reasoning: reasoning_text(message).map(str::to_string),
+            finish_reason: finish_reason(choice).unwrap_or(FinishReason::Stop),
+            usage: usage(&answer),
+        })
+    }
+
+    async fn complete_stream(&self, request: &ChatRequest) -> ApiResult<DeltaStream> {
+        let mut body = request_body(request);
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let response = self.send(self.client.post(self.chat_url()).json(&body)).await?;
+        let state = ChunkReader {
+            name: self.name.clone(),
+            bytes: response.bytes_stream().boxed(),
+            decoder: SseDecoder::default(),
+            pending: VecDeque::new(),
+            finished: false,
+            ended: false,
         };
-        let count = |path: &str| answer.pointer(path).and_then(Value::as_u64);
-        let usage = match count("/usage/prompt_tokens") {
-            Some(input) => TokenCounts {
-                input,
-                output: count("/usage/completion_tokens").unwrap_or_default(),
-                cached: count("/usage/prompt_tokens_details/cached_tokens").unwrap_or_default(),
-                reasoning: count("/usage/completion_tokens_details/reasoning_tokens").unwrap_or_default(),
-            },
-            None => TokenCounts {
-                input: request.messages.iter().map(|m| estimate_tokens(&m.content)).sum(),
-                output: estimate_tokens(&text) + reasoning.as_deref().map(estimate_tokens).unwrap_or_default(),
-                ..TokenCounts::default()
-            },
-        };
-        let model = answer.get("model").and_then(Value::as_str).map(str::to_string);
-        Ok(Completion { model, text, reasoning, finish_reason, usage })
+        Ok(stream::unfold(state, ChunkReader::next).boxed())
     }
 
     async fn chat(&self, body: &Value) -> ApiResult<Value> {
-        let url = format!("{}/chat/completions", self.base_url);
-        self.send(self.client.post(url).json(body)).await
+        self.send_json(self.client.post(self.chat_url()).json(body)).await
+    }
+
+    async fn chat_stream(&self, body: &Value) -> ApiResult<ByteStream> {
+        let response = self.send(self.client.post(self.chat_url()).json(body)).await?;
+        Ok(response.bytes_stream().map_err(std::io::Error::other).boxed())
     }
 
     async fn models(&self) -> ApiResult<Vec<Value>> {
-        let answer = self.send(self.client.get(format!("{}/models", self.base_url))).await?;
+        let answer = self.send_json(self.client.get(format!("{}/models", self.base_url))).await?;
         let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| self.bad_answer("no model list"))?;
         Ok(data.iter().filter(|m| m.get("id").and_then(Value::as_str).is_some()).cloned().collect())
+    }
+}
+
+/// The reasoning text of a message or delta (`reasoning_content`, or `reasoning` as some backends name it).
+fn reasoning_text(message: &Value) -> Option<&str> {
+    ["reasoning_content", "reasoning"].iter().find_map(|key| message.get(*key)?.as_str()).filter(|r| !r.is_empty())
+}
+
+fn finish_reason(choice: &Value) -> Option<FinishReason> {
+    match choice.get("finish_reason")?.as_str()? {
+        "length" => Some(FinishReason::Length),
+        "content_filter" => Some(FinishReason::ContentFilter),
+        _ => Some(FinishReason::Stop),
+    }
+}
+
+fn usage(answer: &Value) -> Option<TokenCounts> {
+    let count = |path: &str| answer.pointer(path).and_then(Value::as_u64).unwrap_or_default();
+    answer.pointer("/usage/prompt_tokens")?.as_u64()?;
+    Some(TokenCounts {
+        input: count("/usage/prompt_tokens"),
+        output: count("/usage/completion_tokens"),
+        cached: count("/usage/prompt_tokens_details/cached_tokens"),
+        reasoning: count("/usage/completion_tokens_details/reasoning_tokens"),
+    })
+}
+
+/// Reads a streamed answer's SSE chunks into deltas, one at a time.
+struct ChunkReader {
+    name: String,
+    bytes: BoxStream<'static, reqwest::Result<Bytes>>,
+    decoder: SseDecoder,
+    pending: VecDeque<ApiResult<Delta>>,
+    /// A `finish_reason` was seen.
+    finished: bool,
+    /// Nothing more will be read.
+    ended: bool,
+}
+
+impl ChunkReader {
+    async fn next(mut self) -> Option<(ApiResult<Delta>, Self)> {
+        loop {
+            if let Some(delta) = self.pending.pop_front() {
+                return Some((delta, self));
+            }
+            if self.ended {
+                return None;
+            }
+            match self.bytes.next().await {
+                Some(Ok(chunk)) => {
+                    for event in self.decoder.push(&chunk) {
+                        self.read_event(&event.data);
+                        if self.ended {
+                            break;
+                        }
+                    }
+                }
+                Some(Err(err)) => self.fail(&format!("the stream broke off ({})", err.without_url())),
+                None if self.finished => self.ended = true,
+                None => self.fail("the stream ended before the completion finished"),
+            }
+        }
+    }
+
+    fn fail(&mut self, what: &str) {
+        let message = format!("Upstream '{}' failed mid-stream: {what}.", self.name);
+        self.pending.push_back(Err(ApiError::UpstreamFailed { status: StatusCode::BAD_GATEWAY, message }));
+        self.ended = true;
+    }
+
+    fn read_event(&mut self, data: &str) {
+        if data == "[DONE]" {
+            self.ended = true;
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            return self.fail("a chunk that is not JSON");
+        };
+        if let Some(error) = chunk.get("error") {
+            let message = error.get("message").and_then(Value::as_str).or(error.as_str()).unwrap_or("an error");
+            return self.fail(message);
+        }
+        if let Some(choice) = chunk.pointer("/choices/0") {
+            let delta = choice.get("delta").unwrap_or(&Value::Null);
+            if let Some(text) = reasoning_text(delta) {
+                self.pending.push_back(Ok(Delta::Reasoning(text.to_string())));
+            }
+            if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                self.pending.push_back(Ok(Delta::Text(text.to_string())));
+            }
+            if let Some(reason) = finish_reason(choice) {
+                self.finished = true;
+                self.pending.push_back(Ok(Delta::Finish(reason)));
+            }
+        }
+        if let Some(counts) = usage(&chunk) {
+            self.pending.push_back(Ok(Delta::Usage(counts)));
+        }
     }
 }

@@ -2,9 +2,14 @@
 //! is visible without any LLM: `echo: <last user text> [turn N, M messages in context]`.
 
 use async_trait::async_trait;
+use axum::body::Bytes;
+use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use super::{estimate_tokens, ChatMessage, ChatRequest, Completion, FinishReason, TokenCounts, Upstream};
+use super::{
+    estimate_tokens, ByteStream, ChatMessage, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts,
+    Upstream,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::model::new_id;
 
@@ -39,12 +44,16 @@ fn reply<'a>(messages: impl Iterator<Item = (&'a str, &'a str)>, max_tokens: Opt
     };
     let output = estimate_tokens(&text);
     Completion {
-        model: None,
         text,
         reasoning: None,
         finish_reason,
-        usage: TokenCounts { input, output, cached: 0, reasoning: 0 },
+        usage: Some(TokenCounts { input, output, cached: 0, reasoning: 0 }),
     }
+}
+
+/// The reply's text in word-sized pieces, as a stream would deliver it.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive(' ')
 }
 
 /// The text of a Chat Completions message's `content` (a string or text parts).
@@ -70,7 +79,69 @@ impl Upstream for Echo {
         Ok(reply(messages, request.sampling.max_output_tokens))
     }
 
+    async fn complete_stream(&self, request: &ChatRequest) -> ApiResult<DeltaStream> {
+        let completion = self.complete(request).await?;
+        let text = pieces(&completion.text).map(|piece| Delta::Text(piece.to_string()));
+        let end = [Delta::Finish(completion.finish_reason)].into_iter().chain(completion.usage.map(Delta::Usage));
+        let deltas: Vec<_> = text.chain(end).map(Ok).collect();
+        Ok(stream::iter(deltas).boxed())
+    }
+
     async fn chat(&self, body: &Value) -> ApiResult<Value> {
+        let answer = ChatAnswer::new(body)?;
+        Ok(json!({
+            "id": answer.id,
+            "object": "chat.completion",
+            "created": answer.created,
+            "model": answer.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.completion.text},
+                "logprobs": null,
+                "finish_reason": answer.finish_reason(),
+            }],
+            "usage": answer.usage(),
+        }))
+    }
+
+    async fn chat_stream(&self, body: &Value) -> ApiResult<ByteStream> {
+        let answer = ChatAnswer::new(body)?;
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+        let chunk = |choices: Value, usage: Value| {
+            let chunk = json!({"id": answer.id, "object": "chat.completion.chunk", "created": answer.created,
+                "model": answer.model, "choices": choices, "usage": usage});
+            format!("data: {chunk}\n\n")
+        };
+        let mut frames = vec![chunk(
+            json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+            Value::Null,
+        )];
+        frames.extend(pieces(&answer.completion.text).map(|piece| {
+            chunk(json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]), Value::Null)
+        }));
+        frames.push(chunk(json!([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason()}]), Value::Null));
+        if include_usage {
+            frames.push(chunk(json!([]), answer.usage()));
+        }
+        frames.push("data: [DONE]\n\n".to_string());
+        Ok(stream::iter(frames.into_iter().map(|frame| Ok(Bytes::from(frame)))).boxed())
+    }
+
+    async fn models(&self) -> ApiResult<Vec<Value>> {
+        Ok(vec![json!({"id": "echo", "object": "model", "created": 0, "owned_by": self.name})])
+    }
+}
+
+/// The echo answer to a Chat Completions request body.
+struct ChatAnswer {
+    id: String,
+    created: i64,
+    model: Value,
+    completion: Completion,
+}
+
+impl ChatAnswer {
+    fn new(body: &Value) -> ApiResult<Self> {
         let Some(messages) = body.get("messages").and_then(Value::as_array) else {
             return Err(ApiError::invalid(
                 "Missing required parameter: 'messages'.",
@@ -86,29 +157,25 @@ impl Upstream for Echo {
             })
             .collect();
         let max_tokens = ["max_completion_tokens", "max_tokens"].iter().find_map(|k| body.get(*k)?.as_u64());
-        let completion = reply(pairs.iter().map(|(r, t)| (r.as_str(), t.as_str())), max_tokens);
-        let finish_reason = if completion.finish_reason == FinishReason::Length { "length" } else { "stop" };
-        Ok(json!({
-            "id": new_id("chatcmpl"),
-            "object": "chat.completion",
-            "created": chrono::Utc::now().timestamp(),
-            "model": body.get("model").cloned().unwrap_or(Value::Null),
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.text},
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            }],
-            "usage": {
-                "prompt_tokens": completion.usage.input,
-                "completion_tokens": completion.usage.output,
-                "total_tokens": completion.usage.input + completion.usage.output,
-            },
-        }))
+        Ok(Self {
+            id: new_id("chatcmpl"),
+            created: chrono::Utc::now().timestamp(),
+            model: body.get("model").cloned().unwrap_or(Value::Null),
+            completion: reply(pairs.iter().map(|(r, t)| (r.as_str(), t.as_str())), max_tokens),
+        })
     }
 
-    async fn models(&self) -> ApiResult<Vec<Value>> {
-        Ok(vec![json!({"id": "echo", "object": "model", "created": 0, "owned_by": self.name})])
+    fn finish_reason(&self) -> &'static str {
+        if self.completion.finish_reason == FinishReason::Length {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
+    fn usage(&self) -> Value {
+        let usage = self.completion.usage.unwrap_or_default();
+        json!({"prompt_tokens": usage.input, "completion_tokens": usage.output, "total_tokens": usage.input + usage.output})
     }
 }
 
@@ -122,7 +189,7 @@ mod tests {
         let completion = reply(messages.into_iter(), None);
         assert_eq!(completion.text, "echo: b c [turn 2, 4 messages in context]");
         assert_eq!(completion.finish_reason, FinishReason::Stop);
-        assert_eq!(completion.usage, TokenCounts { input: 6, output: 9, cached: 0, reasoning: 0 });
+        assert_eq!(completion.usage.unwrap(), TokenCounts { input: 6, output: 9, cached: 0, reasoning: 0 });
     }
 
     #[test]

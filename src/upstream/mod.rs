@@ -2,10 +2,13 @@
 
 mod chat_completions;
 mod echo;
+pub mod sse;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use axum::body::Bytes;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -65,13 +68,36 @@ pub struct TokenCounts {
 /// What the backend answered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
-    /// The model name the backend reports, when it reports one.
-    pub model: Option<String>,
     pub text: String,
     pub reasoning: Option<String>,
     pub finish_reason: FinishReason,
-    pub usage: TokenCounts,
+    /// Token counts, when the backend reports them.
+    pub usage: Option<TokenCounts>,
 }
+
+impl Completion {
+    /// The completion as the deltas a stream would have carried.
+    pub fn into_deltas(self) -> Vec<Delta> {
+        let reasoning = self.reasoning.map(Delta::Reasoning);
+        let usage = self.usage.map(Delta::Usage);
+        reasoning.into_iter().chain([Delta::Text(self.text), Delta::Finish(self.finish_reason)]).chain(usage).collect()
+    }
+}
+
+/// One piece of a streamed completion.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delta {
+    Text(String),
+    Reasoning(String),
+    Finish(FinishReason),
+    Usage(TokenCounts),
+}
+
+/// A streamed completion; an `Err` item ends it with a failure.
+pub type DeltaStream = BoxStream<'static, ApiResult<Delta>>;
+
+/// Raw bytes of a streamed answer, passed through as they arrive.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// An LLM backend.
 #[async_trait]
@@ -80,8 +106,12 @@ pub trait Upstream: Send + Sync {
     fn name(&self) -> &str;
     /// Runs one completion over the whole context.
     async fn complete(&self, request: &ChatRequest) -> ApiResult<Completion>;
+    /// Runs one completion, streamed; failures before the first delta are returned directly.
+    async fn complete_stream(&self, request: &ChatRequest) -> ApiResult<DeltaStream>;
     /// Forwards a Chat Completions request body unchanged and returns the backend's answer.
     async fn chat(&self, body: &Value) -> ApiResult<Value>;
+    /// Forwards a streaming Chat Completions request body unchanged and passes its SSE bytes through.
+    async fn chat_stream(&self, body: &Value) -> ApiResult<ByteStream>;
     /// The model objects (`{id, object:"model", …}`) the backend lists.
     async fn models(&self) -> ApiResult<Vec<Value>>;
 }

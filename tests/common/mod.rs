@@ -2,18 +2,29 @@
 //! every request body it receives.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use async_trait::async_trait;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use threadline::config::{Config, Overrides, UpstreamConfig};
 use threadline::engine::Engine;
+use threadline::error::ApiResult;
+use threadline::model::{Item, Pieces, Response as ModelResponse};
+use threadline::store::{Chain, SqliteStore, Store};
+use threadline::upstream::sse::{SseDecoder, SseEvent};
+use tokio::sync::{mpsc, Notify};
 
 /// How the mock upstream answers.
 #[derive(Clone, Debug)]
@@ -26,12 +37,55 @@ pub enum Behavior {
     Hang,
     /// A 200 whose body is not JSON.
     Garbage,
+    /// A streamed answer, step by step.
+    Stream(Vec<Step>),
 }
+
+/// One step of a streamed answer.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// `data: <json>` then a blank line.
+    Chunk(Value),
+    /// These bytes as they are.
+    Raw(&'static str),
+    /// Wait until the test calls `release`.
+    Gate,
+}
+
+/// A chunk with a content delta.
+pub fn text(delta: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]}),
+    )
+}
+
+/// A chunk with a reasoning delta.
+pub fn reasoning(delta: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"reasoning_content": delta}, "finish_reason": null}]}),
+    )
+}
+
+/// The chunk that ends the choice.
+pub fn finish(reason: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
+    )
+}
+
+/// The final usage chunk.
+pub fn usage(prompt: u64, completion: u64) -> Step {
+    Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}))
+}
+
+pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
 
 #[derive(Default)]
 struct MockState {
     bodies: Mutex<Vec<Value>>,
     behavior: Mutex<Option<Behavior>>,
+    gate: Notify,
 }
 
 /// A Chat Completions backend that records what it receives.
@@ -54,6 +108,11 @@ impl MockUpstream {
 
     pub fn set(&self, behavior: Behavior) {
         *self.state.behavior.lock().unwrap() = Some(behavior);
+    }
+
+    /// Lets a streamed answer waiting at a `Gate` go on.
+    pub fn release(&self) {
+        self.state.gate.notify_one();
     }
 
     /// Every body received so far, emptying the record.
@@ -90,6 +149,19 @@ async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>)
         Behavior::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
+        Behavior::Stream(steps) => {
+            let frames = futures::stream::unfold((steps.into_iter(), state), |(mut steps, state)| async move {
+                loop {
+                    match steps.next()? {
+                        Step::Gate => state.gate.notified().await,
+                        Step::Chunk(chunk) => return Some((Bytes::from(format!("data: {chunk}\n\n")), (steps, state))),
+                        Step::Raw(raw) => return Some((Bytes::from(raw), (steps, state))),
+                    }
+                }
+            });
+            let body = Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
     }
 }
 
@@ -111,7 +183,48 @@ pub struct TestServer {
     pub engine: Arc<Engine>,
     pub db_path: PathBuf,
     pub client: reqwest::Client,
+    /// The id of every turn stored, as it is committed.
+    saved: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// A store that reports each saved turn, so a test can wait for a write without sleeping.
+struct ReportingStore {
+    inner: SqliteStore,
+    saved: mpsc::UnboundedSender<String>,
+}
+
+#[async_trait]
+impl Store for ReportingStore {
+    async fn save_turn(
+        &self,
+        tenant: &str,
+        response: &ModelResponse,
+        input: &[Item],
+        pieces: &Pieces,
+    ) -> ApiResult<()> {
+        self.inner.save_turn(tenant, response, input, pieces).await?;
+        let _ = self.saved.send(response.id.clone());
+        Ok(())
+    }
+    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(ModelResponse, Pieces)>> {
+        self.inner.response(tenant, id).await
+    }
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<Chain>> {
+        self.inner.history(tenant, id, max_depth).await
+    }
+    async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>> {
+        self.inner.input_items(tenant, id).await
+    }
+    async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<bool> {
+        self.inner.delete_response(tenant, id).await
+    }
+    async fn ping(&self) -> ApiResult<()> {
+        self.inner.ping().await
+    }
+    fn reads(&self) -> u64 {
+        self.inner.reads()
+    }
 }
 
 /// A config over the SQLite file `db` with the given upstreams.
@@ -140,9 +253,37 @@ impl TestServer {
     /// threadline with a given config (the caller owns the database file).
     pub async fn with_config(config: Config) -> Self {
         let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
-        let app = threadline::build_app(&config).await.unwrap();
+        let (saved, receiver) = mpsc::unbounded_channel();
+        let store = ReportingStore { inner: SqliteStore::open(&config.database_url).await.unwrap(), saved };
+        let app = threadline::build_app_with_store(&config, Arc::new(store)).unwrap();
         let addr = spawn(app.router).await;
-        Self { base: format!("http://{addr}"), engine: app.engine, db_path, client: reqwest::Client::new(), _dir: None }
+        Self {
+            base: format!("http://{addr}"),
+            engine: app.engine,
+            db_path,
+            client: reqwest::Client::new(),
+            saved: Mutex::new(Some(receiver)),
+            _dir: None,
+        }
+    }
+
+    /// Waits (at most 10 s, then fails) until the next turn is stored, and returns its id.
+    pub async fn next_saved(&self) -> String {
+        let mut receiver = self.saved.lock().unwrap().take().unwrap();
+        let id = tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await.expect("no turn was stored");
+        *self.saved.lock().unwrap() = Some(receiver);
+        id.unwrap()
+    }
+
+    /// Posts a body and returns the open event stream, asserting a 200 `text/event-stream` answer.
+    pub async fn stream(&self, path: &str, body: Value) -> Events {
+        let response = self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        Events::new(response)
+    }
+
+    /// GETs a path and returns the open event stream.
+    pub async fn stream_get(&self, path: &str) -> Events {
+        Events::new(self.client.get(format!("{}{path}", self.base)).send().await.unwrap())
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -174,6 +315,50 @@ impl TestServer {
     pub async fn turn(&self, input: &str, previous: Option<&str>) -> String {
         let response = self.create(json!({"model": "m", "input": input, "previous_response_id": previous})).await;
         response["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// An SSE response read event by event; every wait is bounded so a stuck stream fails the test.
+pub struct Events {
+    bytes: BoxStream<'static, reqwest::Result<Bytes>>,
+    decoder: SseDecoder,
+    pending: VecDeque<SseEvent>,
+}
+
+impl Events {
+    fn new(response: reqwest::Response) -> Self {
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(content_type, "text/event-stream; charset=utf-8");
+        Self { bytes: response.bytes_stream().boxed(), decoder: SseDecoder::default(), pending: VecDeque::new() }
+    }
+
+    /// The next event, or `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.bytes.next()).await.expect("stream stalled");
+            match chunk {
+                Some(chunk) => self.pending.extend(self.decoder.push(&chunk.unwrap())),
+                None => return None,
+            }
+        }
+    }
+
+    /// The next event's JSON data.
+    pub async fn next_json(&mut self) -> Value {
+        serde_json::from_str(&self.next().await.expect("stream ended").data).unwrap()
+    }
+
+    /// Every remaining event.
+    pub async fn rest(mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        events
     }
 }
 

@@ -1,85 +1,22 @@
-//! The Responses API surface: create, retrieve, delete and list the input items of responses.
+//! Reading a create request (`POST /v1/responses`) into a turn, with OpenAI's validation errors.
 
-use axum::extract::State;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::extract::{JsonBody, PathId, QueryParams, Tenant};
-use super::fields::{check_length, invalid_type, invalid_value, missing, Fields};
-use super::input::parse_input;
-use super::list::ListParams;
-use super::AppState;
+use crate::api::fields::{check_length, invalid_type, invalid_value, missing, Fields};
+use crate::api::input::parse_input;
 use crate::engine::TurnRequest;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Metadata, Response};
+use crate::model::Metadata;
 use crate::upstream::Sampling;
 
-/// POST /v1/responses
-pub async fn create(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Response>> {
-    let request = parse_create(body, tenant)?;
-    Ok(Json(state.engine.respond(request).await?))
+/// A create request: the turn, and whether to stream it.
+pub struct CreateRequest {
+    pub turn: TurnRequest,
+    pub stream: bool,
 }
 
-/// GET /v1/responses/{id}
-pub async fn retrieve(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    PathId(id): PathId,
-    mut query: QueryParams,
-) -> ApiResult<Json<Response>> {
-    reject_include(&mut query)?;
-    if query.bool("stream")? == Some(true) {
-        return Err(ApiError::unsupported("stream", "Streaming"));
-    }
-    if query.take("starting_after").is_some() {
-        return Err(ApiError::invalid(
-            "'starting_after' is only valid with stream=true.",
-            Some("starting_after".into()),
-            Some("invalid_value"),
-        ));
-    }
-    query.bool("include_obfuscation")?;
-    query.finish()?;
-    Ok(Json(state.engine.response(&tenant, &id).await?))
-}
-
-/// DELETE /v1/responses/{id}
-pub async fn delete(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    PathId(id): PathId,
-) -> ApiResult<Json<Value>> {
-    state.engine.delete_response(&tenant, &id).await?;
-    Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})))
-}
-
-/// GET /v1/responses/{id}/input_items
-pub async fn input_items(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    PathId(id): PathId,
-    mut query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    let params = ListParams::from_query(&mut query)?;
-    reject_include(&mut query)?;
-    query.finish()?;
-    let items = state.engine.input_items(&tenant, &id).await?;
-    Ok(Json(params.page(items)?))
-}
-
-fn reject_include(query: &mut QueryParams) -> ApiResult<()> {
-    match query.take_all("include").first() {
-        None => Ok(()),
-        Some(value) => Err(ApiError::unsupported("include", &format!("include '{value}'"))),
-    }
-}
-
-/// Reads a create request body into a turn, rejecting what this server does not implement.
-fn parse_create(body: Value, tenant: String) -> ApiResult<TurnRequest> {
+/// Reads a create request body, rejecting what this server does not implement.
+pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
     let mut f = Fields::new(body, "")?;
     if f.take("messages").is_some() {
         return Err(ApiError::invalid(
@@ -117,9 +54,10 @@ fn parse_create(body: Value, tenant: String) -> ApiResult<TurnRequest> {
         prompt_cache_key: f.string("prompt_cache_key")?,
     };
     let parallel_tool_calls = f.bool("parallel_tool_calls")?.unwrap_or(true);
+    let stream = parse_stream(&mut f)?;
     reject_unimplemented(&mut f)?;
     f.finish()?;
-    Ok(TurnRequest {
+    let turn = TurnRequest {
         tenant,
         model,
         input,
@@ -129,7 +67,26 @@ fn parse_create(body: Value, tenant: String) -> ApiResult<TurnRequest> {
         metadata,
         sampling,
         parallel_tool_calls,
-    })
+    };
+    Ok(CreateRequest { turn, stream })
+}
+
+/// `stream`, and `stream_options` (`include_obfuscation`), which only a streamed request may carry.
+fn parse_stream(f: &mut Fields) -> ApiResult<bool> {
+    let stream = f.bool("stream")?.unwrap_or(false);
+    if let Some(mut options) = f.object("stream_options")? {
+        if !stream {
+            return Err(ApiError::invalid(
+                "stream_options is only allowed when stream is true.",
+                Some("stream_options".into()),
+                Some("invalid_value"),
+            ));
+        }
+        // threadline adds no obfuscation padding to its events, whichever value is asked for.
+        options.bool("include_obfuscation")?;
+        options.finish()?;
+    }
+    Ok(stream)
 }
 
 /// `metadata`: at most 16 string values, keys up to 64 and values up to 512 characters.
@@ -196,10 +153,6 @@ fn parse_text(f: &mut Fields) -> ApiResult<Option<String>> {
 
 /// Fields of the Responses API this server does not implement: a clear 400 rather than silence.
 fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
-    if f.bool("stream")? == Some(true) {
-        return Err(ApiError::unsupported("stream", "Streaming"));
-    }
-    f.reject("stream_options", "stream_options")?;
     if f.array("tools")?.is_some_and(|tools| !tools.is_empty()) {
         return Err(ApiError::unsupported("tools", "Tools"));
     }

@@ -1,0 +1,143 @@
+//! LM Studio's native stateful chat, `POST /api/v1/chat`: its request, reply, stream events and error shape, on
+//! the same engine and store as `/v1/responses` (ids continue across both).
+
+mod wire;
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, Tenant};
+use super::fields::{invalid_type, invalid_value, missing, Fields};
+use super::input::user_text;
+use super::{sse, AppState};
+use crate::engine::TurnRequest;
+use crate::error::ApiError;
+use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Metadata, Role};
+use crate::upstream::Sampling;
+
+/// POST /api/v1/chat
+pub async fn chat(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, LmStudioError> {
+    let (turn, stream) = parse_chat(body?.0, tenant)?;
+    let started = Instant::now();
+    if stream {
+        let events = state.engine.clone().respond_stream(turn).await?;
+        return Ok(sse::response(wire::stream(sse::turn_events(events), started)));
+    }
+    let response = state.engine.respond(turn).await?;
+    Ok(Json(wire::reply(&response, started.elapsed().as_secs_f64(), None)).into_response())
+}
+
+/// An error in LM Studio's shape: `{"error":{"type","message","code","param"}}`.
+pub struct LmStudioError(ApiError);
+
+impl From<ApiError> for LmStudioError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for LmStudioError {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let status = self.0.status_code();
+        (status, Json(json!({"error": error_object(&self.0)}))).into_response()
+    }
+}
+
+/// The error object of LM Studio's wire format for an error.
+fn error_object(error: &ApiError) -> Value {
+    let status = error.status_code();
+    let (_, param, code, message) = error.parts();
+    let kind = match code.as_deref() {
+        Some("model_not_found") => "model_not_found",
+        Some("unsupported_parameter") => "not_implemented",
+        _ if status.is_server_error() => "internal_error",
+        _ if status == StatusCode::NOT_FOUND || status.is_client_error() => "invalid_request",
+        _ => "unknown",
+    };
+    json!({"type": kind, "message": message, "code": code, "param": param})
+}
+
+/// Reads an LM Studio chat request into a turn and whether to stream it.
+fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiError> {
+    let mut f = Fields::new(body, "")?;
+    let model = f.required_string("model")?;
+    let mut input = match f.required("input")? {
+        Value::String(text) if text.is_empty() => return Err(missing("input")),
+        Value::String(text) => vec![user_text(text)],
+        Value::Array(items) if items.is_empty() => return Err(missing("input")),
+        Value::Array(items) => vec![user_parts(items)?],
+        other => return Err(invalid_type("input", "a string or an array", &other)),
+    };
+    if let Some(prompt) = f.string("system_prompt")? {
+        // Stored as a system item of this turn, so it stays in the conversation when it is continued.
+        let system = Message {
+            id: new_id("msg"),
+            status: ItemStatus::Completed,
+            role: Role::System,
+            content: vec![ContentPart::InputText { text: prompt }],
+        };
+        input.insert(0, Item::Message(system));
+    }
+    let previous_response_id = f.string("previous_response_id")?;
+    if let Some(id) = previous_response_id.as_deref().filter(|id| !id.starts_with("resp_")) {
+        return Err(ApiError::invalid(
+            format!("Invalid 'previous_response_id': '{id}'. Expected an ID that begins with 'resp_'."),
+            Some("previous_response_id".into()),
+            Some("invalid_value"),
+        ));
+    }
+    let store = f.bool("store")?.unwrap_or(true);
+    let stream = f.bool("stream")?.unwrap_or(false);
+    let sampling = Sampling {
+        temperature: f.number("temperature", 0.0, 1.0)?,
+        top_p: f.number("top_p", 0.0, 1.0)?,
+        max_output_tokens: f.integer("max_output_tokens", 1)?,
+        ..Sampling::default()
+    };
+    for key in ["top_k", "min_p", "repeat_penalty", "reasoning", "context_length", "integrations"] {
+        f.reject(key, &format!("The '{key}' parameter"))?;
+    }
+    f.finish()?;
+    let turn = TurnRequest {
+        tenant,
+        model,
+        input,
+        instructions: None,
+        previous_response_id,
+        store,
+        metadata: Metadata::new(),
+        sampling,
+        parallel_tool_calls: true,
+    };
+    Ok((turn, stream))
+}
+
+/// LM Studio's typed input items (`{"type":"text","content":…}`) as one user message.
+fn user_parts(items: Vec<Value>) -> Result<Item, ApiError> {
+    let content = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut f = Fields::new(item, &format!("input[{i}]"))?;
+            let kind = f.required_string("type")?;
+            let part = match kind.as_str() {
+                "text" | "message" => ContentPart::InputText { text: f.required_string("content")? },
+                "image" => return Err(ApiError::unsupported(&f.param("type"), "Image input")),
+                other => return Err(invalid_value(&f.param("type"), other, &["text", "image"])),
+            };
+            f.finish()?;
+            Ok(part)
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::User, content }))
+}

@@ -1,0 +1,87 @@
+//! The Responses API surface: create (plain or streamed), retrieve (or replay as a stream), delete, and list the
+//! input items of responses.
+
+mod request;
+mod stream;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, PathId, QueryParams, Tenant};
+use super::list::ListParams;
+use super::{sse, AppState};
+use crate::error::{ApiError, ApiResult};
+
+/// POST /v1/responses
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let request = request::parse_create(body, tenant)?;
+    if request.stream {
+        let events = state.engine.clone().respond_stream(request.turn).await?;
+        return Ok(stream::into_sse(sse::turn_events(events), None));
+    }
+    Ok(Json(state.engine.respond(request.turn).await?).into_response())
+}
+
+/// GET /v1/responses/{id}, or with `stream=true` its replay as events (after `starting_after`, if given).
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+    mut query: QueryParams,
+) -> ApiResult<Response> {
+    reject_include(&mut query)?;
+    let stream = query.bool("stream")?.unwrap_or(false);
+    let starting_after = query.integer("starting_after", 0, u64::MAX)?;
+    // Replays carry no obfuscation padding, whichever value is asked for.
+    query.bool("include_obfuscation")?;
+    query.finish()?;
+    if starting_after.is_some() && !stream {
+        return Err(ApiError::invalid(
+            "'starting_after' is only valid with stream=true.",
+            Some("starting_after".into()),
+            Some("invalid_value"),
+        ));
+    }
+    if stream {
+        let events = state.engine.replay(&tenant, &id).await?;
+        return Ok(stream::into_sse(futures::stream::iter(events), starting_after));
+    }
+    Ok(Json(state.engine.response(&tenant, &id).await?).into_response())
+}
+
+/// DELETE /v1/responses/{id}
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    state.engine.delete_response(&tenant, &id).await?;
+    Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})))
+}
+
+/// GET /v1/responses/{id}/input_items
+pub async fn input_items(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+    mut query: QueryParams,
+) -> ApiResult<Json<Value>> {
+    let params = ListParams::from_query(&mut query)?;
+    reject_include(&mut query)?;
+    query.finish()?;
+    let items = state.engine.input_items(&tenant, &id).await?;
+    Ok(Json(params.page(items)?))
+}
+
+fn reject_include(query: &mut QueryParams) -> ApiResult<()> {
+    match query.take_all("include").first() {
+        None => Ok(()),
+        Some(value) => Err(ApiError::unsupported("include", &format!("include '{value}'"))),
+    }
+}

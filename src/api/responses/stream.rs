@@ -1,0 +1,90 @@
+//! Rendering turn events as the Responses API's SSE events (reference §3): `event:` equal to `type`,
+//! `sequence_number` from 0, then `data: [DONE]`.
+
+use axum::body::Bytes;
+use axum::response::Response;
+use futures::{stream, Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::api::sse;
+use crate::engine::{DeltaKind, TurnEvent};
+use crate::model::{Item, ResponseStatus};
+
+/// The SSE response for a turn's events; events numbered up to `starting_after` are left out.
+pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting_after: Option<u64>) -> Response {
+    let mut sequence_number = 0u64;
+    let frames = events
+        .flat_map(move |event| {
+            let frames: Vec<Bytes> = wire_events(event)
+                .into_iter()
+                .filter_map(|mut wire| {
+                    let n = sequence_number;
+                    sequence_number += 1;
+                    wire["sequence_number"] = json!(n);
+                    let name = wire["type"].as_str().unwrap_or_default().to_string();
+                    starting_after.is_none_or(|after| n > after).then(|| sse::frame(&name, &wire))
+                })
+                .collect();
+            stream::iter(frames)
+        })
+        .chain(stream::once(async { Bytes::from_static(b"data: [DONE]\n\n") }));
+    sse::response(frames)
+}
+
+/// The wire events (without sequence numbers) for one turn event.
+fn wire_events(event: TurnEvent) -> Vec<Value> {
+    match event {
+        TurnEvent::Created(response) => vec![
+            json!({"type": "response.created", "response": response}),
+            json!({"type": "response.in_progress", "response": response}),
+        ],
+        TurnEvent::ItemAdded { index, item } => vec![
+            json!({"type": "response.output_item.added", "output_index": index, "item": item}),
+            json!({"type": "response.content_part.added", "item_id": item.id(), "output_index": index,
+                "content_index": 0, "part": part(&item, "")}),
+        ],
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Text, text } => vec![json!({
+            "type": "response.output_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
+            "delta": text, "logprobs": [],
+        })],
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Reasoning, text } => vec![json!({
+            "type": "response.reasoning_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
+            "delta": text,
+        })],
+        TurnEvent::ItemDone { index, item } => {
+            let text = item.text();
+            let text_done = match &item {
+                Item::Message(_) => json!({"type": "response.output_text.done", "item_id": item.id(),
+                    "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                Item::Reasoning(_) => json!({"type": "response.reasoning_text.done", "item_id": item.id(),
+                    "output_index": index, "content_index": 0, "text": text}),
+            };
+            vec![
+                text_done,
+                json!({"type": "response.content_part.done", "item_id": item.id(), "output_index": index,
+                    "content_index": 0, "part": part(&item, &text)}),
+                json!({"type": "response.output_item.done", "output_index": index, "item": item}),
+            ]
+        }
+        TurnEvent::Finished(response) => match response.status {
+            ResponseStatus::Failed => {
+                let error = response.error.clone();
+                let (code, message) = error.map(|e| (e.code, e.message)).unwrap_or_default();
+                vec![
+                    json!({"type": "error", "error": {"type": "server_error", "code": code, "message": message, "param": null}}),
+                    json!({"type": "response.failed", "response": response}),
+                ]
+            }
+            ResponseStatus::Incomplete => vec![json!({"type": "response.incomplete", "response": response})],
+            _ => vec![json!({"type": "response.completed", "response": response})],
+        },
+    }
+}
+
+/// The content part of an item with the given text.
+fn part(item: &Item, text: &str) -> Value {
+    match item {
+        Item::Message(_) => json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []}),
+        Item::Reasoning(_) => json!({"type": "reasoning_text", "text": text}),
+    }
+}

@@ -1,0 +1,37 @@
+//! Server-Sent Events out: frames, the streaming response with its headers, and turn events as a stream.
+
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde_json::Value;
+
+use crate::engine::{TurnEvent, TurnEvents};
+
+/// One event frame: `event: <name>` and a single `data:` line.
+pub fn frame(name: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// A `text/event-stream` response whose frames are flushed as they are produced.
+pub fn response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures::StreamExt;
+    let body = Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The events of a running turn as a stream that ends when the turn has finished.
+pub fn turn_events(receiver: TurnEvents) -> impl Stream<Item = TurnEvent> + Send + 'static {
+    futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|event| (event, receiver)) },
+    )
+}
