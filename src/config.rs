@@ -13,15 +13,43 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Where conversations are stored: `sqlite://PATH` (created on first run).
+    /// Where conversations are stored: `sqlite://PATH` (created on first run) or `postgres://…`.
     #[serde(default = "default_database_url")]
     pub database_url: String,
+    /// Connection pool and timeouts of the database.
+    #[serde(default)]
+    pub database: DatabaseConfig,
     /// Request and chain limits.
     #[serde(default)]
     pub limits: Limits,
     /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// The database connection pool.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections each replica opens.
+    pub max_connections: u32,
+    /// Seconds a request waits for a connection before it gets 503.
+    pub acquire_timeout_secs: f64,
+    /// Seconds one statement may run before it is cancelled (Postgres; SQLite waits this long for a lock).
+    pub statement_timeout_secs: f64,
+    /// Seconds to keep retrying an unreachable database at start-up before giving up.
+    pub startup_timeout_secs: f64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout_secs: 10.0,
+            statement_timeout_secs: 30.0,
+            startup_timeout_secs: 60.0,
+        }
+    }
 }
 
 /// Limits that protect the server.
@@ -179,6 +207,13 @@ impl Config {
         }
         if self.limits.max_chain_depth == 0 || self.limits.max_body_bytes == 0 {
             bail!("limits must be positive");
+        }
+        let db = &self.database;
+        if db.max_connections == 0 || !(db.acquire_timeout_secs > 0.0 && db.statement_timeout_secs > 0.0) {
+            bail!("database: max_connections and timeouts must be positive");
+        }
+        if db.startup_timeout_secs.is_nan() || db.startup_timeout_secs < 0.0 {
+            bail!("database: startup_timeout_secs must not be negative");
         }
         Ok(())
     }

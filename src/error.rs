@@ -113,12 +113,24 @@ impl IntoResponse for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// Lost connections, pool and statement timeouts, and database shutdowns are 503s (retry later); the rest 500.
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(err.to_string())
-            }
-            other => Self::Internal(other.to_string()),
+        let unavailable = match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // Connection exceptions, server shutdowns, too many connections, statement timeout.
+                code.starts_with("08") || ["57P01", "57P02", "57P03", "53300", "57014"].contains(&code.as_ref())
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Internal(err.to_string())
         }
     }
 }

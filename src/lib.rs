@@ -24,7 +24,7 @@ pub struct App {
 
 /// Opens the store (applying migrations), builds the upstreams and the router.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
-    let store = store::open(&config.database_url).await.context("cannot open the database")?;
+    let store = store::open(&config.database_url, &config.database).await.context("cannot open the database")?;
     build_app_with_store(config, store)
 }
 

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { database_url } => {
             let overrides = Overrides { database_url, upstream_api_key: api_key, ..Overrides::default() };
             let config = Config::load(cli.config.as_deref(), overrides)?;
-            threadline::store::open(&config.database_url).await?;
+            threadline::store::open(&config.database_url, &config.database).await?;
             tracing::info!(database = %config.database_url, "migrations applied");
             Ok(())
         }

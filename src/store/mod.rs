@@ -3,6 +3,8 @@
 //! A stored response is a row with its parent pointer plus its own input and output items; a chain's history is
 //! resolved from those in one query. Every operation is scoped to a tenant.
 
+mod postgres;
+pub(crate) mod sql;
 mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +12,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::DatabaseConfig;
 use crate::error::ApiResult;
 use crate::model::{Item, Pieces, Response, ResponseStatus};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A resolved chain: the status of its last turn and the items of every turn from the root down (input, then
@@ -51,11 +55,13 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens (creating if needed) and migrates the store a database URL names.
-pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(database_url: &str, config: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(database_url).await?))
+        Ok(Arc::new(SqliteStore::open(database_url, config).await?))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(database_url, config).await?))
     } else {
-        anyhow::bail!("unsupported database URL (expected sqlite://PATH): {database_url}")
+        anyhow::bail!("unsupported database URL (expected sqlite://PATH or postgres://…)")
     }
 }
 

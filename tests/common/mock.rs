@@ -1,0 +1,158 @@
+//! A mock Chat Completions upstream that records every request body and answers as a test scripts it.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::spawn;
+
+/// How the mock upstream answers.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// `answer to <last user message>` with usage.
+    Answer,
+    /// This status and body.
+    Fail(u16, Value),
+    /// Never answers.
+    Hang,
+    /// A 200 whose body is not JSON.
+    Garbage,
+    /// A streamed answer, step by step.
+    Stream(Vec<Step>),
+}
+
+/// One step of a streamed answer.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// `data: <json>` then a blank line.
+    Chunk(Value),
+    /// These bytes as they are.
+    Raw(&'static str),
+    /// Wait until the test calls `release`.
+    Gate,
+}
+
+/// A chunk with a content delta.
+pub fn text(delta: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]}),
+    )
+}
+
+/// A chunk with a reasoning delta.
+pub fn reasoning(delta: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"reasoning_content": delta}, "finish_reason": null}]}),
+    )
+}
+
+/// The chunk that ends the choice.
+pub fn finish(reason: &str) -> Step {
+    Step::Chunk(
+        json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
+    )
+}
+
+/// The final usage chunk.
+pub fn usage(prompt: u64, completion: u64) -> Step {
+    Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}))
+}
+
+pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
+
+#[derive(Default)]
+struct MockState {
+    bodies: Mutex<Vec<Value>>,
+    behavior: Mutex<Option<Behavior>>,
+    gate: Notify,
+}
+
+/// A Chat Completions backend that records what it receives.
+#[derive(Clone)]
+pub struct MockUpstream {
+    pub url: String,
+    state: Arc<MockState>,
+}
+
+impl MockUpstream {
+    pub async fn start() -> Self {
+        let state = Arc::new(MockState::default());
+        let router = Router::new()
+            .route("/v1/chat/completions", post(mock_chat))
+            .route("/v1/models", get(mock_models))
+            .with_state(state.clone());
+        let addr = spawn(router).await;
+        Self { url: format!("http://{addr}/v1"), state }
+    }
+
+    pub fn set(&self, behavior: Behavior) {
+        *self.state.behavior.lock().unwrap() = Some(behavior);
+    }
+
+    /// Lets a streamed answer waiting at a `Gate` go on.
+    pub fn release(&self) {
+        self.state.gate.notify_one();
+    }
+
+    /// Every body received so far, emptying the record.
+    pub fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.state.bodies.lock().unwrap())
+    }
+
+    /// The `messages` of the only request received since the last `take`.
+    pub fn only_messages(&self) -> Vec<Value> {
+        let bodies = self.take();
+        assert_eq!(bodies.len(), 1, "expected one upstream request, got {bodies:?}");
+        bodies[0]["messages"].as_array().unwrap().clone()
+    }
+}
+
+fn last_user_text(body: &Value) -> String {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages.iter().rev().find(|m| m["role"] == "user");
+    last.and_then(|m| m["content"].as_str()).unwrap_or("nothing").to_string()
+}
+
+async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>) -> Response {
+    state.bodies.lock().unwrap().push(body.clone());
+    let behavior = state.behavior.lock().unwrap().clone().unwrap_or(Behavior::Answer);
+    match behavior {
+        Behavior::Answer => Json(json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer to {}", last_user_text(&body))}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        }))
+        .into_response(),
+        Behavior::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
+        Behavior::Hang => std::future::pending().await,
+        Behavior::Garbage => "not json".into_response(),
+        Behavior::Stream(steps) => {
+            let frames = futures::stream::unfold((steps.into_iter(), state), |(mut steps, state)| async move {
+                loop {
+                    match steps.next()? {
+                        Step::Gate => state.gate.notified().await,
+                        Step::Chunk(chunk) => return Some((Bytes::from(format!("data: {chunk}\n\n")), (steps, state))),
+                        Step::Raw(raw) => return Some((Bytes::from(raw), (steps, state))),
+                    }
+                }
+            });
+            let body = Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
+    }
+}
+
+async fn mock_models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]}))
+}

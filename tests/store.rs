@@ -1,0 +1,209 @@
+//! The store behaviours, run against both backends: SQLite and Postgres (a fresh database per test).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::db::TestDb;
+use serde_json::json;
+use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Response, ResponseStatus, Role};
+use threadline::store::Store;
+
+const TENANT: &str = "default";
+
+fn message(role: Role, text: &str) -> Item {
+    let part = match role {
+        Role::Assistant => ContentPart::output_text(text),
+        _ => ContentPart::InputText { text: text.to_string() },
+    };
+    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role, content: vec![part] })
+}
+
+fn texts(items: &[Item]) -> Vec<String> {
+    items.iter().map(Item::text).collect()
+}
+
+/// A completed response continuing `previous`, answering `reply`.
+fn response(previous: Option<&str>, reply: &str) -> Response {
+    let mut response: Response = serde_json::from_value(json!({
+        "id": new_id("resp"), "object": "response", "created_at": 1, "status": "completed", "background": false,
+        "completed_at": 1, "error": null, "frequency_penalty": 0.0, "incomplete_details": null, "instructions": null,
+        "max_output_tokens": null, "max_tool_calls": null, "model": "m", "moderation": null, "output": [],
+        "parallel_tool_calls": true, "presence_penalty": 0.0, "previous_response_id": previous,
+        "prompt_cache_key": null, "prompt_cache_retention": null, "reasoning": {"effort": null, "summary": null},
+        "safety_identifier": null, "service_tier": "default", "store": true, "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
+        "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled", "usage": null, "user": null, "metadata": {"k": "v"},
+    }))
+    .unwrap();
+    response.output = vec![message(Role::Assistant, reply)];
+    response
+}
+
+/// Stores a turn with input `said` and output `reply`, returning its id.
+async fn turn(store: &dyn Store, tenant: &str, previous: Option<&str>, said: &str, reply: &str) -> String {
+    let response = response(previous, reply);
+    store.save_turn(tenant, &response, &[message(Role::User, said)], &vec![vec![reply.len()]]).await.unwrap();
+    response.id
+}
+
+async fn save_and_read_back(store: Arc<dyn Store>) {
+    let mut stored = response(None, "hello");
+    stored.output.insert(0, message(Role::Assistant, "first"));
+    let input = [message(Role::System, "rules"), message(Role::User, "hi")];
+    let pieces = vec![vec![2, 3], vec![5]];
+    store.save_turn(TENANT, &stored, &input, &pieces).await.unwrap();
+    assert_eq!(store.response(TENANT, &stored.id).await.unwrap(), Some((stored.clone(), pieces)));
+    assert_eq!(store.input_items(TENANT, &stored.id).await.unwrap(), Some(input.to_vec()));
+    assert_eq!(store.response(TENANT, "resp_unknown").await.unwrap(), None);
+    store.ping().await.unwrap();
+}
+
+async fn history_orders_turns_then_input_before_output(store: Arc<dyn Store>) {
+    let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
+    let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
+    let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
+    let branch = turn(&*store, TENANT, Some(&r1), "b2", "ab2").await;
+    let reads = store.reads();
+    let chain = store.history(TENANT, &r3, 100).await.unwrap().unwrap();
+    assert_eq!(store.reads() - reads, 1);
+    assert_eq!(chain.status, ResponseStatus::Completed);
+    assert_eq!(texts(&chain.items), ["u1", "a1", "u2", "a2", "u3", "a3"]);
+    let chain = store.history(TENANT, &branch, 100).await.unwrap().unwrap();
+    assert_eq!(texts(&chain.items), ["u1", "a1", "b2", "ab2"]);
+    assert_eq!(store.history(TENANT, "resp_unknown", 100).await.unwrap(), None);
+}
+
+async fn delete_leaves_a_tombstone(store: Arc<dyn Store>) {
+    let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
+    let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
+    let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
+    assert!(store.delete_response(TENANT, &r2).await.unwrap());
+    assert!(!store.delete_response(TENANT, &r2).await.unwrap());
+    assert_eq!(store.response(TENANT, &r2).await.unwrap(), None);
+    assert_eq!(store.input_items(TENANT, &r2).await.unwrap(), None);
+    assert_eq!(store.history(TENANT, &r2, 100).await.unwrap(), None);
+    let chain = store.history(TENANT, &r3, 100).await.unwrap().unwrap();
+    assert_eq!(texts(&chain.items), ["u1", "a1", "u3", "a3"]);
+    // A turn added under the deleted one later still resolves.
+    let r4 = turn(&*store, TENANT, Some(&r3), "u4", "a4").await;
+    assert_eq!(
+        texts(&store.history(TENANT, &r4, 100).await.unwrap().unwrap().items),
+        ["u1", "a1", "u3", "a3", "u4", "a4"]
+    );
+}
+
+async fn tenants_are_isolated(store: Arc<dyn Store>) {
+    let mine = turn(&*store, "alice", None, "private", "a").await;
+    assert_eq!(store.response("bob", &mine).await.unwrap(), None);
+    assert_eq!(store.input_items("bob", &mine).await.unwrap(), None);
+    assert_eq!(store.history("bob", &mine, 100).await.unwrap(), None);
+    assert!(!store.delete_response("bob", &mine).await.unwrap());
+    // Bob chaining onto Alice's id sees only his own turn.
+    let theirs = turn(&*store, "bob", Some(&mine), "b", "bb").await;
+    assert_eq!(texts(&store.history("bob", &theirs, 100).await.unwrap().unwrap().items), ["b", "bb"]);
+    assert!(store.response("alice", &mine).await.unwrap().is_some());
+}
+
+async fn the_depth_limit_counts_turns(store: Arc<dyn Store>) {
+    let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
+    let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
+    let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
+    assert_eq!(store.history(TENANT, &r3, 3).await.unwrap().unwrap().items.len(), 6);
+    let err = store.history(TENANT, &r3, 2).await.unwrap_err();
+    assert_eq!(err.status_code(), 400);
+}
+
+async fn the_status_of_the_last_turn_is_reported(store: Arc<dyn Store>) {
+    let mut failed = response(None, "partial");
+    failed.status = ResponseStatus::Failed;
+    store.save_turn(TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7]]).await.unwrap();
+    assert_eq!(store.history(TENANT, &failed.id, 10).await.unwrap().unwrap().status, ResponseStatus::Failed);
+}
+
+async fn large_turns_keep_their_order(store: Arc<dyn Store>) {
+    let input: Vec<Item> = (0..2500).map(|n| message(Role::User, &format!("m{n}"))).collect();
+    let stored = response(None, "done");
+    store.save_turn(TENANT, &stored, &input, &vec![vec![4]]).await.unwrap();
+    assert_eq!(store.input_items(TENANT, &stored.id).await.unwrap().unwrap(), input);
+    let chain = store.history(TENANT, &stored.id, 10).await.unwrap().unwrap();
+    assert_eq!(chain.items.len(), 2501);
+    assert_eq!(chain.items[2500].text(), "done");
+}
+
+async fn concurrent_writers_branch_cleanly(store: Arc<dyn Store>) {
+    let root = turn(&*store, TENANT, None, "root", "r").await;
+    let branches = futures::future::join_all((0..50).map(|n| {
+        let (store, root) = (store.clone(), root.clone());
+        async move { (n, turn(&*store, TENANT, Some(&root), &format!("b{n}"), &format!("a{n}")).await) }
+    }))
+    .await;
+    for (n, id) in branches {
+        let chain = store.history(TENANT, &id, 10).await.unwrap().unwrap();
+        assert_eq!(texts(&chain.items), ["root".to_string(), "r".into(), format!("b{n}"), format!("a{n}")]);
+    }
+}
+
+async fn concurrent_deletes_and_continuations_never_corrupt(store: Arc<dyn Store>) {
+    let mut ids = vec![turn(&*store, TENANT, None, "u0", "a0").await];
+    for n in 1..20 {
+        let previous = ids[n - 1].clone();
+        ids.push(turn(&*store, TENANT, Some(&previous), &format!("u{n}"), &format!("a{n}")).await);
+    }
+    let deletes = ids.iter().skip(1).step_by(2).cloned().map(|id| {
+        let store = store.clone();
+        tokio::spawn(async move { store.delete_response(TENANT, &id).await.unwrap() })
+    });
+    let continuations = ids.iter().cloned().map(|id| {
+        let store = store.clone();
+        tokio::spawn(async move { turn(&*store, TENANT, Some(&id), "more", "ok").await })
+    });
+    let deletes: Vec<_> = deletes.collect();
+    let continuations: Vec<_> = continuations.collect();
+    for delete in deletes {
+        assert!(delete.await.unwrap());
+    }
+    for continuation in continuations {
+        let id = continuation.await.unwrap();
+        let chain = store.history(TENANT, &id, 100).await.unwrap().unwrap();
+        // Surviving turns stay whole and in order: user/assistant pairs of even turns, then the new one.
+        let texts = texts(&chain.items);
+        let (earlier, last) = texts.split_at(texts.len() - 2);
+        assert_eq!(last, ["more", "ok"], "{texts:?}");
+        for pair in earlier.chunks(2) {
+            let n: usize = pair[0][1..].parse().unwrap();
+            assert_eq!((n % 2, pair[1].clone()), (0, format!("a{n}")), "{texts:?}");
+        }
+    }
+}
+
+macro_rules! store_suite {
+    ($backend:ident, $db:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let Some(db) = $db.await else { return };
+                        super::$name(db.open().await).await;
+                    }
+                };
+            }
+
+            case!(save_and_read_back);
+            case!(history_orders_turns_then_input_before_output);
+            case!(delete_leaves_a_tombstone);
+            case!(tenants_are_isolated);
+            case!(the_depth_limit_counts_turns);
+            case!(the_status_of_the_last_turn_is_reported);
+            case!(large_turns_keep_their_order);
+            case!(concurrent_writers_branch_cleanly);
+            case!(concurrent_deletes_and_continuations_never_corrupt);
+        }
+    };
+}
+
+store_suite!(sqlite, async { Some(TestDb::sqlite()) });
+store_suite!(postgres, TestDb::postgres());
