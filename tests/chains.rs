@@ -6,6 +6,12 @@ use common::{config, msg, upstream, MockUpstream, TestServer};
 use serde_json::json;
 use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
 
+/// The context the mock upstream should get: each earlier user text with its answer, then the new text.
+fn context(answered: &[&str], new: &str) -> Vec<serde_json::Value> {
+    let earlier = answered.iter().flat_map(|text| [msg("user", text), msg("assistant", &format!("answer to {text}"))]);
+    earlier.chain([msg("user", new)]).collect()
+}
+
 #[tokio::test]
 async fn three_turn_chain_sends_each_turn_once() {
     let mock = MockUpstream::start().await;
@@ -13,18 +19,9 @@ async fn three_turn_chain_sends_each_turn_once() {
     let r1 = server.turn("u1", None).await;
     assert_eq!(mock.only_messages(), vec![msg("user", "u1")]);
     let r2 = server.turn("u2", Some(&r1)).await;
-    assert_eq!(mock.only_messages(), vec![msg("user", "u1"), msg("assistant", "answer to u1"), msg("user", "u2")]);
+    assert_eq!(mock.only_messages(), context(&["u1"], "u2"));
     server.turn("u3", Some(&r2)).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "u2"),
-            msg("assistant", "answer to u2"),
-            msg("user", "u3"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "u2"], "u3"));
 }
 
 #[tokio::test]
@@ -63,16 +60,7 @@ async fn instructions_apply_to_their_own_turn_only() {
         vec![msg("system", "Be brief."), msg("user", "u1"), msg("assistant", "answer to u1"), msg("user", "u2")]
     );
     server.turn("u3", r2["id"].as_str()).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "u2"),
-            msg("assistant", "answer to u2"),
-            msg("user", "u3"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "u2"], "u3"));
 }
 
 #[tokio::test]
@@ -84,27 +72,9 @@ async fn branches_from_one_turn_are_independent() {
     let right = server.turn("right", Some(&r1)).await;
     mock.take();
     server.turn("more", Some(&left)).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "left"),
-            msg("assistant", "answer to left"),
-            msg("user", "more"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "left"], "more"));
     server.turn("more", Some(&right)).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "right"),
-            msg("assistant", "answer to right"),
-            msg("user", "more"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "right"], "more"));
 }
 
 #[tokio::test]
@@ -118,16 +88,7 @@ async fn a_deleted_middle_turn_drops_out_of_descendants() {
     assert_eq!(status, 200);
     mock.take();
     server.turn("u4", Some(&r3)).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "u3"),
-            msg("assistant", "answer to u3"),
-            msg("user", "u4"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "u3"], "u4"));
     let (status, body) =
         server.post("/v1/responses", json!({"model": "m", "input": "x", "previous_response_id": r2})).await;
     assert_eq!(status, 400);
@@ -160,7 +121,7 @@ async fn store_false_writes_nothing() {
     mock.take();
     // The stored turn before it is untouched: continuing it sees only u1.
     server.turn("u3", Some(&r1)).await;
-    assert_eq!(mock.only_messages(), vec![msg("user", "u1"), msg("assistant", "answer to u1"), msg("user", "u3")]);
+    assert_eq!(mock.only_messages(), context(&["u1"], "u3"));
 }
 
 fn message(role: Role, text: &str) -> Item {
@@ -228,16 +189,7 @@ async fn a_restarted_server_continues_the_chain_from_the_same_file() {
     let server = TestServer::with_config(config(&db, vec![upstream(&mock.url)])).await;
     mock.take();
     server.turn("u3", Some(&r2)).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![
-            msg("user", "u1"),
-            msg("assistant", "answer to u1"),
-            msg("user", "u2"),
-            msg("assistant", "answer to u2"),
-            msg("user", "u3"),
-        ]
-    );
+    assert_eq!(mock.only_messages(), context(&["u1", "u2"], "u3"));
 }
 
 #[tokio::test]
