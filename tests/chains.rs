@@ -146,7 +146,7 @@ async fn a_chain_of_depth_1000_resolves_in_one_query() {
         response.previous_response_id = Some(previous.clone());
         response.output = vec![message(Role::Assistant, &format!("answer to u{n}"))];
         let input = [message(Role::User, &format!("u{n}"))];
-        store.save_turn("default", &response, &input, &vec![vec![]]).await.unwrap();
+        common::save(&**store, "default", &response, &input, &vec![vec![]]).await;
         previous = response.id;
     }
     mock.take();

@@ -218,7 +218,7 @@ async fn tenants_never_see_each_other() {
         content: vec![ContentPart::InputText { text: "theirs".into() }],
     });
     // A turn stored by another tenant on top of our id does not pull our history into theirs.
-    store.save_turn("other", &response, &[input], &pieces).await.unwrap();
+    common::save(&**store, "other", &response, &[input], &pieces).await;
     let theirs = store.history("other", &response.id, 100).await.unwrap().unwrap().items;
     assert_eq!(theirs.len(), 2, "only their own turn: {theirs:?}");
     assert!(store.response("default", &id).await.unwrap().is_some());

@@ -102,6 +102,23 @@ async fn values_out_of_range() {
             (json!({"model": "m", "input": [{"id": "abc", "role": "user", "content": "x"}]}), Some("invalid_value"), Some("input[0].id")),
             (json!({"model": "m", "input": "x", "truncation": "sometimes"}), Some("invalid_value"), Some("truncation")),
             (json!({"model": "m", "input": "x", "stream_options": {"include_obfuscation": false}}), Some("invalid_value"), Some("stream_options")),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function", "function": {"name": "f"}}]}), Some("missing_required_parameter"), Some("tools[0].name")),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "bad name"}]}), Some("invalid_value"), Some("tools[0].name")),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": "{}"}]}), Some("invalid_type"), Some("tools[0].parameters")),
+            (json!({"model": "m", "input": "x", "tool_choice": "sometimes"}), Some("invalid_value"), Some("tool_choice")),
+            (json!({"model": "m", "input": "x", "tool_choice": "required"}), Some("invalid_value"), Some("tool_choice")),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "g"}}), Some("invalid_value"), Some("tool_choice")),
+            (json!({"model": "m", "input": "x", "max_tool_calls": 0}), Some("integer_below_min_value"), Some("max_tool_calls")),
+            (json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}}), Some("missing_required_parameter"), Some("text.format.schema")),
+            (json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}), Some("missing_required_parameter"), Some("text.format.name")),
+            (json!({"model": "m", "input": "x", "conversation": 5}), Some("invalid_type"), Some("conversation")),
+            (json!({"model": "m", "input": "x", "conversation": "conv_1", "previous_response_id": "resp_1"}), Some("mutually_exclusive_parameters"), None),
+            (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f"}]}), Some("missing_required_parameter"), Some("input[0].arguments")),
+            (json!({"model": "m", "input": [{"type": "function_call", "id": "x_1", "call_id": "c", "name": "f", "arguments": "{}"}]}), Some("invalid_value"), Some("input[0].id")),
+            (json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 5}]}), Some("invalid_type"), Some("input[0].output")),
+            (json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}), Some("invalid_value"), Some("input")),
+            (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}), Some("invalid_value"), Some("input")),
+            (json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x/i.png", "detail": "huge"}]}]}), Some("invalid_value"), Some("input[0].content[0].detail")),
             (json!({"model": "m", "input": "x", "stream": true, "stream_options": {"x": 1}}), Some("unknown_parameter"), Some("stream_options.x")),
         ],
     )
@@ -123,25 +140,19 @@ async fn fields_of_later_features_are_refused_not_ignored() {
         body
     };
     let cases = vec![
-        (base(json!({"tools": [{"type": "function", "name": "f"}]})), "tools"),
-        (base(json!({"tool_choice": "required"})), "tool_choice"),
-        (base(json!({"max_tool_calls": 2})), "max_tool_calls"),
+        (base(json!({"tools": [{"type": "web_search"}]})), "tools[0].type"),
+        (base(json!({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}})), "tool_choice.type"),
         (base(json!({"background": true})), "background"),
         (base(json!({"truncation": "auto"})), "truncation"),
-        (base(json!({"conversation": "conv_1"})), "conversation"),
-        (base(json!({"text": {"format": {"type": "json_object"}}})), "text.format"),
         (base(json!({"include": ["message.output_text.logprobs"]})), "include"),
         (base(json!({"top_logprobs": 3})), "top_logprobs"),
         (base(json!({"reasoning": {"summary": "auto"}})), "reasoning.summary"),
         (base(json!({"prompt": {"id": "p"}})), "prompt"),
         (
-            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x/i.png"}]}]}),
-            "input[0].content[0].type",
+            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]}),
+            "input[0].content[0].file_id",
         ),
-        (
-            json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}),
-            "input[0].type",
-        ),
+        (json!({"model": "m", "input": [{"type": "reasoning", "id": "rs_1", "summary": []}]}), "input[0].type"),
     ];
     for (body, param) in cases {
         let got = server.post("/v1/responses", body.clone()).await;

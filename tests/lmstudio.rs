@@ -188,11 +188,11 @@ async fn bad_input_gets_lm_studio_errors() {
             Some("input[0].type"),
         ),
         (
-            json!({"model": "m", "input": [{"type": "image", "data_url": "data:image/png;base64,AA"}]}),
+            json!({"model": "m", "input": [{"type": "image"}]}),
             400,
-            "not_implemented",
-            Some("unsupported_parameter"),
-            Some("input[0].type"),
+            "invalid_request",
+            Some("missing_required_parameter"),
+            Some("input[0].data_url"),
         ),
         (
             json!({"model": "m", "input": "x", "previous_response_id": "abc"}),

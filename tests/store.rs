@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use common::db::TestDb;
 use serde_json::json;
-use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Response, ResponseStatus, Role};
+use threadline::model::{
+    new_id, ContentPart, Conversation, Item, ItemStatus, Message, Metadata, Response, ResponseStatus, Role,
+};
 use threadline::store::Store;
 
 const TENANT: &str = "default";
@@ -43,7 +45,7 @@ fn response(previous: Option<&str>, reply: &str) -> Response {
 /// Stores a turn with input `said` and output `reply`, returning its id.
 async fn turn(store: &dyn Store, tenant: &str, previous: Option<&str>, said: &str, reply: &str) -> String {
     let response = response(previous, reply);
-    store.save_turn(tenant, &response, &[message(Role::User, said)], &vec![vec![reply.len()]]).await.unwrap();
+    common::save(store, tenant, &response, &[message(Role::User, said)], &vec![vec![reply.len()]]).await;
     response.id
 }
 
@@ -52,7 +54,7 @@ async fn save_and_read_back(store: Arc<dyn Store>) {
     stored.output.insert(0, message(Role::Assistant, "first"));
     let input = [message(Role::System, "rules"), message(Role::User, "hi")];
     let pieces = vec![vec![2, 3], vec![5]];
-    store.save_turn(TENANT, &stored, &input, &pieces).await.unwrap();
+    common::save(&*store, TENANT, &stored, &input, &pieces).await;
     assert_eq!(store.response(TENANT, &stored.id).await.unwrap(), Some((stored.clone(), pieces)));
     assert_eq!(store.input_items(TENANT, &stored.id).await.unwrap(), Some(input.to_vec()));
     assert_eq!(store.response(TENANT, "resp_unknown").await.unwrap(), None);
@@ -117,14 +119,14 @@ async fn the_depth_limit_counts_turns(store: Arc<dyn Store>) {
 async fn the_status_of_the_last_turn_is_reported(store: Arc<dyn Store>) {
     let mut failed = response(None, "partial");
     failed.status = ResponseStatus::Failed;
-    store.save_turn(TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7]]).await.unwrap();
+    common::save(&*store, TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7]]).await;
     assert_eq!(store.history(TENANT, &failed.id, 10).await.unwrap().unwrap().status, ResponseStatus::Failed);
 }
 
 async fn large_turns_keep_their_order(store: Arc<dyn Store>) {
     let input: Vec<Item> = (0..2500).map(|n| message(Role::User, &format!("m{n}"))).collect();
     let stored = response(None, "done");
-    store.save_turn(TENANT, &stored, &input, &vec![vec![4]]).await.unwrap();
+    common::save(&*store, TENANT, &stored, &input, &vec![vec![4]]).await;
     assert_eq!(store.input_items(TENANT, &stored.id).await.unwrap().unwrap(), input);
     let chain = store.history(TENANT, &stored.id, 10).await.unwrap().unwrap();
     assert_eq!(chain.items.len(), 2501);
@@ -177,6 +179,40 @@ async fn concurrent_deletes_and_continuations_never_corrupt(store: Arc<dyn Store
     }
 }
 
+async fn conversations_append_concurrently_and_stay_private(store: Arc<dyn Store>) {
+    let conversation = Conversation::new(Metadata::from([("k".to_string(), "v".to_string())]));
+    store.create_conversation(TENANT, &conversation, &[message(Role::User, "first")]).await.unwrap();
+    let id = conversation.id.clone();
+    let appends =
+        futures::future::join_all(
+            (0..20).map(|n| {
+                let (store, id) = (store.clone(), id.clone());
+                async move {
+                    store.add_conversation_items(TENANT, &id, &[message(Role::User, &format!("m{n}"))]).await.unwrap()
+                }
+            }),
+        )
+        .await;
+    assert!(appends.into_iter().all(|added| added));
+    let items = store.conversation_items(TENANT, &id).await.unwrap().unwrap();
+    assert_eq!(items.len(), 21);
+    assert_eq!(items[0].text(), "first");
+    let mut rest = texts(&items[1..]);
+    rest.sort();
+    let mut expected: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
+    expected.sort();
+    assert_eq!(rest, expected);
+    assert_eq!(store.conversation(TENANT, &id).await.unwrap(), Some(conversation));
+    assert_eq!(store.conversation("other", &id).await.unwrap(), None);
+    assert_eq!(store.conversation_items("other", &id).await.unwrap(), None);
+    assert!(!store.add_conversation_items("other", &id, &[message(Role::User, "x")]).await.unwrap());
+    assert!(!store.delete_conversation("other", &id).await.unwrap());
+    let duplicate = store.add_conversation_items(TENANT, &id, &[items[3].clone()]).await.unwrap_err();
+    assert_eq!(duplicate.status_code(), 400);
+    assert!(store.delete_conversation(TENANT, &id).await.unwrap());
+    assert_eq!(store.conversation_items(TENANT, &id).await.unwrap(), None);
+}
+
 macro_rules! store_suite {
     ($backend:ident, $db:expr) => {
         mod $backend {
@@ -201,6 +237,7 @@ macro_rules! store_suite {
             case!(large_turns_keep_their_order);
             case!(concurrent_writers_branch_cleanly);
             case!(concurrent_deletes_and_continuations_never_corrupt);
+            case!(conversations_append_concurrently_and_stay_private);
         }
     };
 }

@@ -62,6 +62,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// The two path parameters of a route, such as a conversation id and an item id.
+pub struct PathIds(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((first, second)) =
+            Path::<(String, String)>::from_request_parts(parts, state).await.map_err(path_error)?;
+        Ok(PathIds(first, second))
+    }
+}
+
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::invalid(format!("Invalid path: {rejection}."), None, None)
 }
@@ -116,6 +129,14 @@ impl QueryParams {
             ));
         }
         Ok(Some(n))
+    }
+
+    /// Refuses `include[]` values: none of the optional extras it asks for are produced by this server.
+    pub fn reject_include(&mut self) -> ApiResult<()> {
+        match self.take_all("include").first() {
+            None => Ok(()),
+            Some(value) => Err(ApiError::unsupported("include", &format!("include '{value}'"))),
+        }
     }
 
     /// Ends reading: any parameter left is an `unknown_parameter`.

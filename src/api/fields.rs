@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::model::Metadata;
 
 /// The remaining fields of a JSON object being read, and the parameter path it sits at (`""`, `input[2]` …).
 pub struct Fields {
@@ -149,6 +150,41 @@ impl Fields {
             }
         }
     }
+}
+
+/// `metadata`: at most 16 string values, keys up to 64 and values up to 512 characters.
+pub fn parse_metadata(f: &mut Fields) -> ApiResult<Metadata> {
+    f.take("metadata").map(metadata).unwrap_or_else(|| Ok(Metadata::new()))
+}
+
+/// A `metadata` value: at most 16 string values, keys up to 64 and values up to 512 characters.
+pub fn metadata(value: Value) -> ApiResult<Metadata> {
+    let Value::Object(map) = value else {
+        return Err(invalid_type("metadata", "an object", &value));
+    };
+    if map.len() > 16 {
+        return Err(ApiError::invalid(
+            format!(
+                "Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got an object with {} properties instead.",
+                map.len()
+            ),
+            Some("metadata".into()),
+            Some("object_above_max_properties"),
+        ));
+    }
+    map.into_iter()
+        .map(|(key, value)| {
+            check_length("metadata", &key, 64)?;
+            let param = format!("metadata.{key}");
+            match value {
+                Value::String(s) => {
+                    check_length(&param, &s, 512)?;
+                    Ok((key, s))
+                }
+                other => Err(invalid_type(&param, "a string", &other)),
+            }
+        })
+        .collect()
 }
 
 /// `a string`, `an integer` … for error messages.

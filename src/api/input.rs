@@ -4,7 +4,9 @@ use serde_json::Value;
 
 use super::fields::{invalid_type, invalid_value, Fields};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
+use crate::model::{
+    new_id, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
+};
 
 const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
 const ITEM_TYPES: [&str; 5] = ["message", "function_call", "function_call_output", "reasoning", "item_reference"];
@@ -34,16 +36,64 @@ pub fn user_text(text: String) -> Item {
 fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
     let mut fields = Fields::new(value, path)?;
     let kind = fields.string("type")?.unwrap_or_else(|| "message".into());
-    match kind.as_str() {
-        "message" => parse_message(fields).map(Item::Message),
-        "function_call" | "function_call_output" | "reasoning" | "item_reference" => {
-            Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))
+    let item = match kind.as_str() {
+        "message" => Item::Message(parse_message(&mut fields)?),
+        "function_call" => {
+            let id = item_id(&mut fields, "fc")?;
+            let call_id = fields.required_string("call_id")?;
+            let name = fields.required_string("name")?;
+            let arguments = fields.required_string("arguments")?;
+            Item::FunctionCall(FunctionCall { id, call_id, name, arguments, status: parse_status(&mut fields)? })
         }
-        other => Err(invalid_value(&fields.param("type"), other, &ITEM_TYPES)),
+        "function_call_output" => {
+            let id = item_id(&mut fields, "fco")?;
+            let call_id = fields.required_string("call_id")?;
+            let output_param = fields.param("output");
+            let output = match fields.required("output")? {
+                Value::String(text) => ToolOutput::Text(text),
+                Value::Array(parts) => ToolOutput::Parts(
+                    parts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, part)| parse_part(part, &format!("{output_param}[{j}]"), Role::User))
+                        .collect::<ApiResult<_>>()?,
+                ),
+                other => return Err(invalid_type(&output_param, "a string or an array of content parts", &other)),
+            };
+            Item::FunctionCallOutput(FunctionCallOutput { id, call_id, output, status: parse_status(&mut fields)? })
+        }
+        "reasoning" | "item_reference" => {
+            return Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))
+        }
+        other => return Err(invalid_value(&fields.param("type"), other, &ITEM_TYPES)),
+    };
+    fields.finish()?;
+    Ok(item)
+}
+
+/// The item's `id`, which must have the item type's prefix; a new one when absent.
+fn item_id(fields: &mut Fields, prefix: &str) -> ApiResult<String> {
+    match fields.string("id")? {
+        Some(id) if !id.starts_with(&format!("{prefix}_")) => Err(ApiError::invalid(
+            format!("Invalid '{}': '{id}'. Expected an ID that begins with '{prefix}'.", fields.param("id")),
+            Some(fields.param("id")),
+            Some("invalid_value"),
+        )),
+        Some(id) => Ok(id),
+        None => Ok(new_id(prefix)),
     }
 }
 
-fn parse_message(mut fields: Fields) -> ApiResult<Message> {
+/// The item's `status` (completed when absent).
+fn parse_status(fields: &mut Fields) -> ApiResult<ItemStatus> {
+    Ok(match fields.choice("status", &["in_progress", "completed", "incomplete"])?.as_deref() {
+        Some("in_progress") => ItemStatus::InProgress,
+        Some("incomplete") => ItemStatus::Incomplete,
+        _ => ItemStatus::Completed,
+    })
+}
+
+fn parse_message(fields: &mut Fields) -> ApiResult<Message> {
     let role_name = fields.string("role")?.ok_or_else(|| super::fields::missing(&fields.param("role")))?;
     let role = match role_name.as_str() {
         "user" => Role::User,
@@ -52,22 +102,8 @@ fn parse_message(mut fields: Fields) -> ApiResult<Message> {
         "developer" => Role::Developer,
         other => return Err(invalid_value(&fields.param("role"), other, &ROLES)),
     };
-    let id = match fields.string("id")? {
-        Some(id) if !id.starts_with("msg_") => {
-            return Err(ApiError::invalid(
-                format!("Invalid '{}': '{id}'. Expected an ID that begins with 'msg'.", fields.param("id")),
-                Some(fields.param("id")),
-                Some("invalid_value"),
-            ))
-        }
-        Some(id) => id,
-        None => new_id("msg"),
-    };
-    let status = match fields.choice("status", &["in_progress", "completed", "incomplete"])?.as_deref() {
-        Some("in_progress") => ItemStatus::InProgress,
-        Some("incomplete") => ItemStatus::Incomplete,
-        _ => ItemStatus::Completed,
-    };
+    let id = item_id(fields, "msg")?;
+    let status = parse_status(fields)?;
     let content_param = fields.param("content");
     let content = match fields.required("content")? {
         Value::String(text) if role == Role::Assistant => vec![ContentPart::output_text(text)],
@@ -79,7 +115,6 @@ fn parse_message(mut fields: Fields) -> ApiResult<Message> {
             .collect::<ApiResult<_>>()?,
         other => return Err(invalid_type(&content_param, "a string or an array of content parts", &other)),
     };
-    fields.finish()?;
     Ok(Message { id, status, role, content })
 }
 
@@ -102,9 +137,21 @@ fn parse_part(value: Value, path: &str, role: Role) -> ApiResult<ContentPart> {
             ContentPart::OutputText { text, annotations, logprobs }
         }
         "refusal" => ContentPart::Refusal { refusal: fields.required_string("refusal")? },
-        other => {
-            return Err(ApiError::unsupported(&fields.param("type"), &format!("A content part of type '{other}'")))
+        "input_image" => {
+            fields.reject("file_id", "Images by file_id (there is no Files API here; use image_url)")?;
+            let image_url = fields.required_string("image_url")?;
+            let detail =
+                fields.choice("detail", &["low", "high", "auto", "original"])?.unwrap_or_else(|| "auto".into());
+            ContentPart::InputImage { image_url, detail }
         }
+        "input_file" => {
+            fields.reject("file_id", "Files by file_id (there is no Files API here; use file_data)")?;
+            fields.reject("file_url", "Files by file_url (use file_data)")?;
+            let filename = fields.string("filename")?;
+            let file_data = fields.required_string("file_data")?;
+            ContentPart::InputFile { filename, file_data }
+        }
+        other => return Err(invalid_value(&fields.param("type"), other, allowed)),
     };
     fields.finish()?;
     Ok(part)

@@ -1,6 +1,7 @@
 //! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
 
 mod chat;
+mod conversations;
 pub mod extract;
 pub mod fields;
 mod health;
@@ -36,6 +37,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/responses/{id}/input_items", get(responses::input_items))
+        .route("/v1/conversations", post(conversations::create))
+        .route(
+            "/v1/conversations/{id}",
+            get(conversations::retrieve).post(conversations::update).delete(conversations::delete),
+        )
+        .route("/v1/conversations/{id}/items", post(conversations::add_items).get(conversations::list_items))
+        .route(
+            "/v1/conversations/{id}/items/{item_id}",
+            get(conversations::retrieve_item).delete(conversations::delete_item),
+        )
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models::list))
         .route("/api/v1/chat", post(lmstudio::chat))

@@ -3,8 +3,8 @@
 use super::events::{DeltaKind, TurnEvent};
 use super::TurnRequest;
 use crate::model::{
-    new_id, ContentPart, IncompleteDetails, Item, ItemStatus, Message, Pieces, Reasoning, ReasoningConfig,
-    ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
+    new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Pieces,
+    Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
 };
 use crate::upstream::{estimate_tokens, Delta, FinishReason, TokenCounts};
 
@@ -15,6 +15,9 @@ pub struct TurnBuilder {
     pieces: Pieces,
     /// The output item receiving deltas.
     open: Option<usize>,
+    /// Function calls: the backend's number of each, and its output index.
+    calls: Vec<(usize, usize)>,
+    max_tool_calls: Option<u64>,
     finish: Option<FinishReason>,
     usage: Option<TokenCounts>,
     /// Input tokens to report when the upstream reports no usage.
@@ -24,7 +27,7 @@ pub struct TurnBuilder {
 impl TurnBuilder {
     /// Starts a response for `request`: a new id, in progress, no output.
     pub fn new(request: &TurnRequest, estimated_input: u64) -> Self {
-        let sampling = &request.sampling;
+        let parameters = &request.parameters;
         let response = Response {
             id: new_id("resp"),
             object: "response".into(),
@@ -33,38 +36,48 @@ impl TurnBuilder {
             background: false,
             completed_at: None,
             error: None,
-            frequency_penalty: sampling.frequency_penalty.unwrap_or(0.0),
+            frequency_penalty: parameters.frequency_penalty.unwrap_or(0.0),
             incomplete_details: None,
             instructions: request.instructions.clone(),
-            max_output_tokens: sampling.max_output_tokens,
-            max_tool_calls: None,
+            max_output_tokens: parameters.max_output_tokens,
+            max_tool_calls: parameters.max_tool_calls,
             model: request.model.clone(),
             moderation: None,
             output: Vec::new(),
-            parallel_tool_calls: request.parallel_tool_calls,
-            presence_penalty: sampling.presence_penalty.unwrap_or(0.0),
+            parallel_tool_calls: parameters.parallel_tool_calls.unwrap_or(true),
+            presence_penalty: parameters.presence_penalty.unwrap_or(0.0),
             previous_response_id: request.previous_response_id.clone(),
-            prompt_cache_key: sampling.prompt_cache_key.clone(),
+            prompt_cache_key: parameters.prompt_cache_key.clone(),
             prompt_cache_retention: None,
-            reasoning: ReasoningConfig { effort: sampling.reasoning_effort.clone(), summary: None },
-            safety_identifier: sampling.safety_identifier.clone(),
+            reasoning: ReasoningConfig { effort: parameters.reasoning_effort.clone(), summary: None },
+            safety_identifier: parameters.safety_identifier.clone(),
             service_tier: "default".into(),
             store: request.store,
-            temperature: sampling.temperature.unwrap_or(1.0),
+            temperature: parameters.temperature.unwrap_or(1.0),
             text: TextConfig {
-                verbosity: sampling.verbosity.clone().unwrap_or_else(|| "medium".into()),
-                ..TextConfig::default()
+                format: parameters.text_format.to_value(),
+                verbosity: parameters.verbosity.clone().unwrap_or_else(|| "medium".into()),
             },
-            tool_choice: serde_json::json!("auto"),
-            tools: Vec::new(),
+            tool_choice: parameters.tool_choice.clone().unwrap_or_default().to_value(),
+            tools: parameters.tools.iter().map(|tool| serde_json::json!(tool)).collect(),
             top_logprobs: 0,
-            top_p: sampling.top_p.unwrap_or(1.0),
+            top_p: parameters.top_p.unwrap_or(1.0),
             truncation: "disabled".into(),
             usage: None,
-            user: sampling.user.clone(),
+            user: parameters.user.clone(),
             metadata: request.metadata.clone(),
+            conversation: request.conversation.clone().map(|id| ConversationRef { id }),
         };
-        Self { response, pieces: Pieces::new(), open: None, finish: None, usage: None, estimated_input }
+        Self {
+            response,
+            pieces: Pieces::new(),
+            open: None,
+            calls: Vec::new(),
+            max_tool_calls: parameters.max_tool_calls,
+            finish: None,
+            usage: None,
+            estimated_input,
+        }
     }
 
     /// The in-progress snapshot sent when the turn starts.
@@ -77,6 +90,7 @@ impl TurnBuilder {
         match delta {
             Delta::Text(text) => self.append(DeltaKind::Text, text),
             Delta::Reasoning(text) => self.append(DeltaKind::Reasoning, text),
+            Delta::ToolCall { index, id, name, arguments } => self.tool_call(index, id, name, arguments),
             Delta::Finish(reason) => {
                 self.finish = Some(reason);
                 Vec::new()
@@ -88,57 +102,75 @@ impl TurnBuilder {
         }
     }
 
+    /// Text or reasoning: appended to the open item of that kind, or to a new one.
     fn append(&mut self, kind: DeltaKind, text: String) -> Vec<TurnEvent> {
         let mut events = Vec::new();
         let index = match self.open {
-            Some(index) if kind_of(&self.response.output[index]) == kind => index,
-            _ => {
-                events.extend(self.close(ItemStatus::Completed));
-                let (index, added) = self.open_item(kind);
-                events.push(added);
-                index
-            }
+            Some(index) if DeltaKind::of(&self.response.output[index]) == kind => index,
+            _ => self.start(empty_item(kind), &mut events),
         };
-        match &mut self.response.output[index] {
-            Item::Message(message) => push_text(&mut message.content[0], &text),
-            Item::Reasoning(reasoning) => reasoning.content[0].text.push_str(&text),
-        }
-        self.pieces[index].push(text.len());
-        let item_id = self.response.output[index].id().to_string();
-        events.push(TurnEvent::Delta { index, item_id, kind, text });
+        events.push(self.grow(index, kind, text));
         events
     }
 
-    fn open_item(&mut self, kind: DeltaKind) -> (usize, TurnEvent) {
-        let item = match kind {
-            DeltaKind::Text => Item::Message(Message {
-                id: new_id("msg"),
-                status: ItemStatus::InProgress,
-                role: Role::Assistant,
-                content: vec![ContentPart::output_text("")],
-            }),
-            DeltaKind::Reasoning => Item::Reasoning(Reasoning {
-                id: new_id("rs"),
-                summary: Vec::new(),
-                content: vec![ReasoningText { text: String::new() }],
-                status: ItemStatus::InProgress,
-            }),
+    /// A piece of function call `upstream` (the backend's numbering); calls past `max_tool_calls` are dropped.
+    fn tool_call(&mut self, upstream: usize, id: Option<String>, name: Option<String>, args: String) -> Vec<TurnEvent> {
+        let mut events = Vec::new();
+        let index = match self.calls.iter().find(|(number, _)| *number == upstream) {
+            Some(&(_, index)) => index,
+            None if self.max_tool_calls.is_some_and(|max| self.calls.len() as u64 >= max) => return events,
+            None => {
+                let call = FunctionCall {
+                    id: new_id("fc"),
+                    call_id: id.unwrap_or_else(|| new_id("call")),
+                    name: name.clone().unwrap_or_default(),
+                    arguments: String::new(),
+                    status: ItemStatus::InProgress,
+                };
+                let index = self.start(Item::FunctionCall(call), &mut events);
+                self.calls.push((upstream, index));
+                index
+            }
         };
+        if let (Item::FunctionCall(call), Some(name)) = (&mut self.response.output[index], name) {
+            if call.name.is_empty() {
+                call.name = name;
+            }
+        }
+        if !args.is_empty() {
+            events.push(self.grow(index, DeltaKind::Arguments, args));
+        }
+        events
+    }
+
+    /// Closes the open item and opens `item`; returns its index.
+    fn start(&mut self, item: Item, events: &mut Vec<TurnEvent>) -> usize {
+        events.extend(self.close(ItemStatus::Completed));
         let index = self.response.output.len();
-        let event = TurnEvent::ItemAdded { index, item: item.started() };
+        events.push(TurnEvent::ItemAdded { index, item: item.started() });
         self.response.output.push(item);
         self.pieces.push(Vec::new());
         self.open = Some(index);
-        (index, event)
+        index
+    }
+
+    /// Appends text to output item `index`.
+    fn grow(&mut self, index: usize, kind: DeltaKind, text: String) -> TurnEvent {
+        match &mut self.response.output[index] {
+            Item::Message(message) => push_text(&mut message.content[0], &text),
+            Item::Reasoning(reasoning) => reasoning.content[0].text.push_str(&text),
+            Item::FunctionCall(call) => call.arguments.push_str(&text),
+            Item::FunctionCallOutput(_) => {}
+        }
+        self.pieces[index].push(text.len());
+        let item_id = self.response.output[index].id().to_string();
+        TurnEvent::Delta { index, item_id, kind, text }
     }
 
     fn close(&mut self, status: ItemStatus) -> Option<TurnEvent> {
         let index = self.open.take()?;
         let item = &mut self.response.output[index];
-        match item {
-            Item::Message(message) => message.status = status,
-            Item::Reasoning(reasoning) => reasoning.status = status,
-        }
+        item.set_status(status);
         Some(TurnEvent::ItemDone { index, item: item.clone() })
     }
 
@@ -153,10 +185,9 @@ impl TurnBuilder {
             (None, _) => None,
         };
         let cut = failure.is_some() || cut_reason.is_some();
-        let has_message = self.response.output.iter().any(|item| matches!(item, Item::Message(_)));
-        if failure.is_none() && !has_message {
-            events.extend(self.close(ItemStatus::Completed));
-            events.push(self.open_item(DeltaKind::Text).1);
+        let answered = self.response.output.iter().any(|item| matches!(item, Item::Message(_) | Item::FunctionCall(_)));
+        if failure.is_none() && !answered {
+            self.start(empty_item(DeltaKind::Text), &mut events);
         }
         events.extend(self.close(if cut { ItemStatus::Incomplete } else { ItemStatus::Completed }));
         let now = chrono::Utc::now().timestamp();
@@ -179,10 +210,21 @@ impl TurnBuilder {
     }
 }
 
-fn kind_of(item: &Item) -> DeltaKind {
-    match item {
-        Item::Message(_) => DeltaKind::Text,
-        Item::Reasoning(_) => DeltaKind::Reasoning,
+/// A new, empty reasoning item or assistant message.
+fn empty_item(kind: DeltaKind) -> Item {
+    match kind {
+        DeltaKind::Reasoning => Item::Reasoning(Reasoning {
+            id: new_id("rs"),
+            summary: Vec::new(),
+            content: vec![ReasoningText { text: String::new() }],
+            status: ItemStatus::InProgress,
+        }),
+        _ => Item::Message(Message {
+            id: new_id("msg"),
+            status: ItemStatus::InProgress,
+            role: Role::Assistant,
+            content: vec![ContentPart::output_text("")],
+        }),
     }
 }
 

@@ -1,21 +1,105 @@
-//! Building the upstream context of a turn: this turn's instructions, then the chain's history, then the new input.
+//! Building the upstream context of a turn: this turn's instructions, then the chain's history, then the new input,
+//! as Chat Completions messages — function calls and their outputs included, so tool use survives across turns.
 
-use crate::model::{Item, Role};
-use crate::upstream::ChatMessage;
+use serde_json::{json, Value};
 
-/// The Chat Completions messages for a turn. `developer` becomes `system` (not every backend knows it);
-/// reasoning items are not sent back upstream.
-pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item]) -> Vec<ChatMessage> {
-    let instructions = instructions.map(|text| ChatMessage { role: "system", content: text.to_string() });
-    let items = history.iter().chain(input).filter_map(|item| match item {
-        Item::Message(message) => Some(ChatMessage {
-            role: match message.role {
-                Role::Developer => Role::System.as_str(),
-                role => role.as_str(),
-            },
-            content: message.text(),
-        }),
-        Item::Reasoning(_) => None,
+use crate::error::{ApiError, ApiResult};
+use crate::model::{ContentPart, Item, Message, Role};
+use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatToolCall};
+
+/// The Chat Completions messages for a turn. `developer` becomes `system` (not every backend knows it); function
+/// calls join the assistant message before them; reasoning items are not sent back upstream. Every function call
+/// needs its output later in the context, and every output an earlier call (else 400, as on OpenAI).
+pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item]) -> ApiResult<Vec<ChatMessage>> {
+    check_tool_pairs(history.iter().chain(input))?;
+    let mut messages: Vec<ChatMessage> =
+        instructions.map(|text| ChatMessage::text("system", text)).into_iter().collect();
+    for item in history.iter().chain(input) {
+        match item {
+            Item::Message(message) => messages.push(ChatMessage {
+                role: match message.role {
+                    Role::Developer => Role::System.as_str(),
+                    role => role.as_str(),
+                },
+                content: content(message),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            }),
+            Item::FunctionCall(call) => {
+                let tool_call = ChatToolCall {
+                    id: call.call_id.clone(),
+                    kind: "function",
+                    function: ChatFunction { name: call.name.clone(), arguments: call.arguments.clone() },
+                };
+                match messages.last_mut() {
+                    Some(last) if last.role == "assistant" => last.tool_calls.push(tool_call),
+                    _ => messages.push(ChatMessage {
+                        role: "assistant",
+                        content: ChatContent::Null,
+                        tool_calls: vec![tool_call],
+                        tool_call_id: None,
+                    }),
+                }
+            }
+            Item::FunctionCallOutput(output) => messages.push(ChatMessage {
+                tool_call_id: Some(output.call_id.clone()),
+                ..ChatMessage::text("tool", output.output.text())
+            }),
+            Item::Reasoning(_) => {}
+        }
+    }
+    Ok(messages)
+}
+
+/// A message's content: a plain string when it is all text, else chat content parts.
+fn content(message: &Message) -> ChatContent {
+    if message.content.iter().all(|part| part.text().is_some()) {
+        return ChatContent::Text(message.text());
+    }
+    let parts = message.content.iter().map(|part| match part {
+        ContentPart::InputImage { image_url, detail } => {
+            json!({"type": "image_url", "image_url": {"url": image_url, "detail": detail}})
+        }
+        ContentPart::InputFile { filename, file_data } => {
+            let mut file = json!({"file_data": file_data});
+            if let Some(filename) = filename {
+                file["filename"] = json!(filename);
+            }
+            json!({"type": "file", "file": file})
+        }
+        text => json!({"type": "text", "text": text.text().unwrap_or_default()}),
     });
-    instructions.into_iter().chain(items).collect()
+    ChatContent::Parts(parts.collect::<Vec<Value>>())
+}
+
+/// Checks that calls and outputs pair up: each output answers an earlier call, each call gets an output.
+fn check_tool_pairs<'a>(items: impl Iterator<Item = &'a Item>) -> ApiResult<()> {
+    let mut calls: Vec<&str> = Vec::new();
+    let mut unanswered: Vec<&str> = Vec::new();
+    for item in items {
+        match item {
+            Item::FunctionCall(call) => {
+                calls.push(&call.call_id);
+                unanswered.push(&call.call_id);
+            }
+            Item::FunctionCallOutput(output) => {
+                if !calls.contains(&output.call_id.as_str()) {
+                    return Err(tool_error(format!(
+                        "No tool call found for function call output with call_id {}.",
+                        output.call_id
+                    )));
+                }
+                unanswered.retain(|id| *id != output.call_id);
+            }
+            _ => {}
+        }
+    }
+    match unanswered.first() {
+        Some(id) => Err(tool_error(format!("No tool output found for function call {id}."))),
+        None => Ok(()),
+    }
+}
+
+fn tool_error(message: String) -> ApiError {
+    ApiError::invalid(message, Some("input".to_string()), Some("invalid_value"))
 }

@@ -7,6 +7,19 @@ use crate::model::{Item, Pieces, Response};
 pub enum DeltaKind {
     Text,
     Reasoning,
+    /// The arguments of a function call.
+    Arguments,
+}
+
+impl DeltaKind {
+    /// The kind of delta an output item grows by.
+    pub fn of(item: &Item) -> DeltaKind {
+        match item {
+            Item::FunctionCall(_) => DeltaKind::Arguments,
+            Item::Reasoning(_) => DeltaKind::Reasoning,
+            Item::Message(_) | Item::FunctionCallOutput(_) => DeltaKind::Text,
+        }
+    }
 }
 
 /// One step of a turn, in order: `Created`, then per output item `ItemAdded`, `Delta`…, `ItemDone`, then
@@ -30,10 +43,7 @@ pub fn replay(response: &Response, pieces: &Pieces) -> Vec<TurnEvent> {
     let mut events = vec![TurnEvent::Created(response.in_progress())];
     for (index, item) in response.output.iter().enumerate() {
         events.push(TurnEvent::ItemAdded { index, item: item.started() });
-        let kind = match item {
-            Item::Message(_) => DeltaKind::Text,
-            Item::Reasoning(_) => DeltaKind::Reasoning,
-        };
+        let kind = DeltaKind::of(item);
         let text = item.text();
         for piece in split(&text, pieces.get(index).map(Vec::as_slice).unwrap_or_default()) {
             events.push(TurnEvent::Delta { index, item_id: item.id().to_string(), kind, text: piece.to_string() });

@@ -3,6 +3,7 @@
 
 mod builder;
 mod context;
+mod conversations;
 pub mod events;
 mod turn;
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::Store;
-use crate::upstream::{Sampling, Upstreams};
+use crate::upstream::{Parameters, Upstreams};
 
 pub use context::chat_messages;
 pub use events::{DeltaKind, TurnEvent};
@@ -30,9 +31,9 @@ pub struct TurnRequest {
     /// Whether to store the turn (false: nothing is written).
     pub store: bool,
     pub metadata: Metadata,
-    pub sampling: Sampling,
-    /// Echoed on the response; meaningful once tools are given.
-    pub parallel_tool_calls: bool,
+    pub parameters: Parameters,
+    /// The conversation whose items are this turn's history, and which gets its input and output appended.
+    pub conversation: Option<String>,
 }
 
 /// The engine: a store, the upstreams and the limits.

@@ -10,7 +10,9 @@ use super::builder::TurnBuilder;
 use super::events::TurnEvent;
 use super::{chat_messages, Engine, TurnRequest};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Response, ResponseError, ResponseStatus};
+use crate::model::{Pieces, Response, ResponseError, ResponseStatus};
+use crate::store::sql::conversation_not_found;
+use crate::store::NewTurn;
 use crate::upstream::{estimate_tokens, ChatRequest, DeltaStream, Upstream};
 
 /// The events of a streamed turn, as they happen.
@@ -26,9 +28,7 @@ impl Engine {
             builder.apply(delta);
         }
         let (_, response, pieces) = builder.finish(None);
-        if request.store {
-            self.store.save_turn(&request.tenant, &response, &request.input, &pieces).await?;
-        }
+        self.save(&request, &response, &pieces).await?;
         Ok(response)
     }
 
@@ -69,25 +69,39 @@ impl Engine {
         }
         let (closing, mut response, pieces) = builder.finish(failure);
         closing.into_iter().for_each(send);
-        if request.store {
-            if let Err(err) = self.store.save_turn(&request.tenant, &response, &request.input, &pieces).await {
-                tracing::error!(error = %err, response = %response.id, "a streamed turn could not be stored");
-                response.status = ResponseStatus::Failed;
-                response.completed_at = None;
-                response.error = Some(ResponseError {
-                    code: "server_error".into(),
-                    message: "The response could not be stored.".into(),
-                });
-            }
+        if let Err(err) = self.save(&request, &response, &pieces).await {
+            tracing::error!(error = %err, response = %response.id, "a streamed turn could not be stored");
+            response.status = ResponseStatus::Failed;
+            response.completed_at = None;
+            response.error = Some(ResponseError {
+                code: "server_error".into(),
+                message: "The response could not be stored.".into(),
+            });
         }
         send(TurnEvent::Finished(response));
+    }
+
+    /// Stores a finished turn: the response if `store`, and its input and output in its conversation unless it
+    /// failed — all in one transaction.
+    async fn save(&self, request: &TurnRequest, response: &Response, pieces: &Pieces) -> ApiResult<()> {
+        let conversation = request.conversation.as_deref().filter(|_| response.status != ResponseStatus::Failed);
+        if !request.store && conversation.is_none() {
+            return Ok(());
+        }
+        let turn = NewTurn { response, input: &request.input, pieces, store_response: request.store, conversation };
+        self.store.save_turn(&request.tenant, turn).await
     }
 
     /// Routes the model, resolves the chain and assembles the upstream request.
     async fn prepare(&self, request: &TurnRequest) -> ApiResult<(Arc<dyn Upstream>, ChatRequest)> {
         let upstream = self.upstreams.route(&request.model)?;
-        let history = match &request.previous_response_id {
-            Some(id) => {
+        let history = match (&request.previous_response_id, &request.conversation) {
+            (_, Some(conversation)) => self
+                .store
+                .conversation_items(&request.tenant, conversation)
+                .await?
+                .ok_or_else(|| conversation_not_found(conversation))?,
+            (Some(id), None) => {
                 let chain = self
                     .store
                     .history(&request.tenant, id, self.max_chain_depth)
@@ -102,12 +116,12 @@ impl Engine {
                 }
                 chain.items
             }
-            None => Vec::new(),
+            (None, None) => Vec::new(),
         };
         let chat = ChatRequest {
             model: request.model.clone(),
-            messages: chat_messages(request.instructions.as_deref(), &history, &request.input),
-            sampling: request.sampling.clone(),
+            messages: chat_messages(request.instructions.as_deref(), &history, &request.input)?,
+            parameters: request.parameters.clone(),
         };
         Ok((upstream, chat))
     }
@@ -115,7 +129,7 @@ impl Engine {
 
 /// Input tokens to report when the upstream reports none.
 fn estimated_input(chat: &ChatRequest) -> u64 {
-    chat.messages.iter().map(|m| estimate_tokens(&m.content)).sum()
+    chat.messages.iter().map(|m| estimate_tokens(&m.content_text())).sum()
 }
 
 /// 400 for a `previous_response_id` that is unknown, deleted, never stored or another tenant's.

@@ -1,4 +1,4 @@
-//! Conversation items (messages, reasoning) in the Responses API's item shape.
+//! Conversation items (messages, function calls and their outputs, reasoning) in the Responses API's item shape.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,35 +7,50 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Item {
     Message(Message),
+    FunctionCall(FunctionCall),
+    FunctionCallOutput(FunctionCallOutput),
     Reasoning(Reasoning),
 }
 
 impl Item {
-    /// The item's id (`msg_…`, `rs_…`).
+    /// The item's id (`msg_…`, `fc_…`, `fco_…`, `rs_…`).
     pub fn id(&self) -> &str {
         match self {
             Item::Message(m) => &m.id,
+            Item::FunctionCall(c) => &c.id,
+            Item::FunctionCallOutput(o) => &o.id,
             Item::Reasoning(r) => &r.id,
         }
     }
 
     /// The item as announced when it starts streaming: in progress, with no content yet.
     pub fn started(&self) -> Item {
+        let status = ItemStatus::InProgress;
         match self {
-            Item::Message(m) => {
-                Item::Message(Message { status: ItemStatus::InProgress, content: Vec::new(), ..m.clone() })
-            }
-            Item::Reasoning(r) => {
-                Item::Reasoning(Reasoning { status: ItemStatus::InProgress, content: Vec::new(), ..r.clone() })
-            }
+            Item::Message(m) => Item::Message(Message { status, content: Vec::new(), ..m.clone() }),
+            Item::FunctionCall(c) => Item::FunctionCall(FunctionCall { status, arguments: String::new(), ..c.clone() }),
+            Item::FunctionCallOutput(o) => Item::FunctionCallOutput(FunctionCallOutput { status, ..o.clone() }),
+            Item::Reasoning(r) => Item::Reasoning(Reasoning { status, content: Vec::new(), ..r.clone() }),
         }
     }
 
-    /// The item's text: a message's text parts, or a reasoning item's reasoning text.
+    /// The item's text: a message's text parts, a call's arguments, an output's text, or the reasoning text.
     pub fn text(&self) -> String {
         match self {
             Item::Message(m) => m.text(),
+            Item::FunctionCall(c) => c.arguments.clone(),
+            Item::FunctionCallOutput(o) => o.output.text(),
             Item::Reasoning(r) => r.content.iter().map(|part| part.text.as_str()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    /// Sets the item's status.
+    pub fn set_status(&mut self, status: ItemStatus) {
+        match self {
+            Item::Message(m) => m.status = status,
+            Item::FunctionCall(c) => c.status = status,
+            Item::FunctionCallOutput(o) => o.status = status,
+            Item::Reasoning(r) => r.status = status,
         }
     }
 }
@@ -81,9 +96,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// The message's text: its text parts joined by newlines (refusals count as text).
+    /// The message's text: its text parts joined by newlines (refusals count as text, images and files not).
     pub fn text(&self) -> String {
-        let texts: Vec<&str> = self.content.iter().map(ContentPart::text).collect();
+        let texts: Vec<&str> = self.content.iter().filter_map(ContentPart::text).collect();
         texts.join("\n")
     }
 }
@@ -94,6 +109,17 @@ impl Message {
 pub enum ContentPart {
     InputText {
         text: String,
+    },
+    /// An image by URL or data URL.
+    InputImage {
+        image_url: String,
+        detail: String,
+    },
+    /// A file given inline as a data URL (or bare base64).
+    InputFile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+        file_data: String,
     },
     OutputText {
         text: String,
@@ -113,11 +139,50 @@ impl ContentPart {
         ContentPart::OutputText { text: text.into(), annotations: Vec::new(), logprobs: Vec::new() }
     }
 
-    /// The part's text.
-    pub fn text(&self) -> &str {
+    /// The part's text, if it is a text part.
+    pub fn text(&self) -> Option<&str> {
         match self {
-            ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => text,
-            ContentPart::Refusal { refusal } => refusal,
+            ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => Some(text),
+            ContentPart::Refusal { refusal } => Some(refusal),
+            ContentPart::InputImage { .. } | ContentPart::InputFile { .. } => None,
+        }
+    }
+}
+
+/// A call of a client-side function tool made by the model: `{id:"fc_…", call_id, name, arguments, status}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub id: String,
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as a JSON string, as the model wrote them.
+    pub arguments: String,
+    pub status: ItemStatus,
+}
+
+/// The client's result of a function call: `{id, call_id, output, status}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallOutput {
+    pub id: String,
+    pub call_id: String,
+    pub output: ToolOutput,
+    pub status: ItemStatus,
+}
+
+/// A function call's output: a string, or content parts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToolOutput {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+impl ToolOutput {
+    /// The output's text (text parts joined by newlines).
+    pub fn text(&self) -> String {
+        match self {
+            ToolOutput::Text(text) => text.clone(),
+            ToolOutput::Parts(parts) => parts.iter().filter_map(ContentPart::text).collect::<Vec<_>>().join("\n"),
         }
     }
 }

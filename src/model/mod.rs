@@ -3,15 +3,23 @@
 //! Items and responses serialize to exactly the OpenAI Responses wire shape, so the store keeps them as JSON and
 //! the Responses surface renders them without translation; other surfaces translate from these types.
 
+mod conversation;
 mod ids;
 mod item;
 mod response;
+mod tools;
 
+pub use conversation::{Conversation, ConversationRef};
 pub use ids::new_id;
-pub use item::{ContentPart, Item, ItemStatus, Message, Reasoning, ReasoningText, Role};
+pub use item::{
+    ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Reasoning, ReasoningText, Role,
+    ToolOutput,
+};
 pub use response::{
     IncompleteDetails, Metadata, ReasoningConfig, Response, ResponseError, ResponseStatus, TextConfig, Usage,
 };
+
+pub use tools::{FunctionTool, TextFormat, ToolChoice};
 
 /// For each output item, the byte lengths of the deltas it was streamed in; a replay repeats the same events.
 pub type Pieces = Vec<Vec<usize>>;

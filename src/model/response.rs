@@ -149,6 +149,9 @@ pub struct Response {
     pub usage: Option<Usage>,
     pub user: Option<String>,
     pub metadata: Metadata,
+    /// The conversation this response was added to, when one was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<super::ConversationRef>,
 }
 
 impl Response {

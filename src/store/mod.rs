@@ -4,7 +4,7 @@
 //! resolved from those in one query. Every operation is scoped to a tenant.
 
 mod postgres;
-pub(crate) mod sql;
+pub mod sql;
 mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::config::DatabaseConfig;
 use crate::error::ApiResult;
-use crate::model::{Item, Pieces, Response, ResponseStatus};
+use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatus};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -27,12 +27,27 @@ pub struct Chain {
     pub items: Vec<Item>,
 }
 
+/// A finished turn to store.
+#[derive(Clone, Copy, Debug)]
+pub struct NewTurn<'a> {
+    /// The response with its output.
+    pub response: &'a Response,
+    /// The input it received.
+    pub input: &'a [Item],
+    /// The pieces its output was streamed in.
+    pub pieces: &'a Pieces,
+    /// Whether to store the response itself (`store`).
+    pub store_response: bool,
+    /// A conversation to append the input and output to.
+    pub conversation: Option<&'a str>,
+}
+
 /// Conversation storage.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Stores a finished turn in one transaction: the response with its output, the input it received, and the
-    /// pieces its output was streamed in.
-    async fn save_turn(&self, tenant: &str, response: &Response, input: &[Item], pieces: &Pieces) -> ApiResult<()>;
+    /// Stores a finished turn in one transaction: the response (if `store_response`), and the input and output
+    /// appended to its conversation (if any; 404 if that conversation is gone).
+    async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> ApiResult<()>;
 
     /// The stored response with its output and pieces, unless unknown or deleted.
     async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(Response, Pieces)>>;
@@ -46,6 +61,29 @@ pub trait Store: Send + Sync {
 
     /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
     async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<bool>;
+
+    /// Creates a conversation with its first items.
+    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> ApiResult<()>;
+
+    /// A conversation, unless unknown or deleted.
+    async fn conversation(&self, tenant: &str, id: &str) -> ApiResult<Option<Conversation>>;
+
+    /// Replaces a conversation's metadata; `None` if unknown or deleted.
+    async fn update_conversation(&self, tenant: &str, id: &str, metadata: &Metadata)
+        -> ApiResult<Option<Conversation>>;
+
+    /// Deletes a conversation and its items; false if unknown or deleted.
+    async fn delete_conversation(&self, tenant: &str, id: &str) -> ApiResult<bool>;
+
+    /// Appends items to a conversation in one transaction; false if it is unknown or deleted, 400
+    /// `item_already_in_conversation` if an item id is in it already.
+    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> ApiResult<bool>;
+
+    /// A conversation's items, oldest first; `None` if it is unknown or deleted.
+    async fn conversation_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>>;
+
+    /// Removes one item from a conversation; false if it is not there.
+    async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> ApiResult<bool>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> ApiResult<()>;

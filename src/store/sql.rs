@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{chain_too_deep, Chain};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Item, Pieces, Response, ResponseStatus};
+use crate::model::{Conversation, Item, Pieces, Response, ResponseStatus};
 
 pub const INPUT: i64 = 0;
 pub const OUTPUT: i64 = 1;
@@ -41,6 +41,73 @@ pub const DELETE_RESPONSE: &str = "UPDATE responses SET body = NULL, pieces = NU
     WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
 
 pub const DELETE_ITEMS: &str = "DELETE FROM items WHERE tenant = $1 AND response_id = $2";
+
+pub const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, tenant, created_at, metadata, next_position) \
+    VALUES ($1, $2, $3, $4, 0)";
+
+pub const SELECT_CONVERSATION: &str = "SELECT id, created_at, metadata FROM conversations \
+    WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL";
+
+pub const UPDATE_CONVERSATION: &str = "UPDATE conversations SET metadata = $1 \
+    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
+
+/// Reserves `$1` positions at the end of a conversation (locking its row until the transaction ends) and returns
+/// the position after them.
+pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1 \
+    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL RETURNING next_position";
+
+pub const INSERT_CONVERSATION_ITEMS: &str =
+    "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body) ";
+
+/// A conversation's items in order (one row with a NULL item when it has none; no row when it does not exist).
+pub const SELECT_CONVERSATION_ITEMS: &str = "SELECT c.id, ci.body FROM conversations c \
+    LEFT JOIN conversation_items ci ON ci.conversation_id = c.id AND ci.tenant = c.tenant \
+    WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL ORDER BY ci.position";
+
+pub const DELETE_CONVERSATION: &str = "UPDATE conversations SET metadata = '{}', deleted_at = $1 \
+    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
+
+pub const DELETE_CONVERSATION_ITEMS: &str = "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2";
+
+pub const DELETE_CONVERSATION_ITEM: &str =
+    "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2 AND item_id = $3";
+
+/// A row of `SELECT_CONVERSATION`.
+pub type ConversationRow = (String, i64, String);
+
+/// The conversation of a row of `SELECT_CONVERSATION`.
+pub fn conversation(row: Option<ConversationRow>) -> ApiResult<Option<Conversation>> {
+    row.map(|(id, created_at, metadata)| {
+        Ok(Conversation { id, object: "conversation".into(), created_at, metadata: serde_json::from_str(&metadata)? })
+    })
+    .transpose()
+}
+
+/// The items of the rows of `SELECT_CONVERSATION_ITEMS`; `None` when there are no rows.
+pub fn assemble_conversation_items(rows: Vec<(String, Option<String>)>) -> ApiResult<Option<Vec<Item>>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let items = rows.iter().filter_map(|(_, item)| item.as_deref()).map(serde_json::from_str);
+    Ok(Some(items.collect::<Result<_, _>>()?))
+}
+
+/// A unique-key violation while adding items is a duplicate item id: 400 `item_already_in_conversation`.
+pub fn duplicate_item(err: sqlx::Error) -> ApiError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::invalid(
+            "Item already in conversation",
+            Some("items".to_string()),
+            Some("item_already_in_conversation"),
+        ),
+        _ => err.into(),
+    }
+}
+
+/// 404 for a conversation that is unknown, deleted or another tenant's.
+pub fn conversation_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Conversation with id '{id}' not found."))
+}
 
 /// A row of `SELECT_RESPONSE`.
 pub type ResponseRow = (Option<String>, Option<String>, Option<String>);
@@ -114,18 +181,16 @@ pub fn assemble_chain(id: &str, rows: Vec<HistoryRow>, max_depth: u32) -> ApiRes
 /// Implements `Store` for a struct with fields `pool: Pool<$db>` and `reads: Counter`.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            async fn save_turn(
-                &self,
+        impl $store {
+            /// Inserts a response row and its items within a transaction.
+            async fn insert_response(
+                tx: &mut sqlx::Transaction<'_, $db>,
                 tenant: &str,
-                response: &$crate::model::Response,
-                input: &[$crate::model::Item],
-                pieces: &$crate::model::Pieces,
+                turn: $crate::store::NewTurn<'_>,
             ) -> $crate::error::ApiResult<()> {
                 use $crate::store::sql;
-                let rows = sql::item_rows(response, input)?;
-                let mut tx = self.pool.begin().await?;
+                let response = turn.response;
+                let rows = sql::item_rows(response, turn.input)?;
                 sqlx::query(sql::INSERT_RESPONSE)
                     .bind(&response.id)
                     .bind(tenant)
@@ -133,8 +198,8 @@ macro_rules! sql_store {
                     .bind(response.status.as_str())
                     .bind(response.created_at)
                     .bind(sql::response_body(response)?)
-                    .bind(serde_json::to_string(pieces)?)
-                    .execute(&mut *tx)
+                    .bind(serde_json::to_string(turn.pieces)?)
+                    .execute(&mut **tx)
                     .await?;
                 for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_ITEMS);
@@ -146,10 +211,167 @@ macro_rules! sql_store {
                             .push_bind(item_id)
                             .push_bind(body);
                     });
-                    insert.build().execute(&mut *tx).await?;
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Appends items to a conversation within a transaction; false if the conversation is gone.
+            async fn append_items(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                tenant: &str,
+                id: &str,
+                items: &[$crate::model::Item],
+            ) -> $crate::error::ApiResult<bool> {
+                use $crate::store::sql;
+                let reserved: Option<(i64,)> = sqlx::query_as(sql::RESERVE_POSITIONS)
+                    .bind(items.len() as i64)
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let Some((end,)) = reserved else { return Ok(false) };
+                let start = end - items.len() as i64;
+                let rows = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| Ok((start + i as i64, item.id().to_string(), serde_json::to_string(item)?)))
+                    .collect::<$crate::error::ApiResult<Vec<_>>>()?;
+                for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_CONVERSATION_ITEMS);
+                    insert.push_values(chunk, |mut row, (position, item_id, body)| {
+                        row.push_bind(tenant).push_bind(id).push_bind(*position).push_bind(item_id).push_bind(body);
+                    });
+                    insert.build().execute(&mut **tx).await.map_err(sql::duplicate_item)?;
+                }
+                Ok(true)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn save_turn(&self, tenant: &str, turn: $crate::store::NewTurn<'_>) -> $crate::error::ApiResult<()> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                if let Some(conversation) = turn.conversation {
+                    let items: Vec<_> = turn.input.iter().chain(&turn.response.output).cloned().collect();
+                    if !Self::append_items(&mut tx, tenant, conversation, &items).await? {
+                        return Err(sql::conversation_not_found(conversation));
+                    }
+                }
+                if turn.store_response {
+                    Self::insert_response(&mut tx, tenant, turn).await?;
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn create_conversation(
+                &self,
+                tenant: &str,
+                conversation: &$crate::model::Conversation,
+                items: &[$crate::model::Item],
+            ) -> $crate::error::ApiResult<()> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sql::INSERT_CONVERSATION)
+                    .bind(&conversation.id)
+                    .bind(tenant)
+                    .bind(conversation.created_at)
+                    .bind(serde_json::to_string(&conversation.metadata)?)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_items(&mut tx, tenant, &conversation.id, items).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn conversation(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> $crate::error::ApiResult<Option<$crate::model::Conversation>> {
+                use $crate::store::sql;
+                self.reads.bump();
+                let row =
+                    sqlx::query_as(sql::SELECT_CONVERSATION).bind(tenant).bind(id).fetch_optional(&self.pool).await?;
+                sql::conversation(row)
+            }
+
+            async fn update_conversation(
+                &self,
+                tenant: &str,
+                id: &str,
+                metadata: &$crate::model::Metadata,
+            ) -> $crate::error::ApiResult<Option<$crate::model::Conversation>> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sql::UPDATE_CONVERSATION)
+                    .bind(serde_json::to_string(metadata)?)
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let row =
+                    sqlx::query_as(sql::SELECT_CONVERSATION).bind(tenant).bind(id).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                sql::conversation(row)
+            }
+
+            async fn delete_conversation(&self, tenant: &str, id: &str) -> $crate::error::ApiResult<bool> {
+                use $crate::store::sql;
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query(sql::DELETE_CONVERSATION)
+                    .bind(chrono::Utc::now().timestamp())
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                sqlx::query(sql::DELETE_CONVERSATION_ITEMS).bind(tenant).bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn add_conversation_items(
+                &self,
+                tenant: &str,
+                id: &str,
+                items: &[$crate::model::Item],
+            ) -> $crate::error::ApiResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let added = Self::append_items(&mut tx, tenant, id, items).await?;
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn conversation_items(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> $crate::error::ApiResult<Option<Vec<$crate::model::Item>>> {
+                use $crate::store::sql;
+                self.reads.bump();
+                let rows =
+                    sqlx::query_as(sql::SELECT_CONVERSATION_ITEMS).bind(tenant).bind(id).fetch_all(&self.pool).await?;
+                sql::assemble_conversation_items(rows)
+            }
+
+            async fn delete_conversation_item(
+                &self,
+                tenant: &str,
+                id: &str,
+                item_id: &str,
+            ) -> $crate::error::ApiResult<bool> {
+                use $crate::store::sql;
+                let result = sqlx::query(sql::DELETE_CONVERSATION_ITEM)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(item_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() > 0)
             }
 
             async fn response(

@@ -12,9 +12,12 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use super::sse::SseDecoder;
-use super::{ByteStream, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts, Upstream};
+use super::{
+    ByteStream, ChatFunctionCall, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts, Upstream,
+};
 use crate::config::{Secret, UpstreamConfig};
 use crate::error::{ApiError, ApiResult};
+use crate::model::{TextFormat, ToolChoice};
 
 /// An OpenAI-compatible backend reached over HTTP.
 pub struct ChatCompletions {
@@ -130,7 +133,7 @@ fn request_body(request: &ChatRequest) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(request.model));
     body.insert("messages".into(), json!(request.messages));
-    let s = &request.sampling;
+    let s = &request.parameters;
     let optional = [
         ("temperature", s.temperature.map(Value::from)),
         ("top_p", s.top_p.map(Value::from)),
@@ -148,6 +151,52 @@ fn request_body(request: &ChatRequest) -> Value {
             body.insert(key.into(), value);
         }
     }
+    if !s.tools.is_empty() {
+        let tools: Vec<Value> = s
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = json!({"name": tool.name});
+                for (key, value) in [
+                    ("description", tool.description.clone().map(Value::from)),
+                    ("parameters", tool.parameters.clone()),
+                    ("strict", tool.strict.map(Value::from)),
+                ] {
+                    if let Some(value) = value {
+                        function[key] = value;
+                    }
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), json!(tools));
+        if let Some(parallel) = s.parallel_tool_calls {
+            body.insert("parallel_tool_calls".into(), json!(parallel));
+        }
+    }
+    if let Some(choice) = &s.tool_choice {
+        let choice = match choice {
+            ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+            other => other.to_value(),
+        };
+        body.insert("tool_choice".into(), choice);
+    }
+    match &s.text_format {
+        TextFormat::Text => {}
+        TextFormat::JsonObject => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        TextFormat::JsonSchema { name, schema, description, strict } => {
+            let mut json_schema = json!({"name": name, "schema": schema});
+            if let Some(description) = description {
+                json_schema["description"] = json!(description);
+            }
+            if let Some(strict) = strict {
+                json_schema["strict"] = json!(strict);
+            }
+            body.insert("response_format".into(), json!({"type": "json_schema", "json_schema": json_schema}));
+        }
+    }
     Value::Object(body)
 }
 
@@ -161,9 +210,21 @@ impl Upstream for ChatCompletions {
         let answer = self.send_json(self.client.post(self.chat_url()).json(&request_body(request))).await?;
         let choice = answer.pointer("/choices/0").ok_or_else(|| self.bad_answer("no choices"))?;
         let message = choice.get("message").ok_or_else(|| self.bad_answer("no message"))?;
+        let tool_calls = message.get("tool_calls").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(Completion {
             text: message.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
             reasoning: reasoning_text(message).map(str::to_string),
+            tool_calls: tool_calls
+                .iter()
+                .map(|call| {
+                    let field = |path: &str| call.pointer(path).and_then(Value::as_str).unwrap_or_default().to_string();
+                    ChatFunctionCall {
+                        id: field("/id"),
+                        name: field("/function/name"),
+                        arguments: field("/function/arguments"),
+                    }
+                })
+                .collect(),
             finish_reason: finish_reason(choice).unwrap_or(FinishReason::Stop),
             usage: usage(&answer),
         })
@@ -287,6 +348,16 @@ impl ChunkReader {
             }
             if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
                 self.pending.push_back(Ok(Delta::Text(text.to_string())));
+            }
+            for (position, call) in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate()
+            {
+                let field = |path: &str| call.pointer(path).and_then(Value::as_str).map(str::to_string);
+                self.pending.push_back(Ok(Delta::ToolCall {
+                    index: call.get("index").and_then(Value::as_u64).map_or(position, |i| i as usize),
+                    id: field("/id").filter(|id| !id.is_empty()),
+                    name: field("/function/name").filter(|name| !name.is_empty()),
+                    arguments: field("/function/arguments").unwrap_or_default(),
+                }));
             }
             if let Some(reason) = finish_reason(choice) {
                 self.finished = true;

@@ -7,8 +7,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::{
-    estimate_tokens, ByteStream, ChatMessage, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts,
-    Upstream,
+    estimate_tokens, ByteStream, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts, Upstream,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::model::new_id;
@@ -46,6 +45,7 @@ fn reply<'a>(messages: impl Iterator<Item = (&'a str, &'a str)>, max_tokens: Opt
     Completion {
         text,
         reasoning: None,
+        tool_calls: Vec::new(),
         finish_reason,
         usage: Some(TokenCounts { input, output, cached: 0, reasoning: 0 }),
     }
@@ -75,8 +75,8 @@ impl Upstream for Echo {
     }
 
     async fn complete(&self, request: &ChatRequest) -> ApiResult<Completion> {
-        let messages = request.messages.iter().map(|ChatMessage { role, content }| (*role, content.as_str()));
-        Ok(reply(messages, request.sampling.max_output_tokens))
+        let texts: Vec<(&str, String)> = request.messages.iter().map(|m| (m.role, m.content_text())).collect();
+        Ok(reply(texts.iter().map(|(role, text)| (*role, text.as_str())), request.parameters.max_output_tokens))
     }
 
     async fn complete_stream(&self, request: &ChatRequest) -> ApiResult<DeltaStream> {

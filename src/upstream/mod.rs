@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::{UpstreamConfig, UpstreamKind};
 use crate::error::{ApiError, ApiResult};
+use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 pub use chat_completions::ChatCompletions;
 pub use echo::Echo;
@@ -22,12 +23,62 @@ pub use echo::Echo;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChatMessage {
     pub role: &'static str,
-    pub content: String,
+    pub content: ChatContent,
+    /// The function calls of an assistant message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCall>,
+    /// The call a `tool` message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
-/// Sampling and output controls forwarded with a completion request; `None` leaves the backend's default.
+impl ChatMessage {
+    /// A message with plain text content.
+    pub fn text(role: &'static str, text: impl Into<String>) -> Self {
+        Self { role, content: ChatContent::Text(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+    }
+
+    /// The message's text (text parts joined by newlines).
+    pub fn content_text(&self) -> String {
+        match &self.content {
+            ChatContent::Text(text) => text.clone(),
+            ChatContent::Parts(parts) => {
+                let texts: Vec<&str> = parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect();
+                texts.join("\n")
+            }
+            ChatContent::Null => String::new(),
+        }
+    }
+}
+
+/// A message's content: a string, content parts (text, `image_url`, `file`), or null (tool calls only).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    Text(String),
+    Parts(Vec<Value>),
+    Null,
+}
+
+/// A function call in an assistant message: `{id, type:"function", function:{name, arguments}}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChatToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: ChatFunction,
+}
+
+/// The function of a tool call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChatFunction {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// Parameters and output controls forwarded with a completion request; `None` leaves the backend's default.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Sampling {
+pub struct Parameters {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub max_output_tokens: Option<u64>,
@@ -38,6 +89,16 @@ pub struct Sampling {
     pub user: Option<String>,
     pub safety_identifier: Option<String>,
     pub prompt_cache_key: Option<String>,
+    /// Function tools offered to the model.
+    pub tools: Vec<FunctionTool>,
+    /// How the model may use them (`None`: the backend's default).
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether several calls may come in one turn (`None`: the backend's default).
+    pub parallel_tool_calls: Option<bool>,
+    /// Most function calls kept from one turn.
+    pub max_tool_calls: Option<u64>,
+    /// The output format.
+    pub text_format: TextFormat,
 }
 
 /// A completion request: the whole context of a turn.
@@ -45,7 +106,7 @@ pub struct Sampling {
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
-    pub sampling: Sampling,
+    pub parameters: Parameters,
 }
 
 /// Why the model stopped.
@@ -70,17 +131,33 @@ pub struct TokenCounts {
 pub struct Completion {
     pub text: String,
     pub reasoning: Option<String>,
+    pub tool_calls: Vec<ChatFunctionCall>,
     pub finish_reason: FinishReason,
     /// Token counts, when the backend reports them.
     pub usage: Option<TokenCounts>,
+}
+
+/// A function call the model made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatFunctionCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 impl Completion {
     /// The completion as the deltas a stream would have carried.
     pub fn into_deltas(self) -> Vec<Delta> {
         let reasoning = self.reasoning.map(Delta::Reasoning);
-        let usage = self.usage.map(Delta::Usage);
-        reasoning.into_iter().chain([Delta::Text(self.text), Delta::Finish(self.finish_reason)]).chain(usage).collect()
+        let text = (!self.text.is_empty() || self.tool_calls.is_empty()).then_some(Delta::Text(self.text));
+        let calls = self.tool_calls.into_iter().enumerate().map(|(index, call)| Delta::ToolCall {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        });
+        let end = [Delta::Finish(self.finish_reason)].into_iter().chain(self.usage.map(Delta::Usage));
+        reasoning.into_iter().chain(text).chain(calls).chain(end).collect()
     }
 }
 
@@ -89,6 +166,13 @@ impl Completion {
 pub enum Delta {
     Text(String),
     Reasoning(String),
+    /// Part of function call `index` (the backend's numbering): its id and name when it starts, then arguments.
+    ToolCall {
+        index: usize,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     Finish(FinishReason),
     Usage(TokenCounts),
 }

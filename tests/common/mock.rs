@@ -27,6 +27,8 @@ pub enum Behavior {
     Garbage,
     /// A streamed answer, step by step.
     Stream(Vec<Step>),
+    /// This assistant message (e.g. with `tool_calls`), then `answer to …` for later requests.
+    Message(Value),
 }
 
 /// One step of a streamed answer.
@@ -52,6 +54,27 @@ pub fn reasoning(delta: &str) -> Step {
     Step::Chunk(
         json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"reasoning_content": delta}, "finish_reason": null}]}),
     )
+}
+
+/// A chunk that starts function call `index`.
+pub fn call_start(index: usize, id: &str, name: &str) -> Step {
+    Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}, "finish_reason": null}]}))
+}
+
+/// A chunk with more arguments for function call `index`.
+pub fn call_arguments(index: usize, arguments: &str) -> Step {
+    Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": index, "function": {"arguments": arguments}}]}, "finish_reason": null}]}))
+}
+
+/// An assistant message calling functions `(id, name, arguments)`.
+pub fn calls(calls: &[(&str, &str, &str)]) -> Behavior {
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, arguments)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
+        .collect();
+    Behavior::Message(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}))
 }
 
 /// The chunk that ends the choice.
@@ -124,7 +147,19 @@ fn last_user_text(body: &Value) -> String {
 
 async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>) -> Response {
     state.bodies.lock().unwrap().push(body.clone());
-    let behavior = state.behavior.lock().unwrap().clone().unwrap_or(Behavior::Answer);
+    let behavior = {
+        let mut current = state.behavior.lock().unwrap();
+        match current.clone() {
+            Some(Behavior::Message(message)) => {
+                *current = None;
+                let finish = if message.get("tool_calls").is_some() { "tool_calls" } else { "stop" };
+                return Json(json!({"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}]}))
+                .into_response();
+            }
+            other => other.unwrap_or(Behavior::Answer),
+        }
+    };
     match behavior {
         Behavior::Answer => Json(json!({
             "id": "chatcmpl-1",
@@ -137,6 +172,7 @@ async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>)
         Behavior::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
+        Behavior::Message(_) => unreachable!("answered above"),
         Behavior::Stream(steps) => {
             let frames = futures::stream::unfold((steps.into_iter(), state), |(mut steps, state)| async move {
                 loop {

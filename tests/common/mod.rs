@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use threadline::config::{Config, Overrides, UpstreamConfig};
 use threadline::engine::Engine;
 use threadline::error::ApiResult;
-use threadline::model::{Item, Pieces, Response as ModelResponse};
-use threadline::store::{Chain, Store};
+use threadline::model::{Conversation, Item, Metadata, Pieces, Response as ModelResponse};
+use threadline::store::{Chain, NewTurn, Store};
 use threadline::upstream::sse::{SseDecoder, SseEvent};
 use tokio::sync::mpsc;
 
@@ -56,16 +56,36 @@ struct ReportingStore {
 
 #[async_trait]
 impl Store for ReportingStore {
-    async fn save_turn(
+    async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> ApiResult<()> {
+        self.inner.save_turn(tenant, turn).await?;
+        let _ = self.saved.send(turn.response.id.clone());
+        Ok(())
+    }
+    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> ApiResult<()> {
+        self.inner.create_conversation(tenant, conversation, items).await
+    }
+    async fn conversation(&self, tenant: &str, id: &str) -> ApiResult<Option<Conversation>> {
+        self.inner.conversation(tenant, id).await
+    }
+    async fn update_conversation(
         &self,
         tenant: &str,
-        response: &ModelResponse,
-        input: &[Item],
-        pieces: &Pieces,
-    ) -> ApiResult<()> {
-        self.inner.save_turn(tenant, response, input, pieces).await?;
-        let _ = self.saved.send(response.id.clone());
-        Ok(())
+        id: &str,
+        metadata: &Metadata,
+    ) -> ApiResult<Option<Conversation>> {
+        self.inner.update_conversation(tenant, id, metadata).await
+    }
+    async fn delete_conversation(&self, tenant: &str, id: &str) -> ApiResult<bool> {
+        self.inner.delete_conversation(tenant, id).await
+    }
+    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> ApiResult<bool> {
+        self.inner.add_conversation_items(tenant, id, items).await
+    }
+    async fn conversation_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>> {
+        self.inner.conversation_items(tenant, id).await
+    }
+    async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> ApiResult<bool> {
+        self.inner.delete_conversation_item(tenant, id, item_id).await
     }
     async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(ModelResponse, Pieces)>> {
         self.inner.response(tenant, id).await
@@ -251,4 +271,10 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: Option<&str>, param: 
     assert_eq!(error["param"].as_str(), param, "{body}");
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(error["type"].is_string(), "{body}");
+}
+
+/// Stores a turn's response directly in a store.
+pub async fn save(store: &dyn Store, tenant: &str, response: &ModelResponse, input: &[Item], pieces: &Pieces) {
+    let turn = NewTurn { response, input, pieces, store_response: true, conversation: None };
+    store.save_turn(tenant, turn).await.unwrap();
 }

@@ -18,7 +18,7 @@ use super::{sse, AppState};
 use crate::engine::TurnRequest;
 use crate::error::ApiError;
 use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Metadata, Role};
-use crate::upstream::Sampling;
+use crate::upstream::Parameters;
 
 /// POST /api/v1/chat
 pub async fn chat(
@@ -98,11 +98,11 @@ fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiErr
     }
     let store = f.bool("store")?.unwrap_or(true);
     let stream = f.bool("stream")?.unwrap_or(false);
-    let sampling = Sampling {
+    let parameters = Parameters {
         temperature: f.number("temperature", 0.0, 1.0)?,
         top_p: f.number("top_p", 0.0, 1.0)?,
         max_output_tokens: f.integer("max_output_tokens", 1)?,
-        ..Sampling::default()
+        ..Parameters::default()
     };
     for key in ["top_k", "min_p", "repeat_penalty", "reasoning", "context_length", "integrations"] {
         f.reject(key, &format!("The '{key}' parameter"))?;
@@ -116,8 +116,8 @@ fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiErr
         previous_response_id,
         store,
         metadata: Metadata::new(),
-        sampling,
-        parallel_tool_calls: true,
+        parameters,
+        conversation: None,
     };
     Ok((turn, stream))
 }
@@ -132,7 +132,7 @@ fn user_parts(items: Vec<Value>) -> Result<Item, ApiError> {
             let kind = f.required_string("type")?;
             let part = match kind.as_str() {
                 "text" | "message" => ContentPart::InputText { text: f.required_string("content")? },
-                "image" => return Err(ApiError::unsupported(&f.param("type"), "Image input")),
+                "image" => ContentPart::InputImage { image_url: f.required_string("data_url")?, detail: "auto".into() },
                 other => return Err(invalid_value(&f.param("type"), other, &["text", "image"])),
             };
             f.finish()?;

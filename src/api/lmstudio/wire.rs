@@ -18,8 +18,12 @@ pub fn reply(response: &Response, elapsed: f64, first_token: Option<f64>) -> Val
         .output
         .iter()
         .map(|item| match item {
-            Item::Message(_) => json!({"type": "message", "content": item.text()}),
             Item::Reasoning(_) => json!({"type": "reasoning", "content": item.text()}),
+            Item::FunctionCall(call) => {
+                let arguments = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
+                json!({"type": "tool_call", "tool": call.name, "arguments": arguments, "output": ""})
+            }
+            Item::Message(_) | Item::FunctionCallOutput(_) => json!({"type": "message", "content": item.text()}),
         })
         .collect();
     let usage = response.usage.unwrap_or_default();
@@ -65,14 +69,27 @@ impl Renderer {
             }
             TurnEvent::ItemAdded { item, .. } => {
                 self.end_prompt(&mut out);
-                out.push(event_frame(&format!("{}.start", block(&item)), json!({})));
+                match &item {
+                    Item::FunctionCall(call) => out.push(event_frame("tool_call.start", json!({"tool": call.name}))),
+                    _ => out.push(event_frame(&format!("{}.start", block(&item)), json!({}))),
+                }
             }
             TurnEvent::Delta { kind, text, .. } => {
                 self.first_token.get_or_insert_with(|| self.started.elapsed().as_secs_f64());
-                let name = if kind == DeltaKind::Text { "message.delta" } else { "reasoning.delta" };
-                out.push(event_frame(name, json!({"content": text})));
+                match kind {
+                    DeltaKind::Text => out.push(event_frame("message.delta", json!({"content": text}))),
+                    DeltaKind::Reasoning => out.push(event_frame("reasoning.delta", json!({"content": text}))),
+                    // A tool call's arguments are sent whole when it ends.
+                    DeltaKind::Arguments => {}
+                }
             }
-            TurnEvent::ItemDone { item, .. } => out.push(event_frame(&format!("{}.end", block(&item)), json!({}))),
+            TurnEvent::ItemDone { item, .. } => match &item {
+                Item::FunctionCall(call) => {
+                    let arguments = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
+                    out.push(event_frame("tool_call.arguments", json!({"tool": call.name, "arguments": arguments})));
+                }
+                _ => out.push(event_frame(&format!("{}.end", block(&item)), json!({}))),
+            },
             TurnEvent::Finished(response) => {
                 self.end_prompt(&mut out);
                 if response.status == ResponseStatus::Failed {
@@ -96,8 +113,8 @@ impl Renderer {
 
 fn block(item: &Item) -> &'static str {
     match item {
-        Item::Message(_) => "message",
         Item::Reasoning(_) => "reasoning",
+        _ => "message",
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod request;
 mod stream;
+mod tools;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +36,7 @@ pub async fn retrieve(
     PathId(id): PathId,
     mut query: QueryParams,
 ) -> ApiResult<Response> {
-    reject_include(&mut query)?;
+    query.reject_include()?;
     let stream = query.bool("stream")?.unwrap_or(false);
     let starting_after = query.integer("starting_after", 0, u64::MAX)?;
     // Replays carry no obfuscation padding, whichever value is asked for.
@@ -73,15 +74,8 @@ pub async fn input_items(
     mut query: QueryParams,
 ) -> ApiResult<Json<Value>> {
     let params = ListParams::from_query(&mut query)?;
-    reject_include(&mut query)?;
+    query.reject_include()?;
     query.finish()?;
     let items = state.engine.input_items(&tenant, &id).await?;
     Ok(Json(params.page(items)?))
-}
-
-fn reject_include(query: &mut QueryParams) -> ApiResult<()> {
-    match query.take_all("include").first() {
-        None => Ok(()),
-        Some(value) => Err(ApiError::unsupported("include", &format!("include '{value}'"))),
-    }
 }

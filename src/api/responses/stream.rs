@@ -38,11 +38,17 @@ fn wire_events(event: TurnEvent) -> Vec<Value> {
             json!({"type": "response.created", "response": response}),
             json!({"type": "response.in_progress", "response": response}),
         ],
-        TurnEvent::ItemAdded { index, item } => vec![
-            json!({"type": "response.output_item.added", "output_index": index, "item": item}),
-            json!({"type": "response.content_part.added", "item_id": item.id(), "output_index": index,
-                "content_index": 0, "part": part(&item, "")}),
-        ],
+        TurnEvent::ItemAdded { index, item } => {
+            let added = json!({"type": "response.output_item.added", "output_index": index, "item": item});
+            match part(&item, "") {
+                Some(part) => vec![
+                    added,
+                    json!({"type": "response.content_part.added", "item_id": item.id(), "output_index": index,
+                        "content_index": 0, "part": part}),
+                ],
+                None => vec![added],
+            }
+        }
         TurnEvent::Delta { index, item_id, kind: DeltaKind::Text, text } => vec![json!({
             "type": "response.output_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
             "delta": text, "logprobs": [],
@@ -51,20 +57,28 @@ fn wire_events(event: TurnEvent) -> Vec<Value> {
             "type": "response.reasoning_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
             "delta": text,
         })],
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Arguments, text } => vec![json!({
+            "type": "response.function_call_arguments.delta", "item_id": item_id, "output_index": index,
+            "delta": text,
+        })],
         TurnEvent::ItemDone { index, item } => {
             let text = item.text();
-            let text_done = match &item {
-                Item::Message(_) => json!({"type": "response.output_text.done", "item_id": item.id(),
-                    "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
-                Item::Reasoning(_) => json!({"type": "response.reasoning_text.done", "item_id": item.id(),
-                    "output_index": index, "content_index": 0, "text": text}),
+            let id = item.id();
+            let mut events = match &item {
+                Item::Message(_) => vec![json!({"type": "response.output_text.done", "item_id": id,
+                    "output_index": index, "content_index": 0, "text": text, "logprobs": []})],
+                Item::Reasoning(_) => vec![json!({"type": "response.reasoning_text.done", "item_id": id,
+                    "output_index": index, "content_index": 0, "text": text})],
+                Item::FunctionCall(call) => vec![json!({"type": "response.function_call_arguments.done",
+                    "item_id": id, "output_index": index, "name": call.name, "arguments": text})],
+                Item::FunctionCallOutput(_) => Vec::new(),
             };
-            vec![
-                text_done,
-                json!({"type": "response.content_part.done", "item_id": item.id(), "output_index": index,
-                    "content_index": 0, "part": part(&item, &text)}),
-                json!({"type": "response.output_item.done", "output_index": index, "item": item}),
-            ]
+            if let Some(part) = part(&item, &text) {
+                events.push(json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
+                    "content_index": 0, "part": part}));
+            }
+            events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+            events
         }
         TurnEvent::Finished(response) => match response.status {
             ResponseStatus::Failed => {
@@ -81,10 +95,11 @@ fn wire_events(event: TurnEvent) -> Vec<Value> {
     }
 }
 
-/// The content part of an item with the given text.
-fn part(item: &Item, text: &str) -> Value {
+/// The content part of a message or reasoning item with the given text; other items have none.
+fn part(item: &Item, text: &str) -> Option<Value> {
     match item {
-        Item::Message(_) => json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []}),
-        Item::Reasoning(_) => json!({"type": "reasoning_text", "text": text}),
+        Item::Message(_) => Some(json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})),
+        Item::Reasoning(_) => Some(json!({"type": "reasoning_text", "text": text})),
+        Item::FunctionCall(_) | Item::FunctionCallOutput(_) => None,
     }
 }

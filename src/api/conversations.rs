@@ -1,0 +1,139 @@
+//! The Conversations API: conversations (create, retrieve, update, delete) and their items (add, list, retrieve,
+//! delete).
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
+use super::fields::{invalid_type, metadata, parse_metadata, Fields};
+use super::input::parse_input;
+use super::list::ListParams;
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Conversation, Item};
+
+/// Most items one request may add.
+const MAX_ITEMS: usize = 20;
+
+/// POST /v1/conversations
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Conversation>> {
+    let mut f = Fields::new(body, "")?;
+    let items = match f.take("items") {
+        Some(items) => parse_items(items)?,
+        None => Vec::new(),
+    };
+    let metadata = parse_metadata(&mut f)?;
+    f.finish()?;
+    Ok(Json(state.engine.create_conversation(&tenant, metadata, &items).await?))
+}
+
+/// GET /v1/conversations/{id}
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(state.engine.conversation(&tenant, &id).await?))
+}
+
+/// POST /v1/conversations/{id}: replaces the metadata.
+pub async fn update(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Conversation>> {
+    let mut f = Fields::new(body, "")?;
+    let metadata = metadata(f.required("metadata")?)?;
+    f.finish()?;
+    Ok(Json(state.engine.update_conversation(&tenant, &id, &metadata).await?))
+}
+
+/// DELETE /v1/conversations/{id}
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    state.engine.delete_conversation(&tenant, &id).await?;
+    Ok(Json(json!({"id": id, "object": "conversation.deleted", "deleted": true})))
+}
+
+/// POST /v1/conversations/{id}/items
+pub async fn add_items(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+    mut query: QueryParams,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    query.reject_include()?;
+    query.finish()?;
+    let mut f = Fields::new(body, "")?;
+    let items = parse_items(f.required("items")?)?;
+    f.finish()?;
+    state.engine.add_conversation_items(&tenant, &id, &items).await?;
+    Ok(Json(json!({
+        "object": "list",
+        "data": items,
+        "first_id": items.first().map(Item::id),
+        "last_id": items.last().map(Item::id),
+        "has_more": false,
+    })))
+}
+
+/// GET /v1/conversations/{id}/items
+pub async fn list_items(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+    mut query: QueryParams,
+) -> ApiResult<Json<Value>> {
+    let params = ListParams::from_query(&mut query)?;
+    query.reject_include()?;
+    query.finish()?;
+    let items = state.engine.conversation_items(&tenant, &id).await?;
+    Ok(Json(params.page(items)?))
+}
+
+/// GET /v1/conversations/{id}/items/{item_id}
+pub async fn retrieve_item(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathIds(id, item_id): PathIds,
+    mut query: QueryParams,
+) -> ApiResult<Json<Item>> {
+    query.reject_include()?;
+    query.finish()?;
+    Ok(Json(state.engine.conversation_item(&tenant, &id, &item_id).await?))
+}
+
+/// DELETE /v1/conversations/{id}/items/{item_id}: returns the conversation.
+pub async fn delete_item(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathIds(id, item_id): PathIds,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(state.engine.delete_conversation_item(&tenant, &id, &item_id).await?))
+}
+
+/// `items`: an array of at most 20 input items.
+fn parse_items(value: Value) -> ApiResult<Vec<Item>> {
+    match &value {
+        Value::Array(items) if items.len() > MAX_ITEMS => Err(ApiError::invalid(
+            format!(
+                "Invalid 'items': array too long. Expected an array with maximum length {MAX_ITEMS}, but got an array with {} elements instead.",
+                items.len()
+            ),
+            Some("items".into()),
+            Some("array_above_max_length"),
+        )),
+        Value::Array(_) => parse_input(value, "items"),
+        other => Err(invalid_type("items", "an array", other)),
+    }
+}

@@ -1,0 +1,70 @@
+//! What a turn offers the model: function tools, the tool choice and the output format, in the Responses shape
+//! that a response echoes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A client-side function tool: `{type:"function", name, description, parameters, strict}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "function")]
+pub struct FunctionTool {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: Option<Value>,
+    pub strict: Option<bool>,
+}
+
+/// How the model may use the tools.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ToolChoice {
+    None,
+    #[default]
+    Auto,
+    Required,
+    /// This function, by name.
+    Function(String),
+}
+
+impl ToolChoice {
+    /// The Responses wire form: `"auto"` … or `{type:"function", name}`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ToolChoice::None => json!("none"),
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Function(name) => json!({"type": "function", "name": name}),
+        }
+    }
+}
+
+/// The format of the text output.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum TextFormat {
+    #[default]
+    Text,
+    JsonObject,
+    /// JSON matching a schema.
+    JsonSchema {
+        name: String,
+        schema: Value,
+        description: Option<String>,
+        strict: Option<bool>,
+    },
+}
+
+impl TextFormat {
+    /// The Responses wire form of `text.format`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            TextFormat::Text => json!({"type": "text"}),
+            TextFormat::JsonObject => json!({"type": "json_object"}),
+            TextFormat::JsonSchema { name, schema, description, strict } => {
+                let mut format = json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict});
+                if let Some(description) = description {
+                    format["description"] = json!(description);
+                }
+                format
+            }
+        }
+    }
+}
