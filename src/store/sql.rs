@@ -216,6 +216,28 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Erases an object in one transaction: `mark` turns its row into a tombstone (binding the time, tenant
+            /// and id), `erase_items` deletes its items (binding tenant and id). False if it was not there.
+            async fn tombstone(
+                &self,
+                mark: &str,
+                erase_items: &str,
+                tenant: &str,
+                id: &str,
+            ) -> $crate::error::ApiResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let marked = sqlx::query(mark)
+                    .bind(chrono::Utc::now().timestamp())
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(erase_items).bind(tenant).bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(marked > 0)
+            }
+
             /// Appends items to a conversation within a transaction; false if the conversation is gone.
             async fn append_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -320,18 +342,7 @@ macro_rules! sql_store {
 
             async fn delete_conversation(&self, tenant: &str, id: &str) -> $crate::error::ApiResult<bool> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
-                let deleted = sqlx::query(sql::DELETE_CONVERSATION)
-                    .bind(chrono::Utc::now().timestamp())
-                    .bind(tenant)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0;
-                sqlx::query(sql::DELETE_CONVERSATION_ITEMS).bind(tenant).bind(id).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(deleted)
+                self.tombstone(sql::DELETE_CONVERSATION, sql::DELETE_CONVERSATION_ITEMS, tenant, id).await
             }
 
             async fn add_conversation_items(
@@ -425,18 +436,7 @@ macro_rules! sql_store {
 
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::error::ApiResult<bool> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
-                let deleted = sqlx::query(sql::DELETE_RESPONSE)
-                    .bind(chrono::Utc::now().timestamp())
-                    .bind(tenant)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0;
-                sqlx::query(sql::DELETE_ITEMS).bind(tenant).bind(id).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(deleted)
+                self.tombstone(sql::DELETE_RESPONSE, sql::DELETE_ITEMS, tenant, id).await
             }
 
             async fn ping(&self) -> $crate::error::ApiResult<()> {
