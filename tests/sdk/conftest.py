@@ -25,7 +25,6 @@ import re
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Iterator, Optional
 
 import openai
@@ -42,7 +41,7 @@ LOG_TAIL_LINES = 200
 class ServerProcess:
     """A running threadline server and a background reader of its stderr."""
 
-    def __init__(self, binary: str, db_path: Path, upstream: list[str]) -> None:
+    def __init__(self, binary: str, database_url: str, upstream: list[str]) -> None:
         """Start ``binary serve`` on a free port; ``upstream`` is e.g. ``["--upstream", "echo"]``."""
         self.argv = [
             binary,
@@ -50,7 +49,7 @@ class ServerProcess:
             "--listen",
             "127.0.0.1:0",
             "--database-url",
-            f"sqlite://{db_path}",
+            database_url,
             *upstream,
         ]
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -145,10 +144,13 @@ def _threadline_binary() -> str:
 
 
 def _serve(tmp_path_factory: pytest.TempPathFactory, fixture: str, upstream: list[str]) -> Iterator[str]:
-    """Run one server with a fresh SQLite database for the session; yield its raw URL."""
+    """Run one server for the session and yield its raw URL. Its store is a fresh SQLite file, or the database
+    named by ``THREADLINE_SDK_DATABASE_URL`` (``scripts/test`` runs the suite a second time on Postgres)."""
     binary = _threadline_binary()
-    db_path = tmp_path_factory.mktemp("threadline") / "sdk.db"
-    server = ServerProcess(binary, db_path, upstream)
+    database_url = os.environ.get("THREADLINE_SDK_DATABASE_URL") or (
+        f"sqlite://{tmp_path_factory.mktemp('threadline') / 'sdk.db'}"
+    )
+    server = ServerProcess(binary, database_url, upstream)
     _SERVERS[fixture] = server
     try:
         yield server.wait_for_url(STARTUP_TIMEOUT_S)
