@@ -28,7 +28,7 @@ pub struct TurnRequest {
     /// System instructions for this turn only (not carried over to later turns).
     pub instructions: Option<String>,
     pub previous_response_id: Option<String>,
-    /// Whether to store the turn (false: nothing is written).
+    /// Whether to store the response (false: it is not kept; a conversation still gets the turn appended).
     pub store: bool,
     pub metadata: Metadata,
     pub parameters: Parameters,

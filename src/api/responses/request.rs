@@ -2,10 +2,9 @@
 
 use serde_json::Value;
 
+use super::tools::{parse_text, parse_tool_choice, parse_tools};
 use crate::api::fields::{invalid_type, parse_metadata, Fields};
 use crate::api::input::parse_input;
-
-use super::tools::{parse_text, parse_tool_choice, parse_tools};
 use crate::engine::TurnRequest;
 use crate::error::{ApiError, ApiResult};
 use crate::upstream::Parameters;
