@@ -122,8 +122,10 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                // Connection exceptions, server shutdowns, too many connections, statement timeout.
-                code.starts_with("08") || ["57P01", "57P02", "57P03", "53300", "57014"].contains(&code.as_ref())
+                // Postgres: connection exceptions, server shutdowns, too many connections, statement timeout.
+                // SQLite: the database stayed busy or locked past the busy timeout.
+                code.starts_with("08")
+                    || ["57P01", "57P02", "57P03", "53300", "57014", "5", "6", "517"].contains(&code.as_ref())
             }),
             _ => false,
         };
