@@ -17,44 +17,21 @@ conversation; and the errors for ``conversation`` with
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import openai
 import pytest
+
+from wire import echo, raw
 
 from mock_upstream import MockUpstream
 
 MODEL = "echo"
 
 
-def echo(text: str, turn: int, messages: int) -> str:
-    """The echo upstream's reply for a context with the given counts."""
-    return f"echo: {text} [turn {turn}, {messages} messages in context]"
-
-
 def user_item(text: str) -> dict[str, Any]:
     """A user message item with string content."""
     return {"type": "message", "role": "user", "content": text}
-
-
-def raw(base_url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Send a raw HTTP request (bypassing the SDK); return (status, parsed JSON body)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{base_url}{path}",
-        data=data,
-        method=method,
-        headers={"Authorization": "Bearer test", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            status, payload = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, payload = err.code, err.read()
-    return status, json.loads(payload) if payload else None
 
 
 def summary(items) -> list[tuple[str, str]]:

@@ -24,6 +24,8 @@ from typing import Any, Optional
 import openai
 import pytest
 
+from wire import echo
+
 MODEL = "echo"
 
 # Twenty words: the echo reply to it has 27, more than max_output_tokens=16.
@@ -51,11 +53,6 @@ LIFECYCLE = {
     "response.incomplete",
     "response.failed",
 }
-
-
-def echo(text: str, turn: int, messages: int) -> str:
-    """The echo upstream's reply for a context with the given counts."""
-    return f"echo: {text} [turn {turn}, {messages} messages in context]"
 
 
 def pieces(text: str) -> list[str]:
