@@ -242,7 +242,7 @@ async fn upstream_failures_map_to_gateway_errors_without_secrets() {
     let mut configured = upstream(&mock.url);
     configured.name = "ollama-box".into();
     configured.api_key = Some(Secret("sk-very-secret".into()));
-    configured.timeout_secs = 0.3;
+    configured.timeout_secs = 1.0;
     let server = TestServer::with_config(config(&dir.path().join("t.db"), vec![configured])).await;
     let turn = json!({"model": "m", "input": "x"});
 
@@ -275,7 +275,7 @@ async fn upstream_failures_map_to_gateway_errors_without_secrets() {
     mock.set(Behavior::Hang);
     let got = server.post("/v1/responses", turn.clone()).await;
     assert_error(&got, 504, None, None);
-    assert_eq!(got.1["error"]["message"], "Upstream 'ollama-box' did not answer within 0.3 seconds.");
+    assert_eq!(got.1["error"]["message"], "Upstream 'ollama-box' did not answer within 1s.");
     let got = server.post("/v1/chat/completions", json!({"model": "m", "messages": []})).await;
     assert_error(&got, 504, None, None);
 

@@ -135,7 +135,7 @@ async fn a_database_outage_is_a_503_and_service_resumes_with_nothing_lost() {
     let server = TestServer::with_config(config).await;
     let first = server.turn("before", None).await;
 
-    proxy.cut();
+    proxy.cut().await;
     let got =
         server.post("/v1/responses", json!({"model": "m", "input": "during", "previous_response_id": first})).await;
     assert_error(&got, 503, Some("storage_unavailable"), None);

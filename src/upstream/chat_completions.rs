@@ -73,7 +73,7 @@ impl ChatCompletions {
     fn timed_out(&self) -> ApiError {
         ApiError::UpstreamFailed {
             status: StatusCode::GATEWAY_TIMEOUT,
-            message: format!("Upstream '{}' did not answer within {} seconds.", self.name, self.timeout.as_secs_f64()),
+            message: format!("Upstream '{}' did not answer within {}s.", self.name, self.timeout.as_secs_f64()),
         }
     }
 
@@ -82,7 +82,7 @@ impl ChatCompletions {
             return self.timed_out();
         }
         let reason = if err.is_connect() {
-            format!("could not connect within {} seconds or was refused", self.connect_timeout.as_secs_f64())
+            format!("could not connect within {}s or was refused", self.connect_timeout.as_secs_f64())
         } else {
             "the connection failed".to_string()
         };

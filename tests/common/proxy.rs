@@ -8,10 +8,40 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
+/// Counts with a notification on every change.
+#[derive(Default)]
+struct Gauge {
+    value: AtomicUsize,
+    changed: Notify,
+}
+
+impl Gauge {
+    fn add(&self, delta: isize) {
+        if delta >= 0 {
+            self.value.fetch_add(delta as usize, Ordering::SeqCst);
+        } else {
+            self.value.fetch_sub(delta.unsigned_abs(), Ordering::SeqCst);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until the value satisfies `done`.
+    async fn until(&self, done: impl Fn(usize) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            if done(self.value.load(Ordering::SeqCst)) {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
 pub struct Proxy {
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
-    refused: Arc<(AtomicUsize, Notify)>,
+    refused: Arc<Gauge>,
+    open: Arc<Gauge>,
 }
 
 impl Proxy {
@@ -20,33 +50,38 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (sender, receiver) = watch::channel(up);
-        let refused = Arc::new((AtomicUsize::new(0), Notify::new()));
-        let counter = refused.clone();
+        let (refused, open) = (Arc::new(Gauge::default()), Arc::new(Gauge::default()));
+        let (refused_count, open_count) = (refused.clone(), open.clone());
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            while let Ok((mut client, _)) = listener.accept().await {
                 if !*receiver.borrow() {
                     drop(client);
-                    counter.0.fetch_add(1, Ordering::SeqCst);
-                    counter.1.notify_waiters();
+                    refused_count.add(1);
                     continue;
                 }
                 let mut down = receiver.clone();
+                let open = open_count.clone();
+                open.add(1);
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else { return };
-                    let mut client = client;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = down.wait_for(|up| !*up) => {}
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        tokio::select! {
+                            biased;
+                            _ = down.wait_for(|up| !*up) => {}
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        }
                     }
+                    drop(client);
+                    open.add(-1);
                 });
             }
         });
-        Self { addr, up: sender, refused }
+        Self { addr, up: sender, refused, open }
     }
 
-    /// Closes every open connection and refuses new ones.
-    pub fn cut(&self) {
+    /// Closes every open connection (returning once they are all closed) and refuses new ones.
+    pub async fn cut(&self) {
         self.up.send_replace(false);
+        self.open.until(|open| open == 0).await;
     }
 
     /// Forwards again.
@@ -56,12 +91,6 @@ impl Proxy {
 
     /// Waits until at least `n` connections have been refused.
     pub async fn refused_at_least(&self, n: usize) {
-        loop {
-            let notified = self.refused.1.notified();
-            if self.refused.0.load(Ordering::SeqCst) >= n {
-                return;
-            }
-            notified.await;
-        }
+        self.refused.until(|refused| refused >= n).await;
     }
 }
