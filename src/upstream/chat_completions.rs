@@ -19,6 +19,9 @@ use crate::config::{Secret, UpstreamConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{TextFormat, ToolChoice};
 
+/// How long listing models may take: `/v1/models` answers from configured names instead of waiting longer.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An OpenAI-compatible backend reached over HTTP.
 pub struct ChatCompletions {
     name: String,
@@ -32,22 +35,22 @@ pub struct ChatCompletions {
 impl ChatCompletions {
     pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
         let connect_timeout = Duration::from_secs_f64(config.connect_timeout_secs);
-        let client = reqwest::Client::builder().connect_timeout(connect_timeout).build()?;
+        let timeout = Duration::from_secs_f64(config.timeout_secs);
+        let client = reqwest::Client::builder().connect_timeout(connect_timeout).timeout(timeout).build()?;
         let base_url = config.base_url.as_deref().unwrap_or_default().trim_end_matches('/').to_string();
         reqwest::Url::parse(&base_url).map_err(|e| anyhow::anyhow!("upstream '{}': bad base_url: {e}", config.name))?;
         Ok(Self {
             name: config.name.clone(),
             base_url,
             api_key: config.resolved_api_key()?,
-            timeout: Duration::from_secs_f64(config.timeout_secs),
+            timeout,
             connect_timeout,
             client,
         })
     }
 
     /// Sends a request and returns a 2xx answer (its body unread), mapping every failure.
-    async fn send(&self, request: reqwest::RequestBuilder) -> ApiResult<reqwest::Response> {
-        let mut request = request.timeout(self.timeout);
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> ApiResult<reqwest::Response> {
         if let Some(Secret(key)) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -256,7 +259,8 @@ impl Upstream for ChatCompletions {
     }
 
     async fn models(&self) -> ApiResult<Vec<Value>> {
-        let answer = self.send_json(self.client.get(format!("{}/models", self.base_url))).await?;
+        let list = self.client.get(format!("{}/models", self.base_url)).timeout(self.timeout.min(LIST_TIMEOUT));
+        let answer = self.send_json(list).await?;
         let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| self.bad_answer("no model list"))?;
         Ok(data.iter().filter(|m| m.get("id").and_then(Value::as_str).is_some()).cloned().collect())
     }
