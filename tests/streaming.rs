@@ -240,13 +240,8 @@ async fn the_first_delta_reaches_the_client_before_the_upstream_finishes() {
     // The upstream is still holding its answer: everything above arrived without it.
     assert_eq!(seen.len(), 5);
     mock.release();
-    let rest = read_rest(events).await;
+    let rest = events.rest_json().await;
     assert_eq!(rest.last().unwrap()["response"]["output"][0]["content"][0]["text"], "first second");
-}
-
-async fn read_rest(events: Events) -> Vec<Value> {
-    let frames = events.rest().await;
-    frames.iter().filter(|f| f.data != "[DONE]").map(|f| serde_json::from_str(&f.data).unwrap()).collect()
 }
 
 #[tokio::test]
@@ -277,7 +272,7 @@ async fn a_stored_stream_replays_identically_and_from_any_point() {
     let id = original[0]["response"]["id"].as_str().unwrap();
     let replayed = read_stream(server.stream_get(&format!("/v1/responses/{id}?stream=true")).await).await;
     assert_eq!(replayed, original);
-    let tail = read_rest(server.stream_get(&format!("/v1/responses/{id}?stream=true&starting_after=10")).await).await;
+    let tail = server.stream_get(&format!("/v1/responses/{id}?stream=true&starting_after=10")).await.rest_json().await;
     assert_eq!(tail, original[11..].to_vec());
     // A response created without streaming replays too, as one delta per item.
     mock.set(Behavior::Answer);

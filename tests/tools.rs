@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{call_arguments, call_start, calls, finish, msg, Behavior, Events, MockUpstream, TestServer, DONE};
+use common::{call_arguments, call_start, calls, finish, msg, Behavior, MockUpstream, TestServer, DONE};
 use serde_json::{json, Value};
 
 const WEATHER: &str = r#"{"city":"Paris"}"#;
@@ -183,7 +183,7 @@ async fn streamed_function_calls_have_their_own_events() {
     let events = server
         .stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true, "tools": [weather_tool()]}))
         .await;
-    let events = read_all(events).await;
+    let events = events.rest_json().await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
@@ -225,12 +225,7 @@ async fn streamed_function_calls_have_their_own_events() {
     assert_eq!(completed["output"][1]["arguments"], "{}");
     // The streamed calls replay identically.
     let id = completed["id"].as_str().unwrap();
-    assert_eq!(read_all(server.stream_get(&format!("/v1/responses/{id}?stream=true")).await).await, events);
-}
-
-async fn read_all(events: Events) -> Vec<Value> {
-    let frames = events.rest().await;
-    frames.iter().filter(|f| f.data != "[DONE]").map(|f| serde_json::from_str(&f.data).unwrap()).collect()
+    assert_eq!(server.stream_get(&format!("/v1/responses/{id}?stream=true")).await.rest_json().await, events);
 }
 
 #[tokio::test]

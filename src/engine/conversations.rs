@@ -2,7 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::model::{Conversation, Item, Metadata};
-use crate::store::sql::conversation_not_found;
+use crate::store::conversation_not_found;
 
 use super::Engine;
 

@@ -14,7 +14,6 @@ use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::Store;
 use crate::upstream::{Parameters, Upstreams};
 
-pub use context::chat_messages;
 pub use events::{DeltaKind, TurnEvent};
 pub use turn::TurnEvents;
 

@@ -7,11 +7,12 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::builder::TurnBuilder;
+use super::context::chat_messages;
 use super::events::TurnEvent;
-use super::{chat_messages, Engine, TurnRequest};
+use super::{Engine, TurnRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Pieces, Response, ResponseError, ResponseStatus};
-use crate::store::sql::conversation_not_found;
+use crate::store::conversation_not_found;
 use crate::store::NewTurn;
 use crate::upstream::{estimate_tokens, ChatRequest, DeltaStream, Upstream};
 

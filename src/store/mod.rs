@@ -4,7 +4,7 @@
 //! resolved from those in one query. Every operation is scoped to a tenant.
 
 mod postgres;
-pub mod sql;
+mod sql;
 mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +115,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// 404 for a conversation that is unknown, deleted or another tenant's.
+pub fn conversation_not_found(id: &str) -> crate::error::ApiError {
+    crate::error::ApiError::not_found(format!("Conversation with id '{id}' not found."))
 }
 
 /// The error for a chain deeper than the configured limit.

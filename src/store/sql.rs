@@ -104,11 +104,6 @@ pub fn duplicate_item(err: sqlx::Error) -> ApiError {
     }
 }
 
-/// 404 for a conversation that is unknown, deleted or another tenant's.
-pub fn conversation_not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("Conversation with id '{id}' not found."))
-}
-
 /// A row of `SELECT_RESPONSE`.
 pub type ResponseRow = (Option<String>, Option<String>, Option<String>);
 
@@ -273,12 +268,11 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn save_turn(&self, tenant: &str, turn: $crate::store::NewTurn<'_>) -> $crate::error::ApiResult<()> {
-                use $crate::store::sql;
                 let mut tx = self.pool.begin().await?;
                 if let Some(conversation) = turn.conversation {
                     let items: Vec<_> = turn.input.iter().chain(&turn.response.output).cloned().collect();
                     if !Self::append_items(&mut tx, tenant, conversation, &items).await? {
-                        return Err(sql::conversation_not_found(conversation));
+                        return Err($crate::store::conversation_not_found(conversation));
                     }
                 }
                 if turn.store_response {

@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::sse::SseDecoder;
 use super::{
-    ByteStream, ChatFunctionCall, ChatRequest, Completion, Delta, DeltaStream, FinishReason, TokenCounts, Upstream,
+    ByteStream, ChatFunction, ChatRequest, ChatToolCall, Completion, Delta, DeltaStream, FinishReason, TokenCounts,
+    Upstream,
 };
 use crate::config::{Secret, UpstreamConfig};
 use crate::error::{ApiError, ApiResult};
@@ -221,10 +222,13 @@ impl Upstream for ChatCompletions {
                 .iter()
                 .map(|call| {
                     let field = |path: &str| call.pointer(path).and_then(Value::as_str).unwrap_or_default().to_string();
-                    ChatFunctionCall {
+                    ChatToolCall {
                         id: field("/id"),
-                        name: field("/function/name"),
-                        arguments: field("/function/arguments"),
+                        kind: "function",
+                        function: ChatFunction {
+                            name: field("/function/name"),
+                            arguments: field("/function/arguments"),
+                        },
                     }
                 })
                 .collect(),

@@ -131,18 +131,10 @@ pub struct TokenCounts {
 pub struct Completion {
     pub text: String,
     pub reasoning: Option<String>,
-    pub tool_calls: Vec<ChatFunctionCall>,
+    pub tool_calls: Vec<ChatToolCall>,
     pub finish_reason: FinishReason,
     /// Token counts, when the backend reports them.
     pub usage: Option<TokenCounts>,
-}
-
-/// A function call the model made.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatFunctionCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
 }
 
 impl Completion {
@@ -153,8 +145,8 @@ impl Completion {
         let calls = self.tool_calls.into_iter().enumerate().map(|(index, call)| Delta::ToolCall {
             index,
             id: Some(call.id),
-            name: Some(call.name),
-            arguments: call.arguments,
+            name: Some(call.function.name),
+            arguments: call.function.arguments,
         });
         let end = [Delta::Finish(self.finish_reason)].into_iter().chain(self.usage.map(Delta::Usage));
         reasoning.into_iter().chain(text).chain(calls).chain(end).collect()

@@ -238,6 +238,12 @@ impl Events {
         serde_json::from_str(&self.next().await.expect("stream ended").data).unwrap()
     }
 
+    /// The JSON data of every remaining event, leaving out the final `[DONE]`.
+    pub async fn rest_json(self) -> Vec<Value> {
+        let frames = self.rest().await;
+        frames.iter().filter(|f| f.data != "[DONE]").map(|f| serde_json::from_str(&f.data).unwrap()).collect()
+    }
+
     /// Every remaining event.
     pub async fn rest(mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();

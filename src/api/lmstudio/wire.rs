@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::api::sse;
 use crate::engine::{DeltaKind, TurnEvent};
-use crate::model::{Item, Response, ResponseStatus};
+use crate::model::{FunctionCall, Item, Response, ResponseStatus};
 
 /// The reply for a finished response. `elapsed` is the whole turn in seconds; `first_token` the seconds until the
 /// first streamed token (for a turn answered at once, the whole turn).
@@ -20,8 +20,7 @@ pub fn reply(response: &Response, elapsed: f64, first_token: Option<f64>) -> Val
         .map(|item| match item {
             Item::Reasoning(_) => json!({"type": "reasoning", "content": item.text()}),
             Item::FunctionCall(call) => {
-                let arguments = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
-                json!({"type": "tool_call", "tool": call.name, "arguments": arguments, "output": ""})
+                json!({"type": "tool_call", "tool": call.name, "arguments": arguments(call), "output": ""})
             }
             Item::Message(_) | Item::FunctionCallOutput(_) => json!({"type": "message", "content": item.text()}),
         })
@@ -85,8 +84,10 @@ impl Renderer {
             }
             TurnEvent::ItemDone { item, .. } => match &item {
                 Item::FunctionCall(call) => {
-                    let arguments = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
-                    out.push(event_frame("tool_call.arguments", json!({"tool": call.name, "arguments": arguments})));
+                    out.push(event_frame(
+                        "tool_call.arguments",
+                        json!({"tool": call.name, "arguments": arguments(call)}),
+                    ));
                 }
                 _ => out.push(event_frame(&format!("{}.end", block(&item)), json!({}))),
             },
@@ -109,6 +110,11 @@ impl Renderer {
             out.push(event_frame("prompt_processing.end", json!({})));
         }
     }
+}
+
+/// A call's arguments as the JSON object LM Studio shows (the raw string when it is not JSON).
+fn arguments(call: &FunctionCall) -> Value {
+    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments))
 }
 
 fn block(item: &Item) -> &'static str {
