@@ -1,7 +1,7 @@
 # Build stage: compile threadline in release mode (dependencies cached in their own layer).
-FROM rust:1.95-bookworm AS build
+FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
@@ -22,5 +22,8 @@ VOLUME ["/data"]
 ENV THREADLINE_LISTEN=0.0.0.0:8080 \
     THREADLINE_DATABASE_URL=sqlite:///data/threadline.db
 EXPOSE 8080
+# On SIGTERM threadline drains: running turns get up to THREADLINE_DRAIN_TIMEOUT (30s) to be stored, so give
+# `docker stop` / the orchestrator a longer grace period (docker run --stop-timeout 35).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["threadline"]
 CMD ["serve"]

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use threadline::config::{Config, Overrides, Secret};
+use threadline::config::{self, Flags};
 
 #[derive(Parser)]
 #[command(name = "threadline", version, about = "An OpenAI-compatible stateful chat server")]
 struct Cli {
-    /// A TOML configuration file (see config/threadline.toml).
+    /// A TOML configuration file (see config/threadline.toml). Every setting can also be given as a THREADLINE_*
+    /// environment variable.
     #[arg(long, env = "THREADLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -21,22 +22,23 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate {
-        /// Database URL, e.g. sqlite://threadline.db.
-        #[arg(long, env = "THREADLINE_DATABASE_URL")]
+        /// Database URL, e.g. sqlite://threadline.db [env: THREADLINE_DATABASE_URL].
+        #[arg(long)]
         database_url: Option<String>,
     },
 }
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "THREADLINE_LISTEN")]
+    /// Address to listen on [env: THREADLINE_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long)]
     listen: Option<String>,
-    /// Database URL [default: sqlite://threadline.db].
-    #[arg(long, env = "THREADLINE_DATABASE_URL")]
+    /// Database URL [env: THREADLINE_DATABASE_URL] [default: sqlite://threadline.db].
+    #[arg(long)]
     database_url: Option<String>,
-    /// The upstream's base URL (e.g. http://127.0.0.1:11434/v1), or `echo` for the built-in offline model.
-    #[arg(long = "upstream-url", visible_alias = "upstream", env = "THREADLINE_UPSTREAM_URL")]
+    /// The upstream's base URL (e.g. http://127.0.0.1:11434/v1), or `echo` for the built-in offline model
+    /// [env: THREADLINE_UPSTREAM_URL].
+    #[arg(long = "upstream-url", visible_alias = "upstream")]
     upstream_url: Option<String>,
 }
 
@@ -50,20 +52,18 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let api_key = std::env::var("THREADLINE_UPSTREAM_API_KEY").ok().filter(|k| !k.is_empty()).map(Secret);
     match cli.command {
         Command::Serve(args) => {
-            let overrides = Overrides {
+            let flags = Flags {
+                config: cli.config,
                 listen: args.listen,
                 database_url: args.database_url,
                 upstream_url: args.upstream_url,
-                upstream_api_key: api_key,
             };
-            threadline::serve(Config::load(cli.config.as_deref(), overrides)?).await
+            threadline::serve(config::load(&flags)?).await
         }
         Command::Migrate { database_url } => {
-            let overrides = Overrides { database_url, upstream_api_key: api_key, ..Overrides::default() };
-            let config = Config::load(cli.config.as_deref(), overrides)?;
+            let config = config::load(&Flags { config: cli.config, database_url, ..Flags::default() })?;
             threadline::store::open(&config.database_url, &config.database).await?;
             tracing::info!(database = %config.database_url, "migrations applied");
             Ok(())

@@ -1,10 +1,16 @@
-//! Chains, branches, deletes, `store:false` and restarts: the exact `messages` the upstream receives.
+//! Chains, branches, deletes, `store:false` and restarts, on both stores: the exact `messages` the upstream receives.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{config, msg, upstream, MockUpstream, TestServer};
+use std::sync::Arc;
+
+use common::db::TestDb;
+use common::{msg, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use rstest::rstest;
 use serde_json::json;
 use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
+use threadline::store::Store;
 
 /// The context the mock upstream should get: each earlier user text with its answer, then the new text.
 fn context(answered: &[&str], new: &str) -> Vec<serde_json::Value> {
@@ -12,10 +18,11 @@ fn context(answered: &[&str], new: &str) -> Vec<serde_json::Value> {
     earlier.chain([msg("user", new)]).collect()
 }
 
+#[rstest]
 #[tokio::test]
-async fn three_turn_chain_sends_each_turn_once() {
+async fn three_turn_chain_sends_each_turn_once(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let r1 = server.turn("u1", None).await;
     assert_eq!(mock.only_messages(), vec![msg("user", "u1")]);
     let r2 = server.turn("u2", Some(&r1)).await;
@@ -27,7 +34,7 @@ async fn three_turn_chain_sends_each_turn_once() {
 #[tokio::test]
 async fn the_upstream_request_carries_model_and_sampling() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     server
         .create(json!({"model": "llama3", "input": "hi", "temperature": 0.5, "top_p": 0.9, "max_output_tokens": 64, "user": "u-1"}))
         .await;
@@ -48,7 +55,7 @@ async fn the_upstream_request_carries_model_and_sampling() {
 #[tokio::test]
 async fn instructions_apply_to_their_own_turn_only() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let r1 = server.turn("u1", None).await;
     mock.take();
     let r2 = server
@@ -63,10 +70,11 @@ async fn instructions_apply_to_their_own_turn_only() {
     assert_eq!(mock.only_messages(), context(&["u1", "u2"], "u3"));
 }
 
+#[rstest]
 #[tokio::test]
-async fn branches_from_one_turn_are_independent() {
+async fn branches_from_one_turn_are_independent(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let r1 = server.turn("u1", None).await;
     let left = server.turn("left", Some(&r1)).await;
     let right = server.turn("right", Some(&r1)).await;
@@ -77,10 +85,11 @@ async fn branches_from_one_turn_are_independent() {
     assert_eq!(mock.only_messages(), context(&["u1", "right"], "more"));
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_deleted_middle_turn_drops_out_of_descendants() {
+async fn a_deleted_middle_turn_drops_out_of_descendants(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let r1 = server.turn("u1", None).await;
     let r2 = server.turn("u2", Some(&r1)).await;
     let r3 = server.turn("u3", Some(&r2)).await;
@@ -95,10 +104,11 @@ async fn a_deleted_middle_turn_drops_out_of_descendants() {
     assert_eq!(body["error"]["code"], "previous_response_not_found");
 }
 
+#[rstest]
 #[tokio::test]
-async fn store_false_writes_nothing() {
+async fn store_false_writes_nothing(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let r1 = server.turn("u1", None).await;
     let unstored =
         server.create(json!({"model": "m", "input": "u2", "previous_response_id": r1, "store": false})).await;
@@ -132,12 +142,13 @@ fn message(role: Role, text: &str) -> Item {
     Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role, content: vec![part] })
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_chain_of_depth_1000_resolves_in_one_query() {
+async fn a_chain_of_depth_1000_resolves_in_one_query(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let first = server.turn("u1", None).await;
-    let store = server.engine.store();
+    let store = &server.store;
     let (template, _) = store.response("default", &first).await.unwrap().unwrap();
     let mut previous = first;
     for n in 2..=1000 {
@@ -165,10 +176,8 @@ async fn a_chain_of_depth_1000_resolves_in_one_query() {
 #[tokio::test]
 async fn a_chain_deeper_than_the_limit_is_refused() {
     let mock = MockUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&dir.path().join("t.db"), vec![upstream(&mock.url)]);
-    config.limits.max_chain_depth = 2;
-    let server = TestServer::with_config(config).await;
+    let builder = TestApp::builder().upstream(&mock.url).config(|config| config.limits.max_chain_depth = 2);
+    let server = builder.start().await.unwrap();
     let r1 = server.turn("u1", None).await;
     let r2 = server.turn("u2", Some(&r1)).await;
     let r3 = server.turn("u3", Some(&r2)).await;
@@ -176,17 +185,17 @@ async fn a_chain_deeper_than_the_limit_is_refused() {
     common::assert_error(&got, 400, Some("chain_too_deep"), Some("previous_response_id"));
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_restarted_server_continues_the_chain_from_the_same_file() {
+async fn a_restarted_server_continues_the_chain_from_the_same_database(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("threadline.db");
+    let Some(database) = TestDb::create(store).await.map(Arc::new) else { return };
     let r2 = {
-        let server = TestServer::with_config(config(&db, vec![upstream(&mock.url)])).await;
+        let server = TestApp::builder().database(database.clone()).upstream(&mock.url).start().await.unwrap();
         let r1 = server.turn("u1", None).await;
         server.turn("u2", Some(&r1)).await
     };
-    let server = TestServer::with_config(config(&db, vec![upstream(&mock.url)])).await;
+    let server = TestApp::builder().database(database).upstream(&mock.url).start().await.unwrap();
     mock.take();
     server.turn("u3", Some(&r2)).await;
     assert_eq!(mock.only_messages(), context(&["u1", "u2"], "u3"));
@@ -195,7 +204,7 @@ async fn a_restarted_server_continues_the_chain_from_the_same_file() {
 #[tokio::test]
 async fn explicit_input_items_keep_roles_and_parts() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     server
         .create(json!({"model": "m", "input": [
             {"role": "developer", "content": "dev rules"},

@@ -1,15 +1,13 @@
 //! The Conversations API over HTTP, and responses that use a conversation as their history, on SQLite and
 //! Postgres.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::db::TestDb;
-use common::{assert_error, config_for, msg, upstream, MockUpstream, TestServer};
+use common::{assert_error, msg, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use rstest::rstest;
 use serde_json::{json, Value};
-
-async fn server(db: &TestDb, upstream_url: &str) -> TestServer {
-    TestServer::with_config(config_for(db.url(), vec![upstream(upstream_url)])).await
-}
 
 fn texts(page: &Value) -> Vec<String> {
     page["data"]
@@ -23,8 +21,10 @@ fn texts(page: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn crud(db: TestDb) {
-    let server = server(&db, "echo").await;
+#[rstest]
+#[tokio::test]
+async fn crud(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some(server) = TestApp::builder().store(store).upstream("echo").start().await else { return };
     let (status, created) = server
         .post(
             "/v1/conversations",
@@ -107,9 +107,11 @@ async fn crud(db: TestDb) {
     );
 }
 
-async fn responses_use_and_extend_the_conversation(db: TestDb) {
+#[rstest]
+#[tokio::test]
+async fn responses_use_and_extend_the_conversation(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let server = server(&db, &mock.url).await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
     let (_, conversation) =
         server.post("/v1/conversations", json!({"items": [{"role": "user", "content": "hi"}]})).await;
     let id = conversation["id"].as_str().unwrap();
@@ -154,18 +156,3 @@ async fn responses_use_and_extend_the_conversation(db: TestDb) {
         )
     );
 }
-
-macro_rules! on_both_stores {
-    ($($case:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $case() { super::$case(super::TestDb::sqlite()).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $case() {
-                if let Some(db) = super::TestDb::postgres().await { super::$case(db).await }
-            })*
-        }
-    };
-}
-
-on_both_stores!(crud, responses_use_and_extend_the_conversation);

@@ -1,80 +1,25 @@
 //! Retrieve, delete, input items, models, chat completions and health: exact bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{MockUpstream, TestServer};
+use common::snapshot::redact;
+use common::{assert_error, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use rstest::rstest;
 use serde_json::{json, Value};
 use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
-
-const RESPONSE_KEYS: [&str; 34] = [
-    "id",
-    "object",
-    "created_at",
-    "status",
-    "background",
-    "completed_at",
-    "error",
-    "frequency_penalty",
-    "incomplete_details",
-    "instructions",
-    "max_output_tokens",
-    "max_tool_calls",
-    "model",
-    "moderation",
-    "output",
-    "parallel_tool_calls",
-    "presence_penalty",
-    "previous_response_id",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "reasoning",
-    "safety_identifier",
-    "service_tier",
-    "store",
-    "temperature",
-    "text",
-    "tool_choice",
-    "tools",
-    "top_logprobs",
-    "top_p",
-    "truncation",
-    "usage",
-    "user",
-    "metadata",
-];
+use threadline::store::{Order, PageRequest, Store};
 
 #[tokio::test]
 async fn a_response_has_the_full_key_set_and_retrieves_identically() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let created = server
         .create(json!({"model": "m", "input": "hi", "metadata": {"team": "core"}, "instructions": "Be brief.",
             "temperature": 0.2, "max_output_tokens": 100, "safety_identifier": "user-7", "prompt_cache_key": "k"}))
         .await;
-    let keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, RESPONSE_KEYS.to_vec());
+    insta::assert_json_snapshot!(redact(&created));
     let id = created["id"].as_str().unwrap();
-    assert!(id.starts_with("resp_") && id.len() > 40);
-    assert_eq!(created["object"], "response");
-    assert!(created["created_at"].is_i64() && created["completed_at"].is_i64());
-    let message_id = created["output"][0]["id"].as_str().unwrap();
-    assert!(message_id.starts_with("msg_"));
-    let fixed = json!({
-        "status": "completed", "background": false, "error": null, "frequency_penalty": 0.0, "incomplete_details": null,
-        "instructions": "Be brief.", "max_output_tokens": 100, "max_tool_calls": null, "model": "m", "moderation": null,
-        "output": [{"type": "message", "id": message_id, "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": "answer to hi", "annotations": [], "logprobs": []}]}],
-        "parallel_tool_calls": true, "presence_penalty": 0.0, "previous_response_id": null, "prompt_cache_key": "k",
-        "prompt_cache_retention": null, "reasoning": {"effort": null, "summary": null}, "safety_identifier": "user-7",
-        "service_tier": "default", "store": true, "temperature": 0.2, "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled",
-        "usage": {"input_tokens": 11, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 14},
-        "user": null, "metadata": {"team": "core"},
-    });
-    for (key, value) in fixed.as_object().unwrap() {
-        assert_eq!(&created[key], value, "{key}");
-    }
     let (status, retrieved) = server.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(retrieved, created);
@@ -82,7 +27,7 @@ async fn a_response_has_the_full_key_set_and_retrieves_identically() {
 
 #[tokio::test]
 async fn delete_answers_and_erases() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let id = server.turn("hello", None).await;
     let (status, body) = server.delete(&format!("/v1/responses/{id}")).await;
     assert_eq!((status, body), (200, json!({"id": id, "object": "response.deleted", "deleted": true})));
@@ -90,7 +35,7 @@ async fn delete_answers_and_erases() {
     assert_eq!(server.get(&format!("/v1/responses/{id}/input_items")).await.0, 404);
     assert_eq!(server.delete(&format!("/v1/responses/{id}")).await.0, 404);
     // The content is erased from the database; a tombstone keeps only the parent link.
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.db_path.display())).await.unwrap();
+    let db = sqlx::SqlitePool::connect(server.database.url()).await.unwrap();
     let (body, deleted_at): (Option<String>, Option<i64>) =
         sqlx::query_as("SELECT body, deleted_at FROM responses WHERE id = ?").bind(&id).fetch_one(&db).await.unwrap();
     assert_eq!(body, None);
@@ -104,9 +49,10 @@ fn text_of(item: &Value) -> &str {
     item["content"][0]["text"].as_str().unwrap()
 }
 
+#[rstest]
 #[tokio::test]
-async fn input_items_page_both_ways() {
-    let server = TestServer::start("echo").await;
+async fn input_items_page_both_ways(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some(server) = TestApp::builder().store(store).upstream("echo").start().await else { return };
     let input: Vec<Value> = (1..=5).map(|n| json!({"role": "user", "content": format!("m{n}")})).collect();
     let id = server.create(json!({"model": "m", "input": input})).await["id"].as_str().unwrap().to_string();
     let (status, page) = server.get(&format!("/v1/responses/{id}/input_items?limit=2")).await;
@@ -134,11 +80,23 @@ async fn input_items_page_both_ways() {
         .get(&format!("/v1/responses/{id}/input_items?order=asc&after={}", asc_data[4]["id"].as_str().unwrap()))
         .await;
     assert_eq!(last, json!({"object": "list", "data": [], "first_id": null, "last_id": null, "has_more": false}));
+    let (_, one) = server
+        .get(&format!(
+            "/v1/responses/{id}/input_items?limit=1&order=desc&after={}",
+            asc_data[1]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!((one["data"][0]["content"][0]["text"].as_str(), &one["has_more"]), (Some("m1"), &json!(false)));
+    let (_, exact) = server.get(&format!("/v1/responses/{id}/input_items?limit=5")).await;
+    assert_eq!((exact["data"].as_array().unwrap().len(), &exact["has_more"]), (5, &json!(false)));
+    let unknown = server.get(&format!("/v1/responses/{id}/input_items?after=msg_unknown")).await;
+    assert_error(&unknown, 404, None, Some("after"));
+    assert_eq!(unknown.1["error"]["message"], "No item found with id 'msg_unknown'.");
 }
 
 #[tokio::test]
 async fn client_item_ids_are_kept() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let id = server
         .create(
             json!({"model": "m", "input": [{"type": "message", "id": "msg_client1", "role": "user", "content": "x"}]}),
@@ -154,14 +112,14 @@ async fn client_item_ids_are_kept() {
 #[tokio::test]
 async fn models_lists_what_the_routed_upstreams_serve() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let (status, body) = server.get("/v1/models").await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]})
     );
-    let echo = TestServer::start("echo").await;
+    let echo = TestApp::start("echo").await;
     assert_eq!(
         echo.get("/v1/models").await.1,
         json!({"object": "list", "data": [{"id": "echo", "object": "model", "created": 0, "owned_by": "echo"}]})
@@ -171,7 +129,7 @@ async fn models_lists_what_the_routed_upstreams_serve() {
 #[tokio::test]
 async fn chat_completions_pass_through_unchanged() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let request = json!({"model": "m", "messages": [{"role": "user", "content": "hey"}], "seed": 7, "n": 1});
     let (status, body) = server.post("/v1/chat/completions", request.clone()).await;
     assert_eq!(status, 200);
@@ -180,15 +138,38 @@ async fn chat_completions_pass_through_unchanged() {
 }
 
 #[tokio::test]
+async fn chat_completions_on_the_built_in_model_answer_in_the_same_format() {
+    let server = TestApp::start("echo").await;
+    let messages = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hey there"}]);
+    let (status, body) = server.post("/v1/chat/completions", json!({"model": "echo", "messages": messages})).await;
+    assert_eq!(status, 200);
+    let streamed = server
+        .stream(
+            "/v1/chat/completions",
+            json!({"model": "echo", "messages": messages, "stream": true, "max_tokens": 3,
+                "stream_options": {"include_usage": true}}),
+        )
+        .await
+        .rest()
+        .await;
+    let data: Vec<&str> = streamed.iter().map(|frame| frame.data.as_str()).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = streamed[..streamed.len() - 1].iter().map(common::sse::Frame::json).collect();
+    insta::assert_json_snapshot!(redact(&(body, chunks)));
+    let got = server.post("/v1/chat/completions", json!({"model": "echo", "messages": [{"role": "robot"}]})).await;
+    assert_error(&got, 400, Some("invalid_value"), Some("messages"));
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     assert_eq!(server.get("/healthz").await, (200, json!({"status": "ok"})));
     assert_eq!(server.get("/readyz").await, (200, json!({"status": "ready"})));
 }
 
 #[tokio::test]
 async fn an_incomplete_turn_is_stored_and_can_be_continued() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let cut = server.create(json!({"model": "m", "input": "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen", "max_output_tokens": 16})).await;
     assert_eq!(cut["status"], "incomplete");
     assert_eq!(cut["incomplete_details"], json!({"reason": "max_output_tokens"}));
@@ -200,13 +181,14 @@ async fn an_incomplete_turn_is_stored_and_can_be_continued() {
 
 #[tokio::test]
 async fn tenants_never_see_each_other() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let id = server.turn("private", None).await;
-    let store = server.engine.store();
+    let store = &server.store;
+    let page = PageRequest { after: None, limit: 20, order: Order::Asc };
     assert!(store.response("default", &id).await.unwrap().is_some());
     assert_eq!(store.response("other", &id).await.unwrap(), None);
     assert_eq!(store.history("other", &id, 100).await.unwrap(), None);
-    assert_eq!(store.input_items("other", &id).await.unwrap(), None);
+    assert_eq!(store.input_items("other", &id, &page).await.unwrap(), None);
     assert!(!store.delete_response("other", &id).await.unwrap());
     let (mut response, pieces) = store.response("default", &id).await.unwrap().unwrap();
     response.id = new_id("resp");

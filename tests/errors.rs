@@ -1,17 +1,21 @@
 //! Every failure is OpenAI's error envelope with the right status, type, code and param.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{assert_error, config, upstream, Behavior, MockUpstream, TestServer};
+use std::time::Duration;
+
+use common::{assert_error, Behavior, MockUpstream, TestApp};
 use serde_json::{json, Value};
 use threadline::config::Secret;
 
-async fn echo_server() -> TestServer {
-    TestServer::start("echo").await
+async fn echo_server() -> TestApp {
+    TestApp::start("echo").await
 }
 
 /// Posts each body to /v1/responses and checks status, code and param.
-async fn expect_400s(server: &TestServer, cases: Vec<(Value, Option<&str>, Option<&str>)>) {
+async fn expect_400s(server: &TestApp, cases: Vec<(Value, Option<&str>, Option<&str>)>) {
     for (body, code, param) in cases {
         let got = server.post("/v1/responses", body.clone()).await;
         assert_eq!(got.1["error"]["type"], "invalid_request_error", "{body}");
@@ -213,20 +217,15 @@ async fn bad_query_parameters() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&dir.path().join("t.db"), vec![upstream("echo")]);
-    config.limits.max_body_bytes = 1024;
-    let server = TestServer::with_config(config).await;
+    let server = TestApp::builder().upstream("echo").config(|c| c.limits.max_body_bytes = 1024).start().await.unwrap();
     let got = server.post("/v1/responses", json!({"model": "m", "input": "x".repeat(2000)})).await;
     assert_error(&got, 413, Some("request_too_large"), None);
 }
 
 #[tokio::test]
 async fn unrouted_models_get_model_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut only_llama = upstream("echo");
-    only_llama.models = vec!["llama3*".into()];
-    let server = TestServer::with_config(config(&dir.path().join("t.db"), vec![only_llama])).await;
+    let only_llama = |c: &mut threadline::config::Config| c.upstreams[0].models = vec!["llama3*".into()];
+    let server = TestApp::builder().upstream("echo").config(only_llama).start().await.unwrap();
     let got = server.post("/v1/responses", json!({"model": "gpt-nope", "input": "x"})).await;
     assert_error(&got, 404, Some("model_not_found"), None);
     assert_eq!(got.1["error"]["message"], "The model `gpt-nope` does not exist or you do not have access to it.");
@@ -238,12 +237,13 @@ async fn unrouted_models_get_model_not_found() {
 #[tokio::test]
 async fn upstream_failures_map_to_gateway_errors_without_secrets() {
     let mock = MockUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut configured = upstream(&mock.url);
-    configured.name = "ollama-box".into();
-    configured.api_key = Some(Secret("sk-very-secret".into()));
-    configured.timeout_secs = 1.0;
-    let server = TestServer::with_config(config(&dir.path().join("t.db"), vec![configured])).await;
+    let configure = |c: &mut threadline::config::Config| {
+        let upstream = &mut c.upstreams[0];
+        upstream.name = "ollama-box".into();
+        upstream.api_key = Some(Secret("sk-very-secret".into()));
+        upstream.timeout = Duration::from_secs(1);
+    };
+    let server = TestApp::builder().upstream(&mock.url).config(configure).start().await.unwrap();
     let turn = json!({"model": "m", "input": "x"});
 
     mock.set(Behavior::Fail(404, json!({"error": {"message": "model \"m\" not found, try pulling it first", "type": "api_error", "code": "model_not_found"}})));
@@ -289,10 +289,8 @@ async fn an_unreachable_upstream_is_a_502_naming_it() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
-    let dir = tempfile::tempdir().unwrap();
-    let mut configured = upstream(&url);
-    configured.name = "gpu-box".into();
-    let server = TestServer::with_config(config(&dir.path().join("t.db"), vec![configured])).await;
+    let configure = |c: &mut threadline::config::Config| c.upstreams[0].name = "gpu-box".into();
+    let server = TestApp::builder().upstream(&url).config(configure).start().await.unwrap();
     let got = server.post("/v1/responses", json!({"model": "m", "input": "x"})).await;
     assert_error(&got, 502, None, None);
     assert_eq!(got.1["error"]["type"], "upstream_error");

@@ -1,55 +1,25 @@
 //! Scale-out on Postgres: two server processes sharing one database, 100 concurrent branches, a database
-//! outage (503, then recovery with nothing lost) and a database that comes up after the server.
+//! outage (503, then recovery with nothing lost), a database that comes up after the server, and TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::db::PostgresDb;
+use common::db::{PostgresDb, TestDb};
+use common::process::ServerProcess;
 use common::proxy::Proxy;
-use common::{assert_error, config_for, upstream, TestServer};
+use common::{assert_error, upstream, TestApp};
 use serde_json::{json, Value};
+use sqlx::Connection;
+use threadline::config::Config;
+use threadline::store::Store;
 
-/// A `threadline serve` process with the echo model.
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Replica {
-    /// Starts a process on `database_url`; returns once it listens.
-    fn start(database_url: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "echo", "--database-url", database_url])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on ") {
-                    let rest = &line[at + "listening on ".len()..];
-                    let _ = sender.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let base = receiver.recv_timeout(Duration::from_secs(60)).expect("the replica did not start listening");
-        Self { child, base }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A replica: a `threadline serve` process with the echo model on `database_url`.
+async fn replica(database_url: &str) -> ServerProcess {
+    ServerProcess::start(&["--upstream", "echo", "--database-url", database_url], &[]).await
 }
 
 async fn post(client: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
@@ -65,11 +35,7 @@ fn output_text(response: &Value) -> &str {
 async fn two_replicas_share_chains_and_deletes() {
     let Some(db) = PostgresDb::create().await else { return };
     // Both start at once on a fresh database: the migrations run once, under an advisory lock.
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| Replica::start(&db.url));
-        let b = s.spawn(|| Replica::start(&db.url));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = tokio::join!(replica(&db.url), replica(&db.url));
     let client = reqwest::Client::new();
     let mut previous: Option<String> = None;
     for (n, replica) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -96,7 +62,7 @@ async fn two_replicas_share_chains_and_deletes() {
 #[tokio::test]
 async fn a_hundred_concurrent_branches_each_see_their_own_history() {
     let Some(db) = PostgresDb::create().await else { return };
-    let server = TestServer::with_config(config_for(&db.url, vec![upstream("echo")])).await;
+    let server = TestApp::builder().database(Arc::new(TestDb::Postgres(db))).upstream("echo").start().await.unwrap();
     let root = server.turn("root", None).await;
     let branches = futures::future::join_all((0..100).map(|n| {
         let (server, root) = (&server, root.clone());
@@ -112,8 +78,8 @@ async fn a_hundred_concurrent_branches_each_see_their_own_history() {
         let id = response["id"].as_str().unwrap();
         let next = server.create(json!({"model": "m", "input": "again", "previous_response_id": id})).await;
         assert_eq!(output_text(&next), "echo: again [turn 3, 5 messages in context]");
-        let history = server.engine.store().history("default", id, 10).await.unwrap().unwrap();
-        let texts: Vec<String> = history.items.iter().map(|item| item.text()).collect();
+        let history = server.store.history("default", id, 10).await.unwrap().unwrap();
+        let texts: Vec<String> = history.items.iter().map(threadline::model::Item::text).collect();
         assert_eq!(
             texts,
             [
@@ -130,9 +96,12 @@ async fn a_hundred_concurrent_branches_each_see_their_own_history() {
 async fn a_database_outage_is_a_503_and_service_resumes_with_nothing_lost() {
     let Some(db) = PostgresDb::create().await else { return };
     let proxy = Proxy::start(db.server_addr(), true).await;
-    let mut config = config_for(&db.url_via(proxy.addr), vec![upstream("echo")]);
-    config.database.acquire_timeout_secs = 1.0;
-    let server = TestServer::with_config(config).await;
+    let url = db.url_via(proxy.addr);
+    let configure = move |c: &mut Config| {
+        c.database_url = url;
+        c.database.acquire_timeout = Duration::from_secs(1);
+    };
+    let server = TestApp::builder().upstream("echo").config(configure).start().await.unwrap();
     let first = server.turn("before", None).await;
 
     proxy.cut().await;
@@ -156,8 +125,8 @@ async fn a_database_outage_is_a_503_and_service_resumes_with_nothing_lost() {
 async fn the_server_waits_for_a_database_that_starts_later() {
     let Some(db) = PostgresDb::create().await else { return };
     let proxy = Proxy::start(db.server_addr(), false).await;
-    let mut config = config_for(&db.url_via(proxy.addr), vec![upstream("echo")]);
-    config.database.startup_timeout_secs = 60.0;
+    let config =
+        Config { database_url: db.url_via(proxy.addr), upstreams: vec![upstream("echo")], ..Config::default() };
     let starting = tokio::spawn(async move { threadline::build_app(&config).await.map(|app| app.engine) });
     proxy.refused_at_least(2).await;
     assert!(!starting.is_finished());
@@ -170,8 +139,53 @@ async fn the_server_waits_for_a_database_that_starts_later() {
 async fn a_database_that_never_comes_up_fails_the_start_clearly() {
     let Some(db) = PostgresDb::create().await else { return };
     let proxy = Proxy::start(db.server_addr(), false).await;
-    let mut config = config_for(&db.url_via(proxy.addr), vec![upstream("echo")]);
-    config.database.startup_timeout_secs = 0.0;
+    let mut config =
+        Config { database_url: db.url_via(proxy.addr), upstreams: vec![upstream("echo")], ..Config::default() };
+    config.database.startup_timeout = Duration::ZERO;
     let err = threadline::build_app(&config).await.err().expect("the start fails");
     assert_eq!(err.to_string(), "cannot open the database");
+}
+
+/// A turn through a server on `url`; returns how many of that server's database sessions are encrypted, and how
+/// many it has. Its sessions are told apart from earlier servers' by a fresh `application_name`.
+async fn sessions_with(db: &PostgresDb, url: String) -> (i64, i64) {
+    let application = threadline::model::new_id("app");
+    let url = format!("{url}&application_name={application}");
+    let server = TestApp::builder().upstream("echo").config(move |c| c.database_url = url).start().await.unwrap();
+    server.turn("over TLS?", None).await;
+    let mut admin = sqlx::PgConnection::connect(&common::db::postgres_admin_url().unwrap()).await.unwrap();
+    let query = "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s \
+        JOIN pg_stat_activity a ON a.pid = s.pid WHERE a.datname = $1 AND a.application_name = $2";
+    sqlx::query_as(query).bind(&db.name).bind(&application).fetch_one(&mut admin).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_database_connection_uses_tls_as_the_url_asks() {
+    let Some(db) = PostgresDb::create().await else { return };
+    let mut admin = sqlx::PgConnection::connect(&common::db::postgres_admin_url().unwrap()).await.unwrap();
+    let (ssl,): (String,) = sqlx::query_as("SHOW ssl").fetch_one(&mut admin).await.unwrap();
+    assert_eq!(ssl, "on", "the test server must offer TLS");
+    let (certificate,): (String,) = sqlx::query_as("SHOW ssl_cert_file").fetch_one(&mut admin).await.unwrap();
+    let with = |query: &str| format!("{}?{query}", db.url);
+
+    // Plain text when asked for: the check below can tell the difference.
+    let (encrypted, all) = sessions_with(&db, with("sslmode=disable")).await;
+    assert!(all > 0 && encrypted == 0, "{encrypted} of {all}");
+    for query in ["sslmode=require", "sslmode=prefer"] {
+        let (encrypted, all) = sessions_with(&db, with(query)).await;
+        assert!(all > 0 && encrypted == all, "{query}: {encrypted} of {all} sessions encrypted");
+    }
+    // A full check of the server's certificate (it names localhost) against the root given in the URL.
+    let mut verified = reqwest::Url::parse(&with(&format!("sslmode=verify-full&sslrootcert={certificate}"))).unwrap();
+    verified.set_host(Some("localhost")).unwrap();
+    let (encrypted, all) = sessions_with(&db, verified.to_string()).await;
+    assert!(all > 0 && encrypted == all, "verify-full: {encrypted} of {all}");
+    // A certificate the given root did not sign is refused: the server does not start.
+    let mut wrong =
+        reqwest::Url::parse(&with("sslmode=verify-ca&sslrootcert=/etc/ssl/certs/ca-certificates.crt")).unwrap();
+    wrong.set_host(Some("localhost")).unwrap();
+    let mut config = Config { database_url: wrong.to_string(), upstreams: vec![upstream("echo")], ..Config::default() };
+    config.database.startup_timeout = Duration::ZERO;
+    let err = threadline::build_app(&config).await.err().expect("an unverifiable server is refused");
+    assert!(format!("{err:#}").contains("certificate"), "{err:#}");
 }

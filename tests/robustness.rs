@@ -1,9 +1,11 @@
 //! Bad input never gets a 5xx, a panic or a non-JSON answer: every field of rich valid requests is replaced by
 //! values of every other shape, and each answer must be a success or OpenAI's error envelope.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::TestServer;
+use common::TestApp;
 use serde_json::{json, Value};
 
 fn odd_values() -> Vec<Value> {
@@ -62,7 +64,7 @@ fn assert_sane(path: &str, body: &Value, status: u16, answer: &Value) {
 
 #[tokio::test]
 async fn odd_values_in_every_field_get_clean_answers() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let previous = server.turn("hello", None).await;
     let (_, conversation) = server.post("/v1/conversations", json!({})).await;
     let requests = [
@@ -104,7 +106,7 @@ async fn odd_values_in_every_field_get_clean_answers() {
 
 #[tokio::test]
 async fn odd_paths_and_queries_get_clean_answers() {
-    let server = TestServer::start("echo").await;
+    let server = TestApp::start("echo").await;
     let id = server.turn("hello", None).await;
     let paths = [
         format!("/v1/responses/{id}?stream=true&starting_after=-1"),

@@ -1,18 +1,21 @@
 //! Streamed /v1/responses: exact event sequences, no buffering, disconnect safety, mid-stream failure, replay,
 //! and the chat completions pass-through.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{finish, msg, reasoning, text, usage, Behavior, Events, MockUpstream, Step, TestServer, DONE};
+use common::snapshot::redact;
+use common::sse::{Events, Frame};
+use common::{finish, msg, reasoning, text, usage, Behavior, MockUpstream, Step, TestApp, DONE};
 use serde_json::{json, Value};
-use threadline::upstream::sse::SseEvent;
 
 /// Reads a whole stream and checks its framing: `event:` equals `type`, sequence numbers count from 0, the
 /// response id never changes, and `data: [DONE]` comes last. Returns the events' JSON.
 async fn read_stream(events: Events) -> Vec<Value> {
     let mut frames = events.rest().await;
-    assert_eq!(frames.pop(), Some(SseEvent { event: None, data: "[DONE]".into() }));
-    let values: Vec<Value> = frames.iter().map(|frame| serde_json::from_str(&frame.data).unwrap()).collect();
+    assert_eq!(frames.pop(), Some(Frame { event: None, data: "[DONE]".into() }));
+    let values: Vec<Value> = frames.iter().map(Frame::json).collect();
     let ids: Vec<&Value> = values.iter().filter_map(|v| v.get("response")).map(|r| &r["id"]).collect();
     for (n, (frame, value)) in frames.iter().zip(&values).enumerate() {
         assert_eq!(frame.event.as_deref(), value["type"].as_str(), "{value}");
@@ -43,52 +46,18 @@ const TEXT_SEQUENCE: [&str; 10] = [
 async fn a_text_stream_has_the_exact_event_sequence_and_is_stored() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![text("Hel"), text("lo"), finish("stop"), usage(5, 2), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let events =
         read_stream(server.stream("/v1/responses", json!({"model": "m", "input": "hi", "stream": true})).await).await;
     assert_eq!(types(&events), TEXT_SEQUENCE);
+    insta::assert_json_snapshot!(redact(&events));
     assert_eq!(
         mock.take(),
         vec![json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
             "stream_options": {"include_usage": true}})]
     );
-    let created = &events[0]["response"];
-    assert_eq!(
-        (created["status"].as_str(), &created["output"], &created["usage"]),
-        (Some("in_progress"), &json!([]), &Value::Null)
-    );
-    let item_id = events[2]["item"]["id"].as_str().unwrap();
-    assert_eq!(
-        events[2]["item"],
-        json!({"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []})
-    );
-    assert_eq!(
-        events[3],
-        json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0,
-        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}, "sequence_number": 3})
-    );
-    assert_eq!(
-        events[4],
-        json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0, "content_index": 0,
-        "delta": "Hel", "logprobs": [], "sequence_number": 4})
-    );
-    assert_eq!(
-        events[6],
-        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0, "content_index": 0,
-        "text": "Hello", "logprobs": [], "sequence_number": 6})
-    );
-    let done_item = json!({"type": "message", "id": item_id, "status": "completed", "role": "assistant",
-        "content": [{"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}]});
-    assert_eq!(
-        events[8],
-        json!({"type": "response.output_item.done", "output_index": 0, "item": done_item, "sequence_number": 8})
-    );
-    let completed = &events[9]["response"];
-    assert_eq!(completed["status"], "completed");
-    assert_eq!(completed["output"], json!([done_item]));
-    assert_eq!(completed["usage"]["input_tokens"], 5);
-    assert_eq!(completed["usage"]["output_tokens"], 2);
     // Stored before the terminal event: retrievable and continuable at once.
+    let completed = &events[9]["response"];
     let id = completed["id"].as_str().unwrap();
     assert_eq!(&server.get(&format!("/v1/responses/{id}")).await.1, completed);
     mock.set(Behavior::Answer);
@@ -100,49 +69,12 @@ async fn a_text_stream_has_the_exact_event_sequence_and_is_stored() {
 async fn reasoning_streams_as_its_own_item_and_stays_out_of_later_context() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![reasoning("think"), reasoning(" more"), text("answer"), finish("stop"), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let events =
         read_stream(server.stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true})).await).await;
-    assert_eq!(
-        types(&events),
-        [
-            "response.created",
-            "response.in_progress",
-            "response.output_item.added",
-            "response.content_part.added",
-            "response.reasoning_text.delta",
-            "response.reasoning_text.delta",
-            "response.reasoning_text.done",
-            "response.content_part.done",
-            "response.output_item.done",
-            "response.output_item.added",
-            "response.content_part.added",
-            "response.output_text.delta",
-            "response.output_text.done",
-            "response.content_part.done",
-            "response.output_item.done",
-            "response.completed",
-        ]
-    );
-    let rs_id = events[2]["item"]["id"].as_str().unwrap();
-    assert!(rs_id.starts_with("rs_"));
-    assert_eq!(
-        events[2]["item"],
-        json!({"type": "reasoning", "id": rs_id, "summary": [], "content": [], "status": "in_progress"})
-    );
-    assert_eq!(events[3]["part"], json!({"type": "reasoning_text", "text": ""}));
-    assert_eq!(events[5]["delta"], " more");
-    assert_eq!(events[6]["text"], "think more");
-    assert_eq!(events[9]["output_index"], 1);
-    let completed = &events[15]["response"];
-    assert_eq!(
-        completed["output"][0],
-        json!({"type": "reasoning", "id": rs_id, "summary": [],
-        "content": [{"type": "reasoning_text", "text": "think more"}], "status": "completed"})
-    );
-    assert_eq!(completed["output"][1]["content"][0]["text"], "answer");
-    // Without reported usage, tokens are estimated.
-    assert_eq!(completed["usage"]["output_tokens"], 3);
+    // Without reported usage, tokens are estimated (the snapshot's `usage`).
+    insta::assert_json_snapshot!(redact(&events));
+    let completed = &events.last().unwrap()["response"];
     mock.take();
     mock.set(Behavior::Answer);
     server.turn("again", completed["id"].as_str()).await;
@@ -153,7 +85,7 @@ async fn reasoning_streams_as_its_own_item_and_stays_out_of_later_context() {
 async fn a_length_cut_ends_incomplete_and_can_be_continued() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![text("so far"), finish("length"), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let events = read_stream(
         server
             .stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true, "max_output_tokens": 16}))
@@ -170,63 +102,42 @@ async fn a_length_cut_ends_incomplete_and_can_be_continued() {
     assert_eq!(mock.take().len(), 2);
 }
 
-async fn assert_failed_stream(steps: Vec<Step>, message: &str) {
+/// Streams a turn whose upstream fails after `steps`; returns the events after checking the failure is stored and
+/// cannot be continued.
+async fn failed_stream(steps: Vec<Step>) -> Vec<Value> {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(steps));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let events =
         read_stream(server.stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true})).await).await;
-    assert_eq!(
-        types(&events),
-        [
-            "response.created",
-            "response.in_progress",
-            "response.output_item.added",
-            "response.content_part.added",
-            "response.output_text.delta",
-            "response.output_text.done",
-            "response.content_part.done",
-            "response.output_item.done",
-            "error",
-            "response.failed",
-        ]
-    );
-    assert_eq!(events[7]["item"]["status"], "incomplete");
-    assert_eq!(
-        events[8],
-        json!({"type": "error", "error": {"type": "server_error", "code": "server_error", "message": message, "param": null}, "sequence_number": 8})
-    );
-    let failed = &events[9]["response"];
-    assert_eq!(failed["status"], "failed");
-    assert_eq!(failed["error"], json!({"code": "server_error", "message": message}));
+    let failed = &events.last().unwrap()["response"];
     let id = failed["id"].as_str().unwrap();
     let (status, stored) = server.get(&format!("/v1/responses/{id}")).await;
     assert_eq!((status, &stored), (200, failed));
     let got = server.post("/v1/responses", json!({"model": "m", "input": "x", "previous_response_id": id})).await;
     common::assert_error(&got, 400, Some("previous_response_failed"), Some("previous_response_id"));
+    events
 }
 
 #[tokio::test]
 async fn an_upstream_error_mid_stream_ends_with_error_then_failed() {
     let steps = vec![text("par"), Step::Raw("data: {\"error\": {\"message\": \"out of memory\"}}\n\n")];
-    assert_failed_stream(steps, "Upstream 'default' failed mid-stream: out of memory.").await;
+    insta::assert_json_snapshot!(redact(&failed_stream(steps).await));
 }
 
 #[tokio::test]
 async fn an_upstream_that_hangs_up_mid_stream_fails_the_response() {
-    let steps = vec![text("par")];
-    assert_failed_stream(
-        steps,
-        "Upstream 'default' failed mid-stream: the stream ended before the completion finished.",
-    )
-    .await;
+    let events = failed_stream(vec![text("par")]).await;
+    let message = "Upstream 'default' failed mid-stream: the stream ended before the completion finished.";
+    assert_eq!(events[8]["error"]["message"], message);
+    assert_eq!(events[9]["response"]["error"], json!({"code": "server_error", "message": message}));
 }
 
 #[tokio::test]
 async fn the_first_delta_reaches_the_client_before_the_upstream_finishes() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![text("first"), Step::Gate, text(" second"), finish("stop"), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let mut events = server.stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true})).await;
     let mut seen = Vec::new();
     loop {
@@ -248,7 +159,7 @@ async fn the_first_delta_reaches_the_client_before_the_upstream_finishes() {
 async fn a_client_that_disconnects_mid_stream_still_gets_its_turn_stored() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![text("first"), Step::Gate, text(" second"), finish("stop"), usage(3, 2), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let mut events = server.stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true})).await;
     let id = events.next_json().await["response"]["id"].as_str().unwrap().to_string();
     while events.next_json().await["type"] != "response.output_text.delta" {}
@@ -266,7 +177,7 @@ async fn a_client_that_disconnects_mid_stream_still_gets_its_turn_stored() {
 async fn a_stored_stream_replays_identically_and_from_any_point() {
     let mock = MockUpstream::start().await;
     mock.set(Behavior::Stream(vec![reasoning("hm"), text("a"), text("b"), text("c"), finish("stop"), DONE]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let original =
         read_stream(server.stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true})).await).await;
     let id = original[0]["response"]["id"].as_str().unwrap();
@@ -288,7 +199,7 @@ async fn a_stored_stream_replays_identically_and_from_any_point() {
 #[tokio::test]
 async fn errors_before_the_stream_starts_are_plain_json() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let got = server
         .post("/v1/responses", json!({"model": "m", "input": "q", "stream": true, "previous_response_id": "resp_x"}))
         .await;
@@ -309,7 +220,7 @@ async fn chat_completion_chunks_pass_through_unchanged() {
         Step::Raw("data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"),
         DONE,
     ]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let request = json!({"model": "m", "messages": [{"role": "user", "content": "hey"}], "stream": true});
     let mut events = server.stream("/v1/chat/completions", request.clone()).await;
     assert_eq!(

@@ -1,9 +1,11 @@
 //! Function tools, structured output and images: exactly what the upstream receives, and the streamed events of
 //! function calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{call_arguments, call_start, calls, finish, msg, Behavior, MockUpstream, TestServer, DONE};
+use common::{call_arguments, call_start, calls, finish, msg, Behavior, MockUpstream, TestApp, DONE};
 use serde_json::{json, Value};
 
 const WEATHER: &str = r#"{"city":"Paris"}"#;
@@ -32,7 +34,7 @@ fn output(call_id: &str, output: &str) -> Value {
 #[tokio::test]
 async fn a_tool_call_round_trips_through_history() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     mock.set(calls(&[("call_1", "get_weather", WEATHER)]));
     let first = server
         .create(json!({"model": "m", "input": "Weather in Paris?", "tools": [weather_tool()], "tool_choice": "auto"}))
@@ -88,7 +90,7 @@ async fn a_tool_call_round_trips_through_history() {
 #[tokio::test]
 async fn parallel_calls_become_one_assistant_message_and_branches_keep_their_calls() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     mock.set(calls(&[
         ("call_a", "get_weather", r#"{"city":"Paris"}"#),
         ("call_b", "get_weather", r#"{"city":"Rome"}"#),
@@ -127,7 +129,7 @@ async fn parallel_calls_become_one_assistant_message_and_branches_keep_their_cal
 #[tokio::test]
 async fn stateless_agents_send_function_items_explicitly() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     server
         .create(json!({"model": "m", "store": false, "input": [
             {"role": "user", "content": "go"},
@@ -150,7 +152,7 @@ async fn stateless_agents_send_function_items_explicitly() {
 #[tokio::test]
 async fn outputs_and_calls_must_pair_up() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     mock.set(calls(&[("call_1", "get_weather", WEATHER)]));
     let first = server.create(json!({"model": "m", "input": "q", "tools": [weather_tool()]})).await;
     let got = server
@@ -179,7 +181,7 @@ async fn streamed_function_calls_have_their_own_events() {
         finish("tool_calls"),
         DONE,
     ]));
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let events = server
         .stream("/v1/responses", json!({"model": "m", "input": "q", "stream": true, "tools": [weather_tool()]}))
         .await;
@@ -231,7 +233,7 @@ async fn streamed_function_calls_have_their_own_events() {
 #[tokio::test]
 async fn max_tool_calls_keeps_the_first_calls() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     mock.set(calls(&[("call_a", "f", "{}"), ("call_b", "f", "{}")]));
     let response = server
         .create(json!({"model": "m", "input": "q", "tools": [{"type": "function", "name": "f"}], "max_tool_calls": 1}))
@@ -244,7 +246,7 @@ async fn max_tool_calls_keeps_the_first_calls() {
 #[tokio::test]
 async fn structured_output_maps_to_response_format() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": false});
     let response = server
         .create(json!({"model": "m", "input": "q", "text": {"format": {"type": "json_schema", "name": "Person",
@@ -265,7 +267,7 @@ async fn structured_output_maps_to_response_format() {
 #[tokio::test]
 async fn images_and_files_become_chat_parts_and_stay_in_history() {
     let mock = MockUpstream::start().await;
-    let server = TestServer::start(&mock.url).await;
+    let server = TestApp::start(&mock.url).await;
     let image = "data:image/png;base64,iVBORw0KGgo=";
     let first = server
         .create(json!({"model": "m", "input": [{"role": "user", "content": [

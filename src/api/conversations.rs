@@ -2,15 +2,16 @@
 //! delete).
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
 use super::fields::{invalid_type, metadata, parse_metadata, Fields};
 use super::input::parse_input;
-use super::list::ListParams;
+use super::list::{page_request, List};
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 use crate::model::{Conversation, Item};
 
 /// Most items one request may add.
@@ -71,20 +72,14 @@ pub async fn add_items(
     PathId(id): PathId,
     mut query: QueryParams,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     query.reject_include()?;
     query.finish()?;
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
     state.engine.add_conversation_items(&tenant, &id, &items).await?;
-    Ok(Json(json!({
-        "object": "list",
-        "data": items,
-        "first_id": items.first().map(Item::id),
-        "last_id": items.last().map(Item::id),
-        "has_more": false,
-    })))
+    Ok(Json(List::new(&items, false)).into_response())
 }
 
 /// GET /v1/conversations/{id}/items
@@ -93,12 +88,12 @@ pub async fn list_items(
     Tenant(tenant): Tenant,
     PathId(id): PathId,
     mut query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    let params = ListParams::from_query(&mut query)?;
+) -> ApiResult<Response> {
+    let page = page_request(&mut query)?;
     query.reject_include()?;
     query.finish()?;
-    let items = state.engine.conversation_items(&tenant, &id).await?;
-    Ok(Json(params.page(items)?))
+    let items = state.engine.conversation_items(&tenant, &id, &page).await?;
+    Ok(Json(List::page(&items)).into_response())
 }
 
 /// GET /v1/conversations/{id}/items/{item_id}
@@ -125,14 +120,10 @@ pub async fn delete_item(
 /// `items`: an array of at most 20 input items.
 fn parse_items(value: Value) -> ApiResult<Vec<Item>> {
     match &value {
-        Value::Array(items) if items.len() > MAX_ITEMS => Err(ApiError::invalid(
-            format!(
+        Value::Array(items) if items.len() > MAX_ITEMS => Err(ApiError::invalid(format!(
                 "Invalid 'items': array too long. Expected an array with maximum length {MAX_ITEMS}, but got an array with {} elements instead.",
                 items.len()
-            ),
-            Some("items".into()),
-            Some("array_above_max_length"),
-        )),
+            )).param("items").code("array_above_max_length")),
         Value::Array(_) => parse_input(value, "items"),
         other => Err(invalid_type("items", "an array", other)),
     }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::fields::invalid_type;
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 
 /// The tenant every stored object belongs to until authentication assigns one per API key.
 pub const DEFAULT_TENANT: &str = "default";
@@ -34,19 +34,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|err| {
-            ApiError::invalid(
-                format!("We could not parse the JSON body of your request ({err}). The API expects a JSON payload."),
-                None,
-                None,
-            )
+            ApiError::invalid(format!(
+                "We could not parse the JSON body of your request ({err}). The API expects a JSON payload."
+            ))
         })
     }
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::invalid(format!("The request body could not be read: {rejection}."), None, None),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        _ => ApiError::invalid(format!("The request body could not be read: {rejection}.")),
     }
 }
 
@@ -76,7 +74,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
 }
 
 fn path_error(rejection: PathRejection) -> ApiError {
-    ApiError::invalid(format!("Invalid path: {rejection}."), None, None)
+    ApiError::invalid(format!("Invalid path: {rejection}."))
 }
 
 /// Query parameters, read like `Fields`: each known one is taken, and any left over is `unknown_parameter`.
@@ -122,11 +120,11 @@ impl QueryParams {
         };
         let n: u64 = raw.parse().map_err(|_| invalid_type(key, "an integer", &Value::String(raw.clone())))?;
         if n < min || n > max {
-            return Err(ApiError::invalid(
-                format!("Invalid '{key}': expected a value between {min} and {max}, but got {n} instead."),
-                Some(key.to_string()),
-                Some(if n < min { "integer_below_min_value" } else { "integer_above_max_value" }),
-            ));
+            return Err(ApiError::invalid(format!(
+                "Invalid '{key}': expected a value between {min} and {max}, but got {n} instead."
+            ))
+            .param(key)
+            .code(if n < min { "integer_below_min_value" } else { "integer_above_max_value" }));
         }
         Ok(Some(n))
     }
@@ -143,11 +141,9 @@ impl QueryParams {
     pub fn finish(self) -> ApiResult<()> {
         match self.0.first() {
             None => Ok(()),
-            Some((key, _)) => Err(ApiError::invalid(
-                format!("Unknown parameter: '{key}'."),
-                Some(key.clone()),
-                Some("unknown_parameter"),
-            )),
+            Some((key, _)) => {
+                Err(ApiError::invalid(format!("Unknown parameter: '{key}'.")).param(key).code("unknown_parameter"))
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 use crate::model::Metadata;
 
 /// The remaining fields of a JSON object being read, and the parameter path it sits at (`""`, `input[2]` …).
@@ -18,11 +18,11 @@ impl Fields {
     pub fn new(value: Value, path: &str) -> ApiResult<Self> {
         match value {
             Value::Object(map) => Ok(Self { map, path: path.to_string() }),
-            other if path.is_empty() => Err(ApiError::invalid(
-                format!("The request body must be a JSON object, but got {} instead.", type_name(&other)),
-                None,
-                Some("invalid_type"),
-            )),
+            other if path.is_empty() => Err(ApiError::invalid(format!(
+                "The request body must be a JSON object, but got {} instead.",
+                type_name(&other)
+            ))
+            .code("invalid_type")),
             other => Err(invalid_type(path, "an object", &other)),
         }
     }
@@ -146,7 +146,7 @@ impl Fields {
             None => Ok(()),
             Some(key) => {
                 let param = self.param(key);
-                Err(ApiError::invalid(format!("Unknown parameter: '{param}'."), Some(param), Some("unknown_parameter")))
+                Err(ApiError::invalid(format!("Unknown parameter: '{param}'.")).param(param).code("unknown_parameter"))
             }
         }
     }
@@ -163,14 +163,10 @@ pub fn metadata(value: Value) -> ApiResult<Metadata> {
         return Err(invalid_type("metadata", "an object", &value));
     };
     if map.len() > 16 {
-        return Err(ApiError::invalid(
-            format!(
+        return Err(ApiError::invalid(format!(
                 "Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got an object with {} properties instead.",
                 map.len()
-            ),
-            Some("metadata".into()),
-            Some("object_above_max_properties"),
-        ));
+            )).param("metadata").code("object_above_max_properties"));
     }
     map.into_iter()
         .map(|(key, value)| {
@@ -202,11 +198,9 @@ pub fn type_name(value: &Value) -> &'static str {
 
 /// 400 `invalid_type`.
 pub fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
-    ApiError::invalid(
-        format!("Invalid type for '{param}': expected {expected}, but got {} instead.", type_name(got)),
-        Some(param.to_string()),
-        Some("invalid_type"),
-    )
+    ApiError::invalid(format!("Invalid type for '{param}': expected {expected}, but got {} instead.", type_name(got)))
+        .param(param)
+        .code("invalid_type")
 }
 
 /// 400 `invalid_value` listing the supported values.
@@ -218,20 +212,14 @@ pub fn invalid_value(param: &str, value: &str, supported: &[&str]) -> ApiError {
         [first, second] => format!("{first} and {second}"),
         [init @ .., last] => format!("{}, and {last}", init.join(", ")),
     };
-    ApiError::invalid(
-        format!("Invalid value: '{value}'. Supported values are: {list}."),
-        Some(param.to_string()),
-        Some("invalid_value"),
-    )
+    ApiError::invalid(format!("Invalid value: '{value}'. Supported values are: {list}."))
+        .param(param)
+        .code("invalid_value")
 }
 
 /// 400 `missing_required_parameter`.
 pub fn missing(param: &str) -> ApiError {
-    ApiError::invalid(
-        format!("Missing required parameter: '{param}'."),
-        Some(param.to_string()),
-        Some("missing_required_parameter"),
-    )
+    ApiError::invalid(format!("Missing required parameter: '{param}'.")).param(param).code("missing_required_parameter")
 }
 
 /// 400 `string_above_max_length` when `s` has more than `max` characters.
@@ -240,13 +228,9 @@ pub fn check_length(param: &str, s: &str, max: usize) -> ApiResult<()> {
     if length <= max {
         return Ok(());
     }
-    Err(ApiError::invalid(
-        format!(
+    Err(ApiError::invalid(format!(
             "Invalid '{param}': string too long. Expected a string with maximum length {max}, but got a string with length {length} instead."
-        ),
-        Some(param.to_string()),
-        Some("string_above_max_length"),
-    ))
+        )).param(param).code("string_above_max_length"))
 }
 
 fn out_of_range(param: &str, what: &str, expected: &str, got: &Value) -> ApiError {
@@ -256,11 +240,9 @@ fn out_of_range(param: &str, what: &str, expected: &str, got: &Value) -> ApiErro
         "integer above maximum value" => "integer_above_max_value",
         _ => "integer_below_min_value",
     };
-    ApiError::invalid(
-        format!("Invalid '{param}': {what}. Expected a value {expected}, but got {got} instead."),
-        Some(param.to_string()),
-        Some(code),
-    )
+    ApiError::invalid(format!("Invalid '{param}': {what}. Expected a value {expected}, but got {got} instead."))
+        .param(param)
+        .code(code)
 }
 
 fn fmt_num(n: f64) -> String {
@@ -277,11 +259,9 @@ mod tests {
 
     use super::*;
 
-    fn code(err: ApiError) -> (String, Option<String>, Option<&'static str>) {
-        match err {
-            ApiError::InvalidRequest { message, param, code } => (message, param, code),
-            other => panic!("unexpected {other:?}"),
-        }
+    fn code(err: ApiError) -> (String, Option<String>, Option<String>) {
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+        (err.body.message, err.body.param, err.body.code)
     }
 
     #[test]
@@ -289,18 +269,18 @@ mod tests {
         let mut f = Fields::new(json!({"t": "x", "n": 3, "i": 5, "s": 1.5, "extra": 1}), "").unwrap();
         let (message, param, c) = code(f.number("t", 0.0, 2.0).unwrap_err());
         assert_eq!(message, "Invalid type for 't': expected a number, but got a string instead.");
-        assert_eq!((param.as_deref(), c), (Some("t"), Some("invalid_type")));
+        assert_eq!((param.as_deref(), c.as_deref()), (Some("t"), Some("invalid_type")));
         let (message, _, c) = code(f.number("n", 0.0, 2.0).unwrap_err());
         assert_eq!(message, "Invalid 'n': decimal above maximum value. Expected a value <= 2, but got 3 instead.");
-        assert_eq!(c, Some("decimal_above_max_value"));
+        assert_eq!(c.as_deref(), Some("decimal_above_max_value"));
         let (message, _, c) = code(f.integer("i", 16).unwrap_err());
         assert_eq!(message, "Invalid 'i': integer below minimum value. Expected a value >= 16, but got 5 instead.");
-        assert_eq!(c, Some("integer_below_min_value"));
+        assert_eq!(c.as_deref(), Some("integer_below_min_value"));
         let (_, _, c) = code(f.integer("s", 1).unwrap_err());
-        assert_eq!(c, Some("invalid_type"));
+        assert_eq!(c.as_deref(), Some("invalid_type"));
         let (message, param, c) = code(f.finish().unwrap_err());
         assert_eq!(message, "Unknown parameter: 'extra'.");
-        assert_eq!((param.as_deref(), c), (Some("extra"), Some("unknown_parameter")));
+        assert_eq!((param.as_deref(), c.as_deref()), (Some("extra"), Some("unknown_parameter")));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::error::ApiResult;
+use crate::api::error::ApiResult;
 
 /// GET /healthz
 pub async fn live() -> Json<Value> {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::fields::{invalid_type, invalid_value, Fields};
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 use crate::model::{
     new_id, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
 };
@@ -74,11 +74,12 @@ fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
 /// The item's `id`, which must have the item type's prefix; a new one when absent.
 fn item_id(fields: &mut Fields, prefix: &str) -> ApiResult<String> {
     match fields.string("id")? {
-        Some(id) if !id.starts_with(&format!("{prefix}_")) => Err(ApiError::invalid(
-            format!("Invalid '{}': '{id}'. Expected an ID that begins with '{prefix}'.", fields.param("id")),
-            Some(fields.param("id")),
-            Some("invalid_value"),
-        )),
+        Some(id) if !id.starts_with(&format!("{prefix}_")) => Err(ApiError::invalid(format!(
+            "Invalid '{}': '{id}'. Expected an ID that begins with '{prefix}'.",
+            fields.param("id")
+        ))
+        .param(fields.param("id"))
+        .code("invalid_value")),
         Some(id) => Ok(id),
         None => Ok(new_id(prefix)),
     }

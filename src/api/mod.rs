@@ -2,6 +2,7 @@
 
 mod chat;
 mod conversations;
+pub mod error;
 pub mod extract;
 pub mod fields;
 mod health;
@@ -15,15 +16,16 @@ mod sse;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
+use tracing::Level;
 
+use crate::api::error::ApiError;
 use crate::engine::Engine;
-use crate::error::ApiError;
 
 /// What every handler shares: the engine.
 #[derive(Clone)]
@@ -55,18 +57,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
-        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        // Every log line of a request — also from the turn task it spawns — carries its method and path.
+        .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)))
         .with_state(state)
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute { status: StatusCode::NOT_FOUND, message: format!("Invalid URL ({method} {})", uri.path()) }
+    ApiError::no_route(false, format!("Invalid URL ({method} {})", uri.path()))
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        message: format!("Method not allowed ({method} {})", uri.path()),
-    }
+    ApiError::no_route(true, format!("Method not allowed ({method} {})", uri.path()))
 }

@@ -4,6 +4,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{TurnEvent, TurnEvents};
@@ -11,6 +12,12 @@ use crate::engine::{TurnEvent, TurnEvents};
 /// One event frame: `event: <name>` and a single `data:` line.
 pub fn frame(name: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// One unnamed event frame: a single `data:` line.
+pub fn data_frame(data: &impl Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"));
+    Bytes::from(format!("data: {json}\n\n"))
 }
 
 /// A `text/event-stream` response whose frames are flushed as they are produced.

@@ -80,6 +80,11 @@ impl TurnBuilder {
         }
     }
 
+    /// The id of the response.
+    pub fn id(&self) -> &str {
+        &self.response.id
+    }
+
     /// The in-progress snapshot sent when the turn starts.
     pub fn created(&self) -> TurnEvent {
         TurnEvent::Created(self.response.in_progress())
@@ -179,10 +184,9 @@ impl TurnBuilder {
     pub fn finish(mut self, failure: Option<ResponseError>) -> (Vec<TurnEvent>, Response, Pieces) {
         let mut events = Vec::new();
         let cut_reason = match (&failure, self.finish) {
-            (Some(_), _) => None,
             (None, Some(FinishReason::Length)) => Some("max_output_tokens"),
             (None, Some(FinishReason::ContentFilter)) => Some("content_filter"),
-            (None, _) => None,
+            _ => None,
         };
         let cut = failure.is_some() || cut_reason.is_some();
         let answered = self.response.output.iter().any(|item| matches!(item, Item::Message(_) | Item::FunctionCall(_)));

@@ -3,23 +3,24 @@
 
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
+use super::{EngineError, EngineResult};
 use crate::model::{ContentPart, Item, Message, Role};
-use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatToolCall};
+use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatRole, ChatToolCall};
 
 /// The Chat Completions messages for a turn. `developer` becomes `system` (not every backend knows it); function
 /// calls join the assistant message before them; reasoning items are not sent back upstream. Every function call
 /// needs its output later in the context, and every output an earlier call (else 400, as on OpenAI).
-pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item]) -> ApiResult<Vec<ChatMessage>> {
+pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item]) -> EngineResult<Vec<ChatMessage>> {
     check_tool_pairs(history.iter().chain(input))?;
     let mut messages: Vec<ChatMessage> =
-        instructions.map(|text| ChatMessage::text("system", text)).into_iter().collect();
+        instructions.map(|text| ChatMessage::text(ChatRole::System, text)).into_iter().collect();
     for item in history.iter().chain(input) {
         match item {
             Item::Message(message) => messages.push(ChatMessage {
                 role: match message.role {
-                    Role::Developer => Role::System.as_str(),
-                    role => role.as_str(),
+                    Role::User => ChatRole::User,
+                    Role::Assistant => ChatRole::Assistant,
+                    Role::System | Role::Developer => ChatRole::System,
                 },
                 content: content(message),
                 tool_calls: Vec::new(),
@@ -28,13 +29,13 @@ pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item
             Item::FunctionCall(call) => {
                 let tool_call = ChatToolCall {
                     id: call.call_id.clone(),
-                    kind: "function",
+                    kind: "function".into(),
                     function: ChatFunction { name: call.name.clone(), arguments: call.arguments.clone() },
                 };
                 match messages.last_mut() {
-                    Some(last) if last.role == "assistant" => last.tool_calls.push(tool_call),
+                    Some(last) if last.role == ChatRole::Assistant => last.tool_calls.push(tool_call),
                     _ => messages.push(ChatMessage {
-                        role: "assistant",
+                        role: ChatRole::Assistant,
                         content: ChatContent::Null,
                         tool_calls: vec![tool_call],
                         tool_call_id: None,
@@ -43,7 +44,7 @@ pub fn chat_messages(instructions: Option<&str>, history: &[Item], input: &[Item
             }
             Item::FunctionCallOutput(output) => messages.push(ChatMessage {
                 tool_call_id: Some(output.call_id.clone()),
-                ..ChatMessage::text("tool", output.output.text())
+                ..ChatMessage::text(ChatRole::Tool, output.output.text())
             }),
             Item::Reasoning(_) => {}
         }
@@ -73,7 +74,7 @@ fn content(message: &Message) -> ChatContent {
 }
 
 /// Checks that calls and outputs pair up: each output answers an earlier call, each call gets an output.
-fn check_tool_pairs<'a>(items: impl Iterator<Item = &'a Item>) -> ApiResult<()> {
+fn check_tool_pairs<'a>(items: impl Iterator<Item = &'a Item>) -> EngineResult<()> {
     let mut calls: Vec<&str> = Vec::new();
     let mut unanswered: Vec<&str> = Vec::new();
     for item in items {
@@ -84,10 +85,7 @@ fn check_tool_pairs<'a>(items: impl Iterator<Item = &'a Item>) -> ApiResult<()> 
             }
             Item::FunctionCallOutput(output) => {
                 if !calls.contains(&output.call_id.as_str()) {
-                    return Err(tool_error(format!(
-                        "No tool call found for function call output with call_id {}.",
-                        output.call_id
-                    )));
+                    return Err(EngineError::OutputWithoutCall(output.call_id.clone()));
                 }
                 unanswered.retain(|id| *id != output.call_id);
             }
@@ -95,11 +93,7 @@ fn check_tool_pairs<'a>(items: impl Iterator<Item = &'a Item>) -> ApiResult<()> 
         }
     }
     match unanswered.first() {
-        Some(id) => Err(tool_error(format!("No tool output found for function call {id}."))),
+        Some(id) => Err(EngineError::CallWithoutOutput((*id).to_string())),
         None => Ok(()),
     }
-}
-
-fn tool_error(message: String) -> ApiError {
-    ApiError::invalid(message, Some("input".to_string()), Some("invalid_value"))
 }

@@ -1,20 +1,23 @@
 //! The engine shared by every surface: runs turns (history → context → upstream → stored response) and serves
-//! stored responses. It speaks the model types only, never a surface's wire JSON.
+//! stored responses and conversations. It speaks the model types only, never a surface's wire JSON.
 
 mod builder;
 mod context;
 mod conversations;
+mod error;
 pub mod events;
+mod tasks;
 mod turn;
 
 use std::sync::Arc;
 
-use crate::error::{ApiError, ApiResult};
 use crate::model::{Item, Metadata, Pieces, Response};
-use crate::store::Store;
+use crate::store::{Page, PageRequest, Store};
 use crate::upstream::{Parameters, Upstreams};
 
+pub use error::{EngineError, EngineResult};
 pub use events::{DeltaKind, TurnEvent};
+pub use tasks::TurnTasks;
 pub use turn::TurnEvents;
 
 /// One turn as a surface asks for it.
@@ -35,16 +38,17 @@ pub struct TurnRequest {
     pub conversation: Option<String>,
 }
 
-/// The engine: a store, the upstreams and the limits.
+/// The engine: a store, the upstreams, the turns in flight and the limits.
 pub struct Engine {
     store: Arc<dyn Store>,
     upstreams: Upstreams,
+    tasks: TurnTasks,
     max_chain_depth: u32,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, upstreams: Upstreams, max_chain_depth: u32) -> Self {
-        Self { store, upstreams, max_chain_depth }
+        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth }
     }
 
     /// The store, for readiness checks.
@@ -57,35 +61,36 @@ impl Engine {
         &self.upstreams
     }
 
-    /// A stored response, or 404.
-    pub async fn response(&self, tenant: &str, id: &str) -> ApiResult<Response> {
+    /// The turns in flight, which a shutdown waits for.
+    pub fn tasks(&self) -> &TurnTasks {
+        &self.tasks
+    }
+
+    /// A stored response.
+    pub async fn response(&self, tenant: &str, id: &str) -> EngineResult<Response> {
         Ok(self.stored_response(tenant, id).await?.0)
     }
 
-    /// The events that replay a stored response as it was streamed, or 404.
-    pub async fn replay(&self, tenant: &str, id: &str) -> ApiResult<Vec<TurnEvent>> {
+    /// The events that replay a stored response as it was streamed.
+    pub async fn replay(&self, tenant: &str, id: &str) -> EngineResult<Vec<TurnEvent>> {
         let (response, pieces) = self.stored_response(tenant, id).await?;
         Ok(events::replay(&response, &pieces))
     }
 
-    async fn stored_response(&self, tenant: &str, id: &str) -> ApiResult<(Response, Pieces)> {
-        self.store.response(tenant, id).await?.ok_or_else(|| response_not_found(id))
+    async fn stored_response(&self, tenant: &str, id: &str) -> EngineResult<(Response, Pieces)> {
+        self.store.response(tenant, id).await?.ok_or_else(|| EngineError::ResponseNotFound(id.into()))
     }
 
-    /// The input items of a stored response, or 404.
-    pub async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Vec<Item>> {
-        self.store.input_items(tenant, id).await?.ok_or_else(|| response_not_found(id))
+    /// A page of the input items of a stored response.
+    pub async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> EngineResult<Page> {
+        self.store.input_items(tenant, id, page).await?.ok_or_else(|| EngineError::ResponseNotFound(id.into()))
     }
 
-    /// Deletes a stored response, or 404.
-    pub async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<()> {
+    /// Deletes a stored response.
+    pub async fn delete_response(&self, tenant: &str, id: &str) -> EngineResult<()> {
         match self.store.delete_response(tenant, id).await? {
             true => Ok(()),
-            false => Err(response_not_found(id)),
+            false => Err(EngineError::ResponseNotFound(id.into())),
         }
     }
-}
-
-fn response_not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("Response with id '{id}' not found."))
 }

@@ -1,5 +1,6 @@
-//! Running one turn: resolve the chain, call the upstream, build the Response, store it before answering —
-//! either at once, or streamed as events by a task that finishes and stores the turn even if the client leaves.
+//! Running one turn: resolve the chain, call the upstream, build the Response, store it before answering — either at
+//! once, or streamed as events. Either way the turn runs in a tracked task, so it finishes and is stored even if
+//! the client leaves, and a shutdown waits for it.
 
 use std::sync::Arc;
 
@@ -9,10 +10,8 @@ use tokio::sync::mpsc;
 use super::builder::TurnBuilder;
 use super::context::chat_messages;
 use super::events::TurnEvent;
-use super::{Engine, TurnRequest};
-use crate::error::{ApiError, ApiResult};
+use super::{Engine, EngineError, EngineResult, TurnRequest};
 use crate::model::{Pieces, Response, ResponseError, ResponseStatus};
-use crate::store::conversation_not_found;
 use crate::store::NewTurn;
 use crate::upstream::{estimate_tokens, ChatRequest, DeltaStream, Upstream};
 
@@ -21,27 +20,42 @@ pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
 
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
-    pub async fn respond(&self, request: TurnRequest) -> ApiResult<Response> {
+    pub async fn respond(self: &Arc<Self>, request: TurnRequest) -> EngineResult<Response> {
         let (upstream, chat) = self.prepare(&request).await?;
-        let completion = upstream.complete(&chat).await?;
-        let mut builder = TurnBuilder::new(&request, estimated_input(&chat));
+        let builder = TurnBuilder::new(&request, estimated_input(&chat));
+        let engine = self.clone();
+        let id = builder.id().to_string();
+        let turn = self.tasks.spawn(&id, async move { engine.complete(&request, builder, &*upstream, &chat).await });
+        turn.await.map_err(|err| EngineError::TurnAborted(err.to_string()))?
+    }
+
+    async fn complete(
+        &self,
+        request: &TurnRequest,
+        mut builder: TurnBuilder,
+        upstream: &dyn Upstream,
+        chat: &ChatRequest,
+    ) -> EngineResult<Response> {
+        let completion = upstream.complete(chat).await?;
         for delta in completion.into_deltas() {
             builder.apply(delta);
         }
         let (_, response, pieces) = builder.finish(None);
-        self.save(&request, &response, &pieces).await?;
+        self.save(request, &response, &pieces).await?;
         Ok(response)
     }
 
     /// Starts a streamed turn. Failures before the upstream starts answering are returned as errors; later ones
     /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
     /// receiver is still listening.
-    pub async fn respond_stream(self: Arc<Self>, request: TurnRequest) -> ApiResult<TurnEvents> {
+    pub async fn respond_stream(self: &Arc<Self>, request: TurnRequest) -> EngineResult<TurnEvents> {
         let (upstream, chat) = self.prepare(&request).await?;
         let deltas = upstream.complete_stream(&chat).await?;
         let builder = TurnBuilder::new(&request, estimated_input(&chat));
         let (events, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(async move { self.drive(request, builder, deltas, events).await });
+        let engine = self.clone();
+        let id = builder.id().to_string();
+        self.tasks.spawn(&id, async move { engine.drive(request, builder, deltas, events).await });
         Ok(receiver)
     }
 
@@ -84,36 +98,33 @@ impl Engine {
 
     /// Stores a finished turn: the response if `store`, and its input and output in its conversation unless it
     /// failed — all in one transaction.
-    async fn save(&self, request: &TurnRequest, response: &Response, pieces: &Pieces) -> ApiResult<()> {
+    async fn save(&self, request: &TurnRequest, response: &Response, pieces: &Pieces) -> EngineResult<()> {
         let conversation = request.conversation.as_deref().filter(|_| response.status != ResponseStatus::Failed);
         if !request.store && conversation.is_none() {
             return Ok(());
         }
         let turn = NewTurn { response, input: &request.input, pieces, store_response: request.store, conversation };
-        self.store.save_turn(&request.tenant, turn).await
+        Ok(self.store.save_turn(&request.tenant, turn).await?)
     }
 
     /// Routes the model, resolves the chain and assembles the upstream request.
-    async fn prepare(&self, request: &TurnRequest) -> ApiResult<(Arc<dyn Upstream>, ChatRequest)> {
+    async fn prepare(&self, request: &TurnRequest) -> EngineResult<(Arc<dyn Upstream>, ChatRequest)> {
         let upstream = self.upstreams.route(&request.model)?;
+        let tenant = &request.tenant;
         let history = match (&request.previous_response_id, &request.conversation) {
             (_, Some(conversation)) => self
                 .store
-                .conversation_items(&request.tenant, conversation)
+                .conversation_items(tenant, conversation)
                 .await?
-                .ok_or_else(|| conversation_not_found(conversation))?,
+                .ok_or_else(|| EngineError::ConversationNotFound(conversation.clone()))?,
             (Some(id), None) => {
                 let chain = self
                     .store
-                    .history(&request.tenant, id, self.max_chain_depth)
+                    .history(tenant, id, self.max_chain_depth)
                     .await?
-                    .ok_or_else(|| previous_response_not_found(id))?;
+                    .ok_or_else(|| EngineError::PreviousResponseNotFound(id.clone()))?;
                 if chain.status == ResponseStatus::Failed {
-                    return Err(ApiError::invalid(
-                        format!("Previous response with id '{id}' failed and cannot be continued."),
-                        Some("previous_response_id".to_string()),
-                        Some("previous_response_failed"),
-                    ));
+                    return Err(EngineError::PreviousResponseFailed(id.clone()));
                 }
                 chain.items
             }
@@ -131,13 +142,4 @@ impl Engine {
 /// Input tokens to report when the upstream reports none.
 fn estimated_input(chat: &ChatRequest) -> u64 {
     chat.messages.iter().map(|m| estimate_tokens(&m.content_text())).sum()
-}
-
-/// 400 for a `previous_response_id` that is unknown, deleted, never stored or another tenant's.
-pub fn previous_response_not_found(id: &str) -> ApiError {
-    ApiError::invalid(
-        format!("Previous response with id '{id}' not found."),
-        Some("previous_response_id".to_string()),
-        Some("previous_response_not_found"),
-    )
 }

@@ -1,26 +1,20 @@
-//! Object ids: a type prefix (`resp`, `msg`, `rs` …) and 192 random bits in hex.
+//! Object ids: a type prefix (`resp`, `msg`, `fc`, `conv` …) and a UUID v7 in hex, so ids sort by creation time
+//! (stores and lists order by them) while keeping 74 random bits.
 
-use std::fmt::Write;
-
-/// A new unguessable id such as `resp_3f9c…` (48 hex digits after the prefix).
+/// A new id such as `resp_019ad3c1e2b47c39a1f0c2d4e6f80a1b` (32 hex digits after the prefix).
 pub fn new_id(prefix: &str) -> String {
-    let bytes: [u8; 24] = rand::random();
-    let mut id = String::with_capacity(prefix.len() + 49);
-    id.push_str(prefix);
-    id.push('_');
-    for byte in bytes {
-        let _ = write!(id, "{byte:02x}");
-    }
-    id
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn ids_are_prefixed_and_distinct() {
-        let a = super::new_id("resp");
-        let b = super::new_id("resp");
-        assert!(a.starts_with("resp_") && a.len() == 53, "{a}");
-        assert_ne!(a, b);
+    fn ids_are_prefixed_distinct_and_time_ordered() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new_id("resp")).collect();
+        assert!(ids.iter().all(|id| id.starts_with("resp_") && id.len() == 37), "{ids:?}");
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids, "ids are distinct and sort in the order they were made");
     }
 }

@@ -1,21 +1,22 @@
 //! Persistence: the `Store` trait every backend implements, and opening the one a database URL names.
 //!
 //! A stored response is a row with its parent pointer plus its own input and output items; a chain's history is
-//! resolved from those in one query. Every operation is scoped to a tenant.
+//! resolved from those in one query. Every operation is scoped to a tenant; an unknown id is `None` or `false`.
 
+mod error;
 mod postgres;
 mod sql;
+mod sql_store;
 mod sqlite;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::config::DatabaseConfig;
-use crate::error::ApiResult;
 use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatus};
 
+pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -42,54 +43,87 @@ pub struct NewTurn<'a> {
     pub conversation: Option<&'a str>,
 }
 
+/// Which page of an item list to read: the items after the one with id `after` (the list's start when `None`),
+/// in `order`, at most `limit` of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: u32,
+    pub order: Order,
+}
+
+/// The order of a list: by position, oldest first (`Asc`) or newest first (`Desc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// One page of items and whether more follow it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub has_more: bool,
+}
+
 /// Conversation storage.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a finished turn in one transaction: the response (if `store_response`), and the input and output
-    /// appended to its conversation (if any; 404 if that conversation is gone).
-    async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> ApiResult<()>;
+    /// appended to its conversation (if any; `ConversationNotFound` if that conversation is gone).
+    async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> StoreResult<()>;
 
     /// The stored response with its output and pieces, unless unknown or deleted.
-    async fn response(&self, tenant: &str, id: &str) -> ApiResult<Option<(Response, Pieces)>>;
+    async fn response(&self, tenant: &str, id: &str) -> StoreResult<Option<(Response, Pieces)>>;
 
     /// The history up to and including response `id` in one query; `None` if `id` is unknown or deleted.
-    /// Deleted ancestors contribute nothing. A chain of more than `max_depth` turns is a 400.
-    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> ApiResult<Option<Chain>>;
+    /// Deleted ancestors contribute nothing. A chain of more than `max_depth` turns is `ChainTooDeep`.
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> StoreResult<Option<Chain>>;
 
-    /// The input items of response `id` in order; `None` if unknown or deleted.
-    async fn input_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>>;
+    /// A page of the input items of response `id`; `None` if it is unknown or deleted, `CursorNotFound` if `after`
+    /// is not one of them.
+    async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>>;
 
     /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
-    async fn delete_response(&self, tenant: &str, id: &str) -> ApiResult<bool>;
+    async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool>;
 
     /// Creates a conversation with its first items.
-    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> ApiResult<()>;
+    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> StoreResult<()>;
 
     /// A conversation, unless unknown or deleted.
-    async fn conversation(&self, tenant: &str, id: &str) -> ApiResult<Option<Conversation>>;
+    async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>>;
 
     /// Replaces a conversation's metadata; `None` if unknown or deleted.
-    async fn update_conversation(&self, tenant: &str, id: &str, metadata: &Metadata)
-        -> ApiResult<Option<Conversation>>;
+    async fn update_conversation(
+        &self,
+        tenant: &str,
+        id: &str,
+        metadata: &Metadata,
+    ) -> StoreResult<Option<Conversation>>;
 
     /// Deletes a conversation and its items; false if unknown or deleted.
-    async fn delete_conversation(&self, tenant: &str, id: &str) -> ApiResult<bool>;
+    async fn delete_conversation(&self, tenant: &str, id: &str) -> StoreResult<bool>;
 
-    /// Appends items to a conversation in one transaction; false if it is unknown or deleted, 400
-    /// `item_already_in_conversation` if an item id is in it already.
-    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> ApiResult<bool>;
+    /// Appends items to a conversation in one transaction; false if it is unknown or deleted, `DuplicateItem` if
+    /// an item id is in it already.
+    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> StoreResult<bool>;
 
-    /// A conversation's items, oldest first; `None` if it is unknown or deleted.
-    async fn conversation_items(&self, tenant: &str, id: &str) -> ApiResult<Option<Vec<Item>>>;
+    /// All of a conversation's items, oldest first (a turn's history); `None` if it is unknown or deleted.
+    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>>;
+
+    /// A page of a conversation's items; `None` if it is unknown or deleted, `CursorNotFound` if `after` is not
+    /// one of them.
+    async fn conversation_items_page(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>>;
+
+    /// One item of a conversation, by id: `None` if the conversation is unknown or deleted, `Some(None)` if the
+    /// item is not in it.
+    async fn conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<Option<Option<Item>>>;
 
     /// Removes one item from a conversation; false if it is not there.
-    async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> ApiResult<bool>;
+    async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool>;
 
     /// Checks that the database answers.
-    async fn ping(&self) -> ApiResult<()>;
-
-    /// How many read statements this store has run (for tests and metrics).
-    fn reads(&self) -> u64;
+    async fn ping(&self) -> StoreResult<()>;
 }
 
 /// Opens (creating if needed) and migrates the store a database URL names.
@@ -101,32 +135,4 @@ pub async fn open(database_url: &str, config: &DatabaseConfig) -> anyhow::Result
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite://PATH or postgres://…)")
     }
-}
-
-/// A counter of statements a store ran.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// 404 for a conversation that is unknown, deleted or another tenant's.
-pub fn conversation_not_found(id: &str) -> crate::error::ApiError {
-    crate::error::ApiError::not_found(format!("Conversation with id '{id}' not found."))
-}
-
-/// The error for a chain deeper than the configured limit.
-pub fn chain_too_deep(max_depth: u32) -> crate::error::ApiError {
-    crate::error::ApiError::invalid(
-        format!("The chain of previous responses is longer than this server's limit of {max_depth} turns."),
-        Some("previous_response_id".to_string()),
-        Some("chain_too_deep"),
-    )
 }

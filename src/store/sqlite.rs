@@ -1,19 +1,16 @@
 //! The SQLite store: one file, WAL mode, migrations from `migrations/sqlite` applied at open.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Sqlite;
 
-use super::sql::sql_store;
-use super::Counter;
+use super::sql_store::sql_store;
 use crate::config::DatabaseConfig;
 
 /// Conversation storage in one SQLite database.
 pub struct SqliteStore {
     pool: SqlitePool,
-    reads: Counter,
 }
 
 impl SqliteStore {
@@ -23,7 +20,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs_f64(config.statement_timeout_secs));
+            .busy_timeout(config.statement_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = if in_memory {
             // One connection holds the whole in-memory database; it must never be closed.
@@ -31,11 +28,11 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(config.max_connections)
         }
-        .acquire_timeout(Duration::from_secs_f64(config.acquire_timeout_secs))
+        .acquire_timeout(config.acquire_timeout)
         .connect_with(options)
         .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, reads: Counter::default() })
+        Ok(Self { pool })
     }
 }
 

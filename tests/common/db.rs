@@ -17,6 +17,14 @@ pub enum TestDb {
 }
 
 impl TestDb {
+    /// A fresh database of this kind; `None` (skip) for Postgres when no test server is configured outside CI.
+    pub async fn create(kind: super::StoreKind) -> Option<Self> {
+        match kind {
+            super::StoreKind::Sqlite => Some(Self::sqlite()),
+            super::StoreKind::Postgres => Self::postgres().await,
+        }
+    }
+
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("threadline.db").display());
@@ -32,6 +40,20 @@ impl TestDb {
         match self {
             TestDb::Sqlite { url, .. } => url,
             TestDb::Postgres(db) => &db.url,
+        }
+    }
+
+    /// Runs one statement directly on the database, behind the store's back.
+    pub async fn execute(&self, statement: &str) {
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+                connection.execute(statement).await.unwrap();
+            }
+            TestDb::Postgres(db) => {
+                let mut connection = PgConnection::connect(&db.url).await.unwrap();
+                connection.execute(statement).await.unwrap();
+            }
         }
     }
 
@@ -65,7 +87,8 @@ pub struct PostgresDb {
 impl PostgresDb {
     pub async fn create() -> Option<Self> {
         let admin_url = postgres_admin_url()?;
-        let name = format!("threadline_test_{}", &threadline::model::new_id("db")[3..19]);
+        let id = threadline::model::new_id("db");
+        let name = format!("threadline_test_{}", &id[id.len() - 16..]);
         let mut admin = PgConnection::connect(&admin_url).await.expect("cannot reach the test Postgres server");
         admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
         admin.close().await.unwrap();

@@ -38,6 +38,8 @@ pub enum Step {
     Chunk(Value),
     /// These bytes as they are.
     Raw(&'static str),
+    /// These bytes as they are, in a chunk of their own.
+    Bytes(Vec<u8>),
     /// Wait until the test calls `release`.
     Gate,
 }
@@ -180,6 +182,7 @@ async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>)
                         Step::Gate => state.gate.notified().await,
                         Step::Chunk(chunk) => return Some((Bytes::from(format!("data: {chunk}\n\n")), (steps, state))),
                         Step::Raw(raw) => return Some((Bytes::from(raw), (steps, state))),
+                        Step::Bytes(bytes) => return Some((Bytes::from(bytes), (steps, state))),
                     }
                 }
             });

@@ -6,7 +6,6 @@ mod wire;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -15,8 +14,8 @@ use super::extract::{JsonBody, Tenant};
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::input::user_text;
 use super::{sse, AppState};
-use crate::engine::TurnRequest;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
+use crate::engine::{EngineError, TurnRequest};
 use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Metadata, Role};
 use crate::upstream::Parameters;
 
@@ -29,7 +28,7 @@ pub async fn chat(
     let (turn, stream) = parse_chat(body?.0, tenant)?;
     let started = Instant::now();
     if stream {
-        let events = state.engine.clone().respond_stream(turn).await?;
+        let events = state.engine.respond_stream(turn).await?;
         return Ok(sse::response(wire::stream(sse::turn_events(events), started)));
     }
     let response = state.engine.respond(turn).await?;
@@ -45,26 +44,30 @@ impl From<ApiError> for LmStudioError {
     }
 }
 
+impl From<EngineError> for LmStudioError {
+    fn from(error: EngineError) -> Self {
+        Self(error.into())
+    }
+}
+
 impl IntoResponse for LmStudioError {
     fn into_response(self) -> Response {
         self.0.log();
-        let status = self.0.status_code();
-        (status, Json(json!({"error": error_object(&self.0)}))).into_response()
+        (self.0.status, Json(json!({"error": error_object(&self.0)}))).into_response()
     }
 }
 
 /// The error object of LM Studio's wire format for an error.
 fn error_object(error: &ApiError) -> Value {
-    let status = error.status_code();
-    let (_, param, code, message) = error.parts();
-    let kind = match code.as_deref() {
+    let body = &error.body;
+    let kind = match body.code.as_deref() {
         Some("model_not_found") => "model_not_found",
         Some("unsupported_parameter") => "not_implemented",
-        _ if status.is_server_error() => "internal_error",
-        _ if status == StatusCode::NOT_FOUND || status.is_client_error() => "invalid_request",
+        _ if error.status.is_server_error() => "internal_error",
+        _ if error.status.is_client_error() => "invalid_request",
         _ => "unknown",
     };
-    json!({"type": kind, "message": message, "code": code, "param": param})
+    json!({"type": kind, "message": body.message, "code": body.code, "param": body.param})
 }
 
 /// Reads an LM Studio chat request into a turn and whether to stream it.
@@ -90,11 +93,11 @@ fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiErr
     }
     let previous_response_id = f.string("previous_response_id")?;
     if let Some(id) = previous_response_id.as_deref().filter(|id| !id.starts_with("resp_")) {
-        return Err(ApiError::invalid(
-            format!("Invalid 'previous_response_id': '{id}'. Expected an ID that begins with 'resp_'."),
-            Some("previous_response_id".into()),
-            Some("invalid_value"),
-        ));
+        return Err(ApiError::invalid(format!(
+            "Invalid 'previous_response_id': '{id}'. Expected an ID that begins with 'resp_'."
+        ))
+        .param("previous_response_id")
+        .code("invalid_value"));
     }
     let store = f.bool("store")?.unwrap_or(true);
     let stream = f.bool("stream")?.unwrap_or(false);

@@ -11,9 +11,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
-use super::list::ListParams;
+use super::list::{page_request, List};
 use super::{sse, AppState};
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 
 /// POST /v1/responses
 pub async fn create(
@@ -23,7 +23,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let request = request::parse_create(body, tenant)?;
     if request.stream {
-        let events = state.engine.clone().respond_stream(request.turn).await?;
+        let events = state.engine.respond_stream(request.turn).await?;
         return Ok(stream::into_sse(sse::turn_events(events), None));
     }
     Ok(Json(state.engine.respond(request.turn).await?).into_response())
@@ -43,11 +43,9 @@ pub async fn retrieve(
     query.bool("include_obfuscation")?;
     query.finish()?;
     if starting_after.is_some() && !stream {
-        return Err(ApiError::invalid(
-            "'starting_after' is only valid with stream=true.",
-            Some("starting_after".into()),
-            Some("invalid_value"),
-        ));
+        return Err(ApiError::invalid("'starting_after' is only valid with stream=true.")
+            .param("starting_after")
+            .code("invalid_value"));
     }
     if stream {
         let events = state.engine.replay(&tenant, &id).await?;
@@ -72,10 +70,10 @@ pub async fn input_items(
     Tenant(tenant): Tenant,
     PathId(id): PathId,
     mut query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    let params = ListParams::from_query(&mut query)?;
+) -> ApiResult<Response> {
+    let page = page_request(&mut query)?;
     query.reject_include()?;
     query.finish()?;
-    let items = state.engine.input_items(&tenant, &id).await?;
-    Ok(Json(params.page(items)?))
+    let items = state.engine.input_items(&tenant, &id, &page).await?;
+    Ok(Json(List::page(&items)).into_response())
 }

@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use super::tools::{parse_text, parse_tool_choice, parse_tools};
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::{invalid_type, parse_metadata, Fields};
 use crate::api::input::parse_input;
 use crate::engine::TurnRequest;
-use crate::error::{ApiError, ApiResult};
 use crate::upstream::Parameters;
 
 /// A create request: the turn, and whether to stream it.
@@ -21,9 +21,9 @@ pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
     if f.take("messages").is_some() {
         return Err(ApiError::invalid(
             "Unsupported parameter: 'messages'. In the Responses API, this parameter has moved to 'input'.",
-            Some("messages".into()),
-            Some("unsupported_parameter"),
-        ));
+        )
+        .param("messages")
+        .code("unsupported_parameter"));
     }
     let model = f.required_string("model")?;
     let input = match f.take("input") {
@@ -33,18 +33,14 @@ pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
     let previous_response_id = f.string("previous_response_id")?;
     let conversation = parse_conversation(&mut f)?;
     if conversation.is_some() && previous_response_id.is_some() {
-        return Err(ApiError::invalid(
-            "Mutually exclusive parameters: ''. Ensure you are only providing one of: 'previous_response_id' or 'conversation'.",
-            None,
-            Some("mutually_exclusive_parameters"),
-        ));
+        return Err(ApiError::invalid("Mutually exclusive parameters: ''. Ensure you are only providing one of: 'previous_response_id' or 'conversation'.").code("mutually_exclusive_parameters"));
     }
     if input.is_empty() && previous_response_id.is_none() && conversation.is_none() {
         return Err(ApiError::invalid(
             "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must be provided.",
-            Some("input".into()),
-            Some("missing_required_parameter"),
-        ));
+        )
+        .param("input")
+        .code("missing_required_parameter"));
     }
     let instructions = f.string("instructions")?;
     let store = f.bool("store")?.unwrap_or(true);
@@ -106,11 +102,9 @@ fn parse_stream(f: &mut Fields) -> ApiResult<bool> {
     let stream = f.bool("stream")?.unwrap_or(false);
     if let Some(mut options) = f.object("stream_options")? {
         if !stream {
-            return Err(ApiError::invalid(
-                "stream_options is only allowed when stream is true.",
-                Some("stream_options".into()),
-                Some("invalid_value"),
-            ));
+            return Err(ApiError::invalid("stream_options is only allowed when stream is true.")
+                .param("stream_options")
+                .code("invalid_value"));
         }
         // threadline adds no obfuscation padding to its events, whichever value is asked for.
         options.bool("include_obfuscation")?;

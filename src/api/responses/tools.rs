@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::{invalid_type, invalid_value, missing, Fields};
-use crate::error::{ApiError, ApiResult};
 use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 /// `tools`: flat function tools `{type:"function", name, description?, parameters?, strict?}`.
@@ -52,22 +52,18 @@ pub fn parse_tool_choice(f: &mut Fields, tools: &[FunctionTool]) -> ApiResult<Op
             let name = choice.required_string("name")?;
             choice.finish()?;
             if !tools.iter().any(|tool| tool.name == name) {
-                return Err(ApiError::invalid(
-                    format!("Tool choice '{name}' not found in 'tools' parameter."),
-                    Some("tool_choice".into()),
-                    Some("invalid_value"),
-                ));
+                return Err(ApiError::invalid(format!("Tool choice '{name}' not found in 'tools' parameter."))
+                    .param("tool_choice")
+                    .code("invalid_value"));
             }
             ToolChoice::Function(name)
         }
         Some(other) => return Err(invalid_type("tool_choice", "a string or an object", &other)),
     };
     if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
-        return Err(ApiError::invalid(
-            "Tool choice 'required' needs at least one tool in 'tools'.",
-            Some("tool_choice".into()),
-            Some("invalid_value"),
-        ));
+        return Err(ApiError::invalid("Tool choice 'required' needs at least one tool in 'tools'.")
+            .param("tool_choice")
+            .code("invalid_value"));
     }
     Ok(Some(choice))
 }
@@ -113,9 +109,9 @@ fn check_name(param: &str, name: &str) -> ApiResult<()> {
     if valid {
         return Ok(());
     }
-    Err(ApiError::invalid(
-        format!("Invalid '{param}': '{name}'. Expected a string of 1 to 64 letters, digits, underscores or dashes."),
-        Some(param.to_string()),
-        Some("invalid_value"),
+    Err(ApiError::invalid(format!(
+        "Invalid '{param}': '{name}'. Expected a string of 1 to 64 letters, digits, underscores or dashes."
     ))
+    .param(param)
+    .code("invalid_value"))
 }

@@ -1,0 +1,207 @@
+//! Errors as clients see them: an HTTP status and OpenAI's envelope `{"error":{message,type,param,code}}`.
+//!
+//! Which error type to use where:
+//! - `store::StoreError` inside `store/`, `upstream::UpstreamError` inside `upstream/`, `engine::EngineError` inside
+//!   `engine/` (it wraps the other two). None of them knows HTTP.
+//! - `ApiError` (this module) only inside `api/`: request validation builds one directly, and the `From` impls
+//!   below are the one place where the lower layers' errors become statuses and codes.
+//! - `anyhow` only at start-up (`main`, configuration, opening the store) and in background tasks.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::engine::EngineError;
+use crate::store::StoreError;
+use crate::upstream::UpstreamError;
+
+/// The `error` object of the envelope.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorBody {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: ErrorKind,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+/// The envelope's `type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The client's request is at fault (4xx).
+    InvalidRequestError,
+    /// The upstream backend failed (502/504).
+    UpstreamError,
+    /// This server failed (500/503).
+    ServerError,
+}
+
+/// A failed request: the status, the body the client sees, and for server faults the detail that is only logged.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    detail: Option<String>,
+}
+
+/// The result of every fallible step of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { message: message.into(), kind, param: None, code: None }, detail: None }
+    }
+
+    /// Sets the `param` the error is about.
+    pub fn param(mut self, param: impl Into<String>) -> Self {
+        self.body.param = Some(param.into());
+        self
+    }
+
+    /// Sets the error `code`.
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.body.code = Some(code.into());
+        self
+    }
+
+    /// A 400 `invalid_request_error`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidRequestError, message)
+    }
+
+    /// A 400 for a field of a later feature or a value this server does not implement.
+    pub fn unsupported(param: &str, what: &str) -> Self {
+        Self::invalid(format!("{what} is not supported by this server.")).param(param).code("unsupported_parameter")
+    }
+
+    /// A 404 for an object addressed by id.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::InvalidRequestError, message)
+    }
+
+    /// A 404 or 405 for a route or method that does not exist.
+    pub fn no_route(method_exists: bool, message: String) -> Self {
+        let status = if method_exists { StatusCode::METHOD_NOT_ALLOWED } else { StatusCode::NOT_FOUND };
+        Self::new(status, ErrorKind::InvalidRequestError, message)
+    }
+
+    /// A 413 for a body over the configured limit.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::InvalidRequestError,
+            "The request body is larger than this server accepts.",
+        )
+        .code("request_too_large")
+    }
+
+    /// A 500: a bug or an unexpected failure, logged with `detail` and answered with a generic message.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ServerError,
+            "The server had an error while processing your request.",
+        );
+        error.detail = Some(detail.into());
+        error
+    }
+
+    /// A 503: the storage is unreachable; the client may retry.
+    fn unavailable(detail: String) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ServerError,
+            "The server's storage is temporarily unavailable. Please retry.",
+        )
+        .code("storage_unavailable");
+        error.detail = Some(detail);
+        error
+    }
+
+    /// Logs a server-side failure (5xx) with its detail, which the client does not see.
+    pub fn log(&self) {
+        if self.status.is_server_error() {
+            let detail = self.detail.as_deref().unwrap_or(&self.body.message);
+            tracing::error!(status = self.status.as_u16(), error = %detail, "request failed");
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        #[derive(Serialize)]
+        struct Envelope {
+            error: ErrorBody,
+        }
+        (self.status, Json(Envelope { error: self.body })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Self::unavailable(err.to_string()),
+            StoreError::DuplicateItem => {
+                Self::invalid("Item already in conversation").param("items").code("item_already_in_conversation")
+            }
+            StoreError::ConversationNotFound(id) => Self::from(EngineError::ConversationNotFound(id)),
+            StoreError::CursorNotFound(after) => {
+                Self::not_found(format!("No item found with id '{after}'.")).param("after")
+            }
+            StoreError::ChainTooDeep(max) => Self::invalid(format!(
+                "The chain of previous responses is longer than this server's limit of {max} turns."
+            ))
+            .param("previous_response_id")
+            .code("chain_too_deep"),
+            StoreError::Corrupt(_) | StoreError::Database(_) => Self::internal(err.to_string()),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(err: UpstreamError) -> Self {
+        let message = err.to_string();
+        match err {
+            UpstreamError::ModelNotFound(_) => Self::not_found(message).code("model_not_found"),
+            UpstreamError::Rejected { status, param, code, .. } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut error = Self::new(status, ErrorKind::InvalidRequestError, message);
+                error.body.param = param;
+                error.body.code = code;
+                error
+            }
+            UpstreamError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::UpstreamError, message),
+            UpstreamError::Unreachable { .. }
+            | UpstreamError::Unauthorized { .. }
+            | UpstreamError::Failed { .. }
+            | UpstreamError::BadAnswer { .. }
+            | UpstreamError::MidStream { .. } => Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        let message = err.to_string();
+        match err {
+            EngineError::PreviousResponseNotFound(_) => {
+                Self::invalid(message).param("previous_response_id").code("previous_response_not_found")
+            }
+            EngineError::PreviousResponseFailed(_) => {
+                Self::invalid(message).param("previous_response_id").code("previous_response_failed")
+            }
+            EngineError::ResponseNotFound(_) | EngineError::ConversationNotFound(_) | EngineError::ItemNotFound(_) => {
+                Self::not_found(message)
+            }
+            EngineError::OutputWithoutCall(_) | EngineError::CallWithoutOutput(_) => {
+                Self::invalid(message).param("input").code("invalid_value")
+            }
+            EngineError::TurnAborted(_) => Self::internal(message),
+            EngineError::Store(err) => err.into(),
+            EngineError::Upstream(err) => err.into(),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The layering (defaults → file → environment → flags) and the validation of every key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn file(text: &str) -> (tempfile::TempDir, Flags) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("threadline.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, Flags { config: Some(path), ..Flags::default() })
+}
+
+fn error(flags: &Flags, vars: &[(&str, &str)]) -> String {
+    load_from(flags, env(vars)).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_run_on_a_laptop() {
+    let config = load_from(&Flags::default(), Vec::new()).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8080");
+    assert_eq!(config.database_url, "sqlite://threadline.db");
+    assert_eq!(config.drain_timeout, Duration::from_secs(30));
+    assert_eq!(config.upstreams.len(), 1);
+    assert_eq!(config.upstreams[0].base_url.as_deref(), Some(OLLAMA_URL));
+    assert_eq!(config.upstreams[0].kind, UpstreamKind::ChatCompletions);
+    assert_eq!(config.upstreams[0].timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let (_dir, mut flags) =
+        file("listen = \"0.0.0.0:9000\"\n[database]\nmax_connections = 4\nacquire_timeout = \"2s\"\n");
+    let vars = [("THREADLINE_DATABASE__MAX_CONNECTIONS", "7"), ("THREADLINE_LISTEN", "127.0.0.1:9001")];
+    let config = load_from(&flags, env(&vars)).unwrap();
+    assert_eq!((config.listen.as_str(), config.database.max_connections), ("127.0.0.1:9001", 7));
+    assert_eq!(config.database.acquire_timeout, Duration::from_secs(2));
+    flags.listen = Some("127.0.0.1:9002".into());
+    assert_eq!(load_from(&flags, env(&vars)).unwrap().listen, "127.0.0.1:9002");
+}
+
+#[test]
+fn the_variables_users_rely_on_keep_working() {
+    let vars = [
+        ("THREADLINE_DATABASE_URL", "postgres://db/x"),
+        ("THREADLINE_UPSTREAM_URL", "http://10.0.0.1:8000/v1"),
+        ("THREADLINE_UPSTREAM_API_KEY", "0123"),
+        ("THREADLINE_UPSTREAM__TIMEOUT", "45s"),
+        ("THREADLINE_UPSTREAM__CONNECT_TIMEOUT", "250ms"),
+        ("THREADLINE_CONFIG", "ignored-here.toml"),
+    ];
+    let config = load_from(&Flags::default(), env(&vars)).unwrap();
+    assert_eq!(config.database_url, "postgres://db/x");
+    let upstream = &config.upstreams[0];
+    assert_eq!((upstream.name.as_str(), upstream.base_url.as_deref()), ("default", Some("http://10.0.0.1:8000/v1")));
+    assert_eq!(upstream.api_key, Some(Secret("0123".into())), "a numeric key stays text");
+    assert_eq!((upstream.timeout, upstream.connect_timeout), (Duration::from_secs(45), Duration::from_millis(250)));
+    let echo = load_from(&Flags::default(), env(&[("THREADLINE_UPSTREAM_URL", "echo")])).unwrap();
+    assert_eq!((echo.upstreams[0].kind, echo.upstreams[0].base_url.clone()), (UpstreamKind::Echo, None));
+    let flags = Flags { upstream_url: Some("echo".into()), ..Flags::default() };
+    assert_eq!(load_from(&flags, env(&vars)).unwrap().upstreams[0].kind, UpstreamKind::Echo, "--upstream wins");
+}
+
+#[test]
+fn the_upstream_url_replaces_the_files_upstreams() {
+    let (_dir, flags) = file("[[upstreams]]\nname = \"a\"\nkind = \"chat_completions\"\nbase_url = \"http://x/v1\"\nmodels = [\"llama3*\"]\ntimeout = \"1m\"\n");
+    let config = load_from(&flags, Vec::new()).unwrap();
+    assert_eq!(
+        (config.upstreams[0].models.clone(), config.upstreams[0].timeout),
+        (vec!["llama3*".into()], Duration::from_secs(60))
+    );
+    let config = load_from(&flags, env(&[("THREADLINE_UPSTREAM_URL", "echo")])).unwrap();
+    assert_eq!(config.upstreams.len(), 1);
+    assert_eq!(config.upstreams[0].kind, UpstreamKind::Echo);
+}
+
+#[test]
+fn a_whole_upstream_list_can_come_from_the_environment() {
+    let list = r#"[{name = "e", kind = "echo", models = ["a*"]}, {name = "v", kind = "chat_completions", base_url = "http://v/v1"}]"#;
+    let config = load_from(&Flags::default(), env(&[("THREADLINE_UPSTREAMS", list)])).unwrap();
+    let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["e", "v"]);
+    assert_eq!(config.upstreams[1].timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn errors_name_the_key() {
+    let none = Flags::default();
+    let message = error(&none, &[("THREADLINE_DATABASE__MAX_CONNECTIONS", "many")]);
+    assert!(message.contains("THREADLINE_DATABASE__MAX_CONNECTIONS"), "{message}");
+    let message = error(&none, &[("THREADLINE_DRAIN_TIMEOUT", "soon")]);
+    assert!(message.contains("THREADLINE_DRAIN_TIMEOUT"), "{message}");
+    let message = error(&none, &[("THREADLINE_DATABASE__MAX_CONNECTION", "3")]);
+    assert!(message.contains("max_connection"), "{message}");
+    let message = error(&none, &[("THREADLINE_DATABASE__MAX_CONNECTIONS", "0")]);
+    assert_eq!(message, "invalid configuration: database.max_connections: must be at least 1");
+    let message = error(&none, &[("THREADLINE_DATABASE_URL", "mysql://x")]);
+    assert_eq!(message, "invalid configuration: database_url: expected sqlite://PATH or postgres://…");
+    let message = error(&none, &[("THREADLINE_UPSTREAM_URL", "localhost:11434")]);
+    assert_eq!(
+        message,
+        "invalid configuration: upstreams[0].base_url: 'localhost:11434' is not an http:// or https:// URL"
+    );
+    let (_dir, flags) = file("listn = \"x\"\n");
+    let message = error(&flags, &[]);
+    assert!(message.contains("listn"), "{message}");
+    let (_dir, flags) = file("[[upstreams]]\nname = \"a\"\nkind = \"chat_completions\"\n");
+    let message = error(&flags, &[]);
+    assert_eq!(message, "invalid configuration: upstreams[0].base_url: a chat_completions upstream needs one");
+    let (_dir, flags) =
+        file("[[upstreams]]\nname = \"a\"\nkind = \"echo\"\n[[upstreams]]\nname = \"a\"\nkind = \"echo\"\n");
+    assert_eq!(error(&flags, &[]), "invalid configuration: upstreams[1].name: 'a' is used twice");
+    let (_dir, flags) =
+        file("[[upstreams]]\nname = \"a\"\nkind = \"echo\"\napi_key_env = \"THREADLINE_TEST_SURELY_UNSET\"\n");
+    let message = error(&flags, &[]);
+    assert_eq!(message, "invalid configuration: upstreams[0].api_key_env: the environment variable THREADLINE_TEST_SURELY_UNSET is not set");
+    let missing = Flags { config: Some("/nonexistent/threadline.toml".into()), ..Flags::default() };
+    assert_eq!(error(&missing, &[]), "cannot read config file /nonexistent/threadline.toml");
+}
+
+#[test]
+fn variables_that_name_no_setting_are_ignored() {
+    let vars = [
+        ("THREADLINE_SERVICE_HOST", "10.0.0.3"),
+        ("THREADLINE_PORT", "tcp://10.0.0.3:8080"),
+        ("THREADLINE_LISTEN", ""),
+    ];
+    let config = load_from(&Flags::default(), env(&vars)).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8080", "an empty variable counts as unset");
+}
+
+#[test]
+fn the_example_config_loads_and_names_every_keys_variable() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/threadline.toml");
+    let flags = Flags { config: Some(path.clone()), ..Flags::default() };
+    let config = load_from(&flags, Vec::new()).unwrap();
+    let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["ollama", "echo"]);
+    assert_eq!(config.upstreams[0].models, ["llama3*", "qwen*"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut section = String::new();
+    for line in text.lines().map(|line| line.trim_start_matches("# ").trim()) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ") else { continue };
+        if !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') || section == "upstreams" {
+            continue;
+        }
+        let variable = variable(&if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
+        assert!(text.contains(&variable), "config/threadline.toml does not name {variable}");
+        assert!(readme.contains(&variable), "README.md does not name {variable}");
+    }
+}
+
+#[test]
+fn secrets_are_hidden_from_debug() {
+    let config = load_from(&Flags::default(), env(&[("THREADLINE_UPSTREAM_API_KEY", "sk-123")])).unwrap();
+    assert!(!format!("{config:?}").contains("sk-123"));
+}

@@ -1,0 +1,216 @@
+//! The server's settings, each documented once here with its default. `load.rs` layers them (defaults → TOML file
+//! → `THREADLINE_*` environment → flags) and validates the result in one place at start-up.
+
+mod load;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{load, Flags};
+
+/// The whole server configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Where conversations are stored: `sqlite://PATH` (created on first run) or `postgres://…` (with `sslmode` and
+    /// `sslrootcert` in the URL for TLS).
+    pub database_url: String,
+    /// How long a shutdown waits for running turns to finish and be stored before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Connection pool and timeouts of the database.
+    pub database: DatabaseConfig,
+    /// Request and chain limits.
+    pub limits: Limits,
+    /// The single upstream serving every model: used when `upstreams` is empty, and replacing it when `url` is set.
+    pub upstream: DefaultUpstream,
+    /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://threadline.db".into(),
+            drain_timeout: Duration::from_secs(30),
+            database: DatabaseConfig::default(),
+            limits: Limits::default(),
+            upstream: DefaultUpstream::default(),
+            upstreams: Vec::new(),
+        }
+    }
+}
+
+/// The database connection pool.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections each replica opens.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it gets 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// How long one statement may run before it is cancelled (Postgres; SQLite waits this long for a lock).
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// How long to keep retrying an unreachable database at start-up before giving up.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            startup_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Limits that protect the server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body in bytes (larger bodies get 413).
+    pub max_body_bytes: usize,
+    /// Most turns a chain may hold; continuing a longer chain is a 400 `chain_too_deep`.
+    pub max_chain_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000 }
+    }
+}
+
+/// The single upstream of `--upstream-url` / `THREADLINE_UPSTREAM_URL`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultUpstream {
+    /// A base URL such as `http://127.0.0.1:8000/v1`, or `echo` for the built-in offline model. When set, it
+    /// replaces `upstreams`; when neither is set, Ollama at `http://127.0.0.1:11434/v1` serves every model.
+    pub url: Option<String>,
+    /// The API key sent to it as `Authorization: Bearer …`.
+    pub api_key: Option<Secret>,
+    /// How long to wait for a TCP connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long a whole completion may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for DefaultUpstream {
+    fn default() -> Self {
+        Self { url: None, api_key: None, connect_timeout: default_connect_timeout(), timeout: default_timeout() }
+    }
+}
+
+/// The upstream used when none is configured.
+pub const OLLAMA_URL: &str = "http://127.0.0.1:11434/v1";
+
+/// The wire protocol an upstream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// OpenAI Chat Completions (`POST {base_url}/chat/completions`): Ollama, vLLM, llama.cpp, LM Studio, OpenAI…
+    ChatCompletions,
+    /// The built-in offline echo model.
+    Echo,
+}
+
+/// One LLM backend.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// A name for logs and error messages.
+    pub name: String,
+    /// The protocol: `chat_completions` or `echo`.
+    pub kind: UpstreamKind,
+    /// Base URL including the version prefix, e.g. `http://127.0.0.1:11434/v1` (needed by `chat_completions`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The API key sent as `Authorization: Bearer …`; prefer `api_key_env`.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The name of an environment variable holding the API key (read at start-up).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Model name patterns this upstream serves; `*` matches any run of characters.
+    #[serde(default = "all_models")]
+    pub models: Vec<String>,
+    /// How long to wait for a TCP connection.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long a whole completion may take.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl UpstreamConfig {
+    /// The single upstream `url` names (`echo` or a base URL), serving every model.
+    pub fn single(url: &str, defaults: &DefaultUpstream) -> Self {
+        let echo = url == "echo";
+        Self {
+            name: if echo { "echo".into() } else { "default".into() },
+            kind: if echo { UpstreamKind::Echo } else { UpstreamKind::ChatCompletions },
+            base_url: (!echo).then(|| url.to_string()),
+            api_key: defaults.api_key.clone(),
+            api_key_env: None,
+            models: all_models(),
+            connect_timeout: defaults.connect_timeout,
+            timeout: defaults.timeout,
+        }
+    }
+}
+
+/// A secret string (an API key): never shown by `Debug`. A key given in the environment that reads as a number or
+/// boolean (`12345`) is taken as the text it was written as.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Unsigned(u64),
+            Signed(i64),
+            Decimal(f64),
+            Flag(bool),
+        }
+        Ok(Secret(match Written::deserialize(deserializer)? {
+            Written::Text(text) => text,
+            Written::Unsigned(n) => n.to_string(),
+            Written::Signed(n) => n.to_string(),
+            Written::Decimal(x) => x.to_string(),
+            Written::Flag(flag) => flag.to_string(),
+        }))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(600)
+}

@@ -1,0 +1,50 @@
+//! What can go wrong running a turn or serving stored objects, in the engine's terms: the client's own mistakes
+//! (unknown ids, unpaired tool calls) and the store's and upstream's failures passed through.
+
+use crate::store::StoreError;
+use crate::upstream::UpstreamError;
+
+/// A failed engine operation.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// `previous_response_id` is unknown, deleted, never stored or another tenant's.
+    #[error("Previous response with id '{0}' not found.")]
+    PreviousResponseNotFound(String),
+    /// `previous_response_id` names a failed response.
+    #[error("Previous response with id '{0}' failed and cannot be continued.")]
+    PreviousResponseFailed(String),
+    /// A response addressed by id does not exist for this tenant.
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
+    /// A conversation addressed by id does not exist for this tenant.
+    #[error("Conversation with id '{0}' not found.")]
+    ConversationNotFound(String),
+    /// An item addressed by id is not in its conversation.
+    #[error("Item with id '{0}' not found.")]
+    ItemNotFound(String),
+    /// A `function_call_output` answers no earlier call.
+    #[error("No tool call found for function call output with call_id {0}.")]
+    OutputWithoutCall(String),
+    /// A `function_call` is left without an output.
+    #[error("No tool output found for function call {0}.")]
+    CallWithoutOutput(String),
+    /// A turn's task stopped without an answer (it panicked).
+    #[error("a turn stopped unexpectedly: {0}")]
+    TurnAborted(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// The result of an engine operation.
+pub type EngineResult<T> = Result<T, EngineError>;
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ConversationNotFound(id) => Self::ConversationNotFound(id),
+            other => Self::Store(other),
+        }
+    }
+}

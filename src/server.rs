@@ -1,0 +1,65 @@
+//! Serving: listen, answer until SIGINT or SIGTERM, then stop accepting and drain — wait (up to the configured
+//! `drain_timeout`) for the requests in progress and for every running turn to be stored.
+
+use std::future::IntoFuture;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::build_app;
+use crate::config::Config;
+
+/// Runs the server until a shutdown signal, then drains it.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = build_app(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+    let upstreams: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    tracing::info!(upstreams = ?upstreams, "listening on http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let server = axum::serve(listener, app.router).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let server = tokio::spawn(server.into_future());
+    shutdown_signal().await;
+    stop.cancel();
+    let deadline = tokio::time::Instant::now() + config.drain_timeout;
+    let tasks = app.engine.tasks();
+    tracing::info!(
+        running_turns = ?tasks.running(),
+        drain_timeout = ?config.drain_timeout,
+        "shutting down: no new connections; waiting for running turns to be stored"
+    );
+    let still_running = tasks.drain(config.drain_timeout).await;
+    if !still_running.is_empty() {
+        tracing::warn!(turns = ?still_running, "drain timeout reached: these turns were still running and are lost");
+        return Ok(());
+    }
+    // Every turn is stored; the requests still open (streams sending their last events) get the time left.
+    if tokio::time::timeout_at(deadline, server).await.is_err() {
+        tracing::warn!("drain timeout reached with requests still open");
+    }
+    tracing::info!("every turn is stored; stopped");
+    Ok(())
+}
+
+/// Resolves at SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP side of one backend: its connection pool (a `reqwest::Client` with the configured timeouts), its key,
+//! and the mapping of every transport failure and non-2xx answer to an `UpstreamError`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::wire::{ErrorDetail, ErrorEnvelope};
+use super::{UpstreamError, UpstreamResult};
+use crate::config::{Secret, UpstreamConfig};
+
+/// Raw bytes of a streamed answer, passed through as they arrive.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// A backend reached over HTTP.
+pub struct HttpBackend {
+    pub name: String,
+    base_url: String,
+    api_key: Option<Secret>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    client: reqwest::Client,
+}
+
+impl HttpBackend {
+    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
+        let client =
+            reqwest::Client::builder().connect_timeout(config.connect_timeout).timeout(config.timeout).build()?;
+        Ok(Self {
+            name: config.name.clone(),
+            base_url: config.base_url.as_deref().unwrap_or_default().trim_end_matches('/').to_string(),
+            api_key: config.api_key.clone(),
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            client,
+        })
+    }
+
+    /// `POST {base_url}{path}` with a JSON body; the 2xx answer, its body unread.
+    pub async fn post<T: Serialize + ?Sized>(&self, path: &str, body: &T) -> UpstreamResult<reqwest::Response> {
+        self.send(self.client.post(format!("{}{path}", self.base_url)).json(body)).await
+    }
+
+    /// `GET {base_url}{path}`, waiting at most `timeout` (or the upstream's own, if shorter).
+    pub async fn get(&self, path: &str, timeout: Duration) -> UpstreamResult<reqwest::Response> {
+        let request = self.client.get(format!("{}{path}", self.base_url)).timeout(self.timeout.min(timeout));
+        self.send(request).await
+    }
+
+    /// The JSON body of an answer.
+    pub async fn json<T: DeserializeOwned>(&self, response: reqwest::Response) -> UpstreamResult<T> {
+        let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
+        serde_json::from_slice(&body).map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})")))
+    }
+
+    /// The body of an answer as a stream of bytes.
+    pub fn bytes(response: reqwest::Response) -> ByteStream {
+        response.bytes_stream().map_err(std::io::Error::other).boxed()
+    }
+
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> UpstreamResult<reqwest::Response> {
+        if let Some(Secret(key)) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|err| self.transport_error(&err))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
+        Err(self.status_error(status, &body))
+    }
+
+    pub fn transport_error(&self, err: &reqwest::Error) -> UpstreamError {
+        let upstream = self.name.clone();
+        if err.is_timeout() {
+            return UpstreamError::Timeout { upstream, seconds: self.timeout.as_secs_f64() };
+        }
+        let reason = if err.is_connect() {
+            format!("could not connect within {}s or was refused", self.connect_timeout.as_secs_f64())
+        } else {
+            "the connection failed".to_string()
+        };
+        UpstreamError::Unreachable { upstream, reason }
+    }
+
+    /// Maps a non-2xx answer: the backend refusing threadline's key, the backend refusing the request (its message
+    /// is the client's to see), or the backend failing.
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
+        let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
+        let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+        let (message, param, code) = match envelope.error {
+            Some(ErrorDetail::Object { message, param, code }) => {
+                let code = code.map(|code| code.as_str().map_or_else(|| code.to_string(), str::to_string));
+                (message.unwrap_or_else(raw), param, code)
+            }
+            Some(ErrorDetail::Text(message)) => (message, None, None),
+            None => (envelope.message.unwrap_or_else(raw), None, None),
+        };
+        let upstream = self.name.clone();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            UpstreamError::Unauthorized { upstream, status: status.as_u16() }
+        } else if status.is_client_error() {
+            UpstreamError::Rejected { status: status.as_u16(), message, param, code }
+        } else {
+            UpstreamError::Failed { upstream, status: status.as_u16(), message }
+        }
+    }
+
+    pub fn bad_answer(&self, what: &str) -> UpstreamError {
+        UpstreamError::BadAnswer { upstream: self.name.clone(), what: what.to_string() }
+    }
+}

@@ -1,0 +1,100 @@
+//! Routing: the configured upstreams in order, the one serving a model name, and the model list of them all.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use super::{ChatCompletions, Echo, ModelInfo, Upstream, UpstreamError, UpstreamResult};
+use crate::config::{UpstreamConfig, UpstreamKind};
+
+/// The configured upstreams in order; a model is served by the first whose patterns match it.
+pub struct Upstreams {
+    routes: Vec<(Vec<String>, Arc<dyn Upstream>)>,
+}
+
+impl Upstreams {
+    /// Builds every configured upstream (each with its own connection pool).
+    pub fn from_config(configs: &[UpstreamConfig]) -> anyhow::Result<Self> {
+        let routes = configs
+            .iter()
+            .map(|config| {
+                let upstream: Arc<dyn Upstream> = match config.kind {
+                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config)?),
+                    UpstreamKind::Echo => Arc::new(Echo::new(&config.name)),
+                };
+                Ok((config.models.clone(), upstream))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { routes })
+    }
+
+    /// The upstream serving `model`.
+    pub fn route(&self, model: &str) -> UpstreamResult<Arc<dyn Upstream>> {
+        self.routes
+            .iter()
+            .find(|(patterns, _)| patterns.iter().any(|p| glob_match(p, model)))
+            .map(|(_, upstream)| upstream.clone())
+            .ok_or_else(|| UpstreamError::ModelNotFound(model.to_string()))
+    }
+
+    /// Every model a request could be routed to, each listed once under the upstream that would serve it. An
+    /// upstream that cannot list its models contributes the literal (wildcard-free) names configured for it.
+    pub async fn models(&self) -> Vec<ModelInfo> {
+        let listings = join_all(self.routes.iter().map(|(patterns, upstream)| async move {
+            let listed = upstream.models().await.unwrap_or_else(|err| {
+                tracing::warn!(upstream = upstream.name(), error = %err, "listing models failed; using configured names");
+                let names = patterns.iter().filter(|p| !p.contains('*'));
+                names.map(|id| ModelInfo::named(id, upstream.name())).collect()
+            });
+            (upstream, listed)
+        }))
+        .await;
+        let mut models: Vec<ModelInfo> = Vec::new();
+        for (upstream, listed) in listings {
+            for model in listed {
+                let served_here = self.route(&model.id).is_ok_and(|route| Arc::ptr_eq(&route, upstream));
+                if served_here && !models.iter().any(|m| m.id == model.id) {
+                    models.push(model);
+                }
+            }
+        }
+        models
+    }
+}
+
+/// Matches `text` against a pattern where `*` stands for any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut pieces: Vec<&str> = rest.split('*').collect();
+    let last = pieces.pop().unwrap_or_default();
+    for piece in pieces {
+        match remaining.find(piece) {
+            Some(at) => remaining = &remaining[at + piece.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("llama3*", "llama3.1:8b"));
+        assert!(!glob_match("llama3*", "qwen"));
+        assert!(glob_match("gpt-4o", "gpt-4o"));
+        assert!(!glob_match("gpt-4o", "gpt-4o-mini"));
+        assert!(glob_match("*-instruct", "qwen-instruct"));
+        assert!(glob_match("a*b*c", "a-b-c"));
+        assert!(!glob_match("a*bc", "abc-"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}

@@ -1,0 +1,102 @@
+//! Reading a streamed Chat Completions answer: Server-Sent Events decoded by `sse-stream` (every line-end form, a
+//! leading byte-order mark, comments, events without data), each chunk read into deltas.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use sse_stream::{Sse, SseStream};
+
+use super::chat_completions::token_counts;
+use super::wire::ChatChunk;
+use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
+
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes`.
+pub fn deltas(upstream: String, bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static) -> DeltaStream {
+    let reader = ChunkReader {
+        upstream,
+        events: SseStream::from_bytes_stream(bytes).boxed(),
+        pending: VecDeque::new(),
+        finished: false,
+        ended: false,
+    };
+    stream::unfold(reader, ChunkReader::next).boxed()
+}
+
+/// Reads events into deltas, one at a time.
+struct ChunkReader {
+    upstream: String,
+    events: BoxStream<'static, Result<Sse, sse_stream::Error>>,
+    pending: VecDeque<UpstreamResult<Delta>>,
+    /// A `finish_reason` was seen.
+    finished: bool,
+    /// Nothing more will be read.
+    ended: bool,
+}
+
+impl ChunkReader {
+    async fn next(mut self) -> Option<(UpstreamResult<Delta>, Self)> {
+        loop {
+            if let Some(delta) = self.pending.pop_front() {
+                return Some((delta, self));
+            }
+            if self.ended {
+                return None;
+            }
+            match self.events.next().await {
+                // An event without data (a named keep-alive, say) carries nothing to read.
+                Some(Ok(Sse { data: None, .. })) => {}
+                Some(Ok(Sse { data: Some(data), .. })) => self.read(&data),
+                Some(Err(err)) => self.fail(&format!("the stream broke off ({err})")),
+                None if self.finished => self.ended = true,
+                None => self.fail("the stream ended before the completion finished"),
+            }
+        }
+    }
+
+    fn fail(&mut self, what: &str) {
+        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what: what.to_string() };
+        self.pending.push_back(Err(error));
+        self.ended = true;
+    }
+
+    /// Reads one event's data: a chunk, an error, or `[DONE]`.
+    fn read(&mut self, data: &str) {
+        if data == "[DONE]" {
+            self.ended = true;
+            return;
+        }
+        let chunk: ChatChunk = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(err) => return self.fail(&format!("a chunk that does not parse ({err})")),
+        };
+        if let Some(error) = chunk.error {
+            let message = error.get("message").and_then(|m| m.as_str()).or(error.as_str()).unwrap_or("an error");
+            return self.fail(message);
+        }
+        for choice in chunk.choices.into_iter().take(1) {
+            let delta = choice.delta;
+            if let Some(text) = delta.reasoning_text() {
+                self.pending.push_back(Ok(Delta::Reasoning(text.to_string())));
+            }
+            if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                self.pending.push_back(Ok(Delta::Text(text)));
+            }
+            for (position, call) in delta.tool_calls.into_iter().enumerate() {
+                self.pending.push_back(Ok(Delta::ToolCall {
+                    index: call.index.unwrap_or(position),
+                    id: call.id.filter(|id| !id.is_empty()),
+                    name: call.function.name.filter(|name| !name.is_empty()),
+                    arguments: call.function.arguments.unwrap_or_default(),
+                }));
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finished = true;
+                self.pending.push_back(Ok(Delta::Finish(FinishReason::from_wire(&reason))));
+            }
+        }
+        if let Some(counts) = chunk.usage.and_then(token_counts) {
+            self.pending.push_back(Ok(Delta::Usage(counts)));
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! A store wrapper for tests: it reports each saved turn (so a test can wait for a write without sleeping) and
+//! counts the reads that resolve a turn's context — test-only instruments kept out of the product's `Store`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
+use threadline::store::{Chain, NewTurn, Page, PageRequest, Store, StoreResult};
+use tokio::sync::mpsc;
+
+/// A store that reports writes and counts reads.
+pub struct Recorder {
+    inner: Arc<dyn Store>,
+    reads: AtomicU64,
+    saved: mpsc::UnboundedSender<String>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl Recorder {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        let (saved, receiver) = mpsc::unbounded_channel();
+        Self { inner, reads: AtomicU64::new(0), saved, receiver: Mutex::new(Some(receiver)) }
+    }
+
+    /// How many reads (chain histories, responses, conversations' items) this store has served.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most 10 s, then fails) until the next turn is stored, and returns its id.
+    pub async fn next_saved(&self) -> String {
+        let mut receiver = self.receiver.lock().unwrap().take().expect("one waiter at a time");
+        let id = tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await.expect("no turn was stored");
+        *self.receiver.lock().unwrap() = Some(receiver);
+        id.unwrap()
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Recorder {
+    async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> StoreResult<()> {
+        self.inner.save_turn(tenant, turn).await?;
+        let _ = self.saved.send(turn.response.id.clone());
+        Ok(())
+    }
+    async fn response(&self, tenant: &str, id: &str) -> StoreResult<Option<(Response, Pieces)>> {
+        self.read();
+        self.inner.response(tenant, id).await
+    }
+    async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> StoreResult<Option<Chain>> {
+        self.read();
+        self.inner.history(tenant, id, max_depth).await
+    }
+    async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>> {
+        self.read();
+        self.inner.input_items(tenant, id, page).await
+    }
+    async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.inner.delete_response(tenant, id).await
+    }
+    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> StoreResult<()> {
+        self.inner.create_conversation(tenant, conversation, items).await
+    }
+    async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>> {
+        self.read();
+        self.inner.conversation(tenant, id).await
+    }
+    async fn update_conversation(
+        &self,
+        tenant: &str,
+        id: &str,
+        metadata: &Metadata,
+    ) -> StoreResult<Option<Conversation>> {
+        self.inner.update_conversation(tenant, id, metadata).await
+    }
+    async fn delete_conversation(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.inner.delete_conversation(tenant, id).await
+    }
+    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> StoreResult<bool> {
+        self.inner.add_conversation_items(tenant, id, items).await
+    }
+    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>> {
+        self.read();
+        self.inner.conversation_items(tenant, id).await
+    }
+    async fn conversation_items_page(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>> {
+        self.read();
+        self.inner.conversation_items_page(tenant, id, page).await
+    }
+    async fn conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<Option<Option<Item>>> {
+        self.read();
+        self.inner.conversation_item(tenant, id, item_id).await
+    }
+    async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool> {
+        self.inner.delete_conversation_item(tenant, id, item_id).await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+}
