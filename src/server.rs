@@ -19,9 +19,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(upstreams = ?upstreams, "listening on http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
     let server = axum::serve(listener, app.router).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let server = tokio::spawn(server.into_future());
-    shutdown_signal().await;
-    stop.cancel();
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        () = shutdown_signal() => stop.cancel(),
+        ended = &mut server => {
+            ended??;
+            anyhow::bail!("the server stopped accepting connections on its own");
+        }
+    }
     let deadline = tokio::time::Instant::now() + config.drain_timeout;
     let tasks = app.engine.tasks();
     tracing::info!(

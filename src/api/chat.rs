@@ -111,6 +111,7 @@ impl Answer {
             model: self.model.clone(),
             choices: vec![Choice { index: 0, message, finish_reason: Some(completion.finish_reason.as_wire().into()) }],
             usage: Some(usage(completion.usage.unwrap_or_default())),
+            error: None,
         }
     }
 

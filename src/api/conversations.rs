@@ -2,14 +2,13 @@
 //! delete).
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
 use super::fields::{invalid_type, metadata, parse_metadata, Fields};
 use super::input::parse_input;
-use super::list::{page_request, List};
+use super::list::{List, PageQuery};
 use super::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::{Conversation, Item};
@@ -62,7 +61,7 @@ pub async fn delete(
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
     state.engine.delete_conversation(&tenant, &id).await?;
-    Ok(Json(json!({"id": id, "object": "conversation.deleted", "deleted": true})))
+    Ok(super::deleted(id, "conversation.deleted"))
 }
 
 /// POST /v1/conversations/{id}/items
@@ -72,14 +71,14 @@ pub async fn add_items(
     PathId(id): PathId,
     mut query: QueryParams,
     JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<List>> {
     query.reject_include()?;
     query.finish()?;
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
     state.engine.add_conversation_items(&tenant, &id, &items).await?;
-    Ok(Json(List::new(&items, false)).into_response())
+    Ok(Json(List::new(items, false)))
 }
 
 /// GET /v1/conversations/{id}/items
@@ -87,13 +86,9 @@ pub async fn list_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    mut query: QueryParams,
-) -> ApiResult<Response> {
-    let page = page_request(&mut query)?;
-    query.reject_include()?;
-    query.finish()?;
-    let items = state.engine.conversation_items(&tenant, &id, &page).await?;
-    Ok(Json(List::page(&items)).into_response())
+    PageQuery(page): PageQuery,
+) -> ApiResult<Json<List>> {
+    Ok(Json(state.engine.conversation_items(&tenant, &id, &page).await?.into()))
 }
 
 /// GET /v1/conversations/{id}/items/{item_id}

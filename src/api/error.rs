@@ -166,20 +166,44 @@ impl From<UpstreamError> for ApiError {
         let message = err.to_string();
         match err {
             UpstreamError::ModelNotFound(_) => Self::not_found(message).code("model_not_found"),
-            UpstreamError::Rejected { status, param, code, .. } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-                let mut error = Self::new(status, ErrorKind::InvalidRequestError, message);
-                error.body.param = param;
-                error.body.code = code;
-                error
+            UpstreamError::Status { upstream, status, message, param, code } => {
+                upstream_status(&upstream, status, message, param, code)
             }
             UpstreamError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::UpstreamError, message),
-            UpstreamError::Unreachable { .. }
-            | UpstreamError::Unauthorized { .. }
-            | UpstreamError::Failed { .. }
-            | UpstreamError::BadAnswer { .. }
-            | UpstreamError::MidStream { .. } => Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message),
+            UpstreamError::Unreachable { .. } | UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message)
+            }
         }
+    }
+}
+
+/// A backend's error status as the client sees it: the backend refusing threadline's own key is a 502 (never its
+/// message, which may quote the key); refusing the request (another client error) passes on with its status, message,
+/// param and code; anything else is a 502 naming the upstream.
+fn upstream_status(
+    upstream: &str,
+    status: u16,
+    message: String,
+    param: Option<String>,
+    code: Option<String>,
+) -> ApiError {
+    match StatusCode::from_u16(status) {
+        Ok(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamError,
+            format!("Upstream '{upstream}' refused threadline's credentials (HTTP {status})."),
+        ),
+        Ok(client_error) if client_error.is_client_error() => {
+            let mut error = ApiError::new(client_error, ErrorKind::InvalidRequestError, message);
+            error.body.param = param;
+            error.body.code = code;
+            error
+        }
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamError,
+            format!("Upstream '{upstream}' failed (HTTP {status}): {message}"),
+        ),
     }
 }
 

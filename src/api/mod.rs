@@ -63,6 +63,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// The answer to a successful DELETE: `{id, object:"<kind>.deleted", deleted:true}`.
+fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"id": id, "object": object, "deleted": true}))
+}
+
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::no_route(false, format!("Invalid URL ({method} {})", uri.path()))
 }

@@ -65,18 +65,6 @@ pub enum Role {
     Developer,
 }
 
-impl Role {
-    /// The wire name of the role.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-            Role::Developer => "developer",
-        }
-    }
-}
-
 /// Whether an item is finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -79,6 +79,14 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
+            /// The rows `statement` reads about object `id` of `tenant` (its parameters: tenant, then id).
+            async fn rows<R>(&self, statement: &str, tenant: &str, id: &str) -> $crate::store::StoreResult<Vec<R>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                Ok(sqlx::query_as(statement).bind(tenant).bind(id).fetch_all(&self.pool).await?)
+            }
+
             /// A page of a list: `cursor` tells whether the list's owner exists and where `after` is, `statements`
             /// read the page in either order. `None` if the owner is unknown or deleted.
             async fn page(
@@ -131,9 +139,7 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<($crate::model::Response, $crate::model::Pieces)>> {
                 use $crate::store::sql;
-                let rows: Vec<sql::ResponseRow> =
-                    sqlx::query_as(sql::SELECT_RESPONSE).bind(tenant).bind(id).fetch_all(&self.pool).await?;
-                sql::assemble_response(&rows)
+                sql::assemble_response(&self.rows(sql::SELECT_RESPONSE, tenant, id).await?)
             }
 
             async fn history(
@@ -193,9 +199,7 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::model::Conversation>> {
                 use $crate::store::sql;
-                let row =
-                    sqlx::query_as(sql::SELECT_CONVERSATION).bind(tenant).bind(id).fetch_optional(&self.pool).await?;
-                sql::conversation(row)
+                sql::conversation(self.rows(sql::SELECT_CONVERSATION, tenant, id).await?.pop())
             }
 
             async fn update_conversation(
@@ -237,8 +241,7 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<Vec<$crate::model::Item>>> {
                 use $crate::store::sql;
-                let rows: Vec<(String, Option<String>)> =
-                    sqlx::query_as(sql::SELECT_CONVERSATION_ITEMS).bind(tenant).bind(id).fetch_all(&self.pool).await?;
+                let rows: Vec<(String, Option<String>)> = self.rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
                 sql::items(&rows)
             }
 

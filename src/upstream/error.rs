@@ -12,16 +12,10 @@ pub enum UpstreamError {
     /// The backend did not answer in time.
     #[error("Upstream '{upstream}' did not answer within {seconds}s.")]
     Timeout { upstream: String, seconds: f64 },
-    /// The backend refused threadline's own credentials.
-    #[error("Upstream '{upstream}' refused threadline's credentials (HTTP {status}).")]
-    Unauthorized { upstream: String, status: u16 },
-    /// The backend refused the request itself (a client error other than credentials): its status and message are
-    /// the client's to see.
-    #[error("{message}")]
-    Rejected { status: u16, message: String, param: Option<String>, code: Option<String> },
-    /// The backend failed (a server error).
-    #[error("Upstream '{upstream}' failed (HTTP {status}): {message}")]
-    Failed { upstream: String, status: u16, message: String },
+    /// The backend answered with an error status: the status, and the message, param and code of its error body
+    /// (the message may quote a credential, so it is not part of this error's text).
+    #[error("Upstream '{upstream}' answered HTTP {status}.")]
+    Status { upstream: String, status: u16, message: String, param: Option<String>, code: Option<String> },
     /// The backend answered something that is not a valid answer.
     #[error("Upstream '{upstream}' returned an unexpected answer: {what}.")]
     BadAnswer { upstream: String, what: String },

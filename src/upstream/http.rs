@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -72,7 +71,7 @@ impl HttpBackend {
             return Ok(response);
         }
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
-        Err(self.status_error(status, &body))
+        Err(self.status_error(status.as_u16(), &body))
     }
 
     pub fn transport_error(&self, err: &reqwest::Error) -> UpstreamError {
@@ -88,9 +87,8 @@ impl HttpBackend {
         UpstreamError::Unreachable { upstream, reason }
     }
 
-    /// Maps a non-2xx answer: the backend refusing threadline's key, the backend refusing the request (its message
-    /// is the client's to see), or the backend failing.
-    fn status_error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
+    /// A non-2xx answer with what its error body says (what the status means to the client is the api's call).
+    fn status_error(&self, status: u16, body: &[u8]) -> UpstreamError {
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
         let (message, param, code) = match envelope.error {
@@ -101,14 +99,7 @@ impl HttpBackend {
             Some(ErrorDetail::Text(message)) => (message, None, None),
             None => (envelope.message.unwrap_or_else(raw), None, None),
         };
-        let upstream = self.name.clone();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            UpstreamError::Unauthorized { upstream, status: status.as_u16() }
-        } else if status.is_client_error() {
-            UpstreamError::Rejected { status: status.as_u16(), message, param, code }
-        } else {
-            UpstreamError::Failed { upstream, status: status.as_u16(), message }
-        }
+        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code }
     }
 
     pub fn bad_answer(&self, what: &str) -> UpstreamError {

@@ -168,22 +168,33 @@ pub fn response_format(format: &TextFormat) -> Option<Value> {
     }
 }
 
-/// A whole answer: `{id, object:"chat.completion", created, model, choices, usage}`.
+/// A whole answer (`object: "chat.completion"`, choices with a `message`) or one chunk of a streamed answer
+/// (`"chat.completion.chunk"`, choices with a `delta`): `{id, object, created, model, choices, usage}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletion {
+#[serde(bound(deserialize = "C: Deserialize<'de>"))]
+pub struct ChatAnswer<C> {
     #[serde(default)]
     pub id: String,
-    #[serde(default = "completion_object")]
+    #[serde(default)]
     pub object: String,
     #[serde(default, deserialize_with = "nullable")]
     pub created: i64,
     #[serde(default)]
     pub model: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub choices: Vec<Choice>,
+    #[serde(default = "Vec::new", deserialize_with = "nullable")]
+    pub choices: Vec<C>,
     #[serde(default)]
     pub usage: Option<WireUsage>,
+    /// An error some backends send in place of a chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
 }
+
+/// A whole answer.
+pub type ChatCompletion = ChatAnswer<Choice>;
+
+/// One chunk of a streamed answer.
+pub type ChatChunk = ChatAnswer<ChunkChoice>;
 
 /// A choice of a whole answer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -237,26 +248,6 @@ pub struct FunctionDelta {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<String>,
-}
-
-/// One chunk of a streamed answer.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatChunk {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default = "chunk_object")]
-    pub object: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub created: i64,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    pub usage: Option<WireUsage>,
-    /// An error some backends send in place of a chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
 }
 
 /// A choice of a chunk.
@@ -356,14 +347,6 @@ fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(deserializ
 
 fn function_type() -> String {
     "function".into()
-}
-
-fn completion_object() -> String {
-    "chat.completion".into()
-}
-
-fn chunk_object() -> String {
-    "chat.completion.chunk".into()
 }
 
 fn model_object() -> String {

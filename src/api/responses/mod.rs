@@ -8,10 +8,10 @@ mod tools;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
-use super::list::{page_request, List};
+use super::list::{List, PageQuery};
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
 
@@ -61,7 +61,7 @@ pub async fn delete(
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
     state.engine.delete_response(&tenant, &id).await?;
-    Ok(Json(json!({"id": id, "object": "response.deleted", "deleted": true})))
+    Ok(crate::api::deleted(id, "response.deleted"))
 }
 
 /// GET /v1/responses/{id}/input_items
@@ -69,11 +69,7 @@ pub async fn input_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    mut query: QueryParams,
-) -> ApiResult<Response> {
-    let page = page_request(&mut query)?;
-    query.reject_include()?;
-    query.finish()?;
-    let items = state.engine.input_items(&tenant, &id, &page).await?;
-    Ok(Json(List::page(&items)).into_response())
+    PageQuery(page): PageQuery,
+) -> ApiResult<Json<List>> {
+    Ok(Json(state.engine.input_items(&tenant, &id, &page).await?.into()))
 }

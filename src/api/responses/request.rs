@@ -45,26 +45,7 @@ pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
     let instructions = f.string("instructions")?;
     let store = f.bool("store")?.unwrap_or(true);
     let metadata = parse_metadata(&mut f)?;
-    let tools = parse_tools(&mut f)?;
-    let tool_choice = parse_tool_choice(&mut f, &tools)?;
-    let (text_format, verbosity) = parse_text(&mut f)?;
-    let parameters = Parameters {
-        temperature: f.number("temperature", 0.0, 2.0)?,
-        top_p: f.number("top_p", 0.0, 1.0)?,
-        max_output_tokens: f.integer("max_output_tokens", 16)?,
-        presence_penalty: f.number("presence_penalty", -2.0, 2.0)?,
-        frequency_penalty: f.number("frequency_penalty", -2.0, 2.0)?,
-        reasoning_effort: parse_reasoning(&mut f)?,
-        verbosity,
-        user: f.string("user")?,
-        safety_identifier: f.short_string("safety_identifier", 64)?,
-        prompt_cache_key: f.string("prompt_cache_key")?,
-        parallel_tool_calls: f.bool("parallel_tool_calls")?,
-        max_tool_calls: f.integer("max_tool_calls", 1)?,
-        tool_choice,
-        tools,
-        text_format,
-    };
+    let parameters = parse_parameters(&mut f)?;
     let stream = parse_stream(&mut f)?;
     reject_unimplemented(&mut f)?;
     f.finish()?;
@@ -80,6 +61,30 @@ pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
         conversation,
     };
     Ok(CreateRequest { turn, stream })
+}
+
+/// The sampling parameters, tools and output controls forwarded upstream.
+fn parse_parameters(f: &mut Fields) -> ApiResult<Parameters> {
+    let tools = parse_tools(f)?;
+    let tool_choice = parse_tool_choice(f, &tools)?;
+    let (text_format, verbosity) = parse_text(f)?;
+    Ok(Parameters {
+        temperature: f.number("temperature", 0.0, 2.0)?,
+        top_p: f.number("top_p", 0.0, 1.0)?,
+        max_output_tokens: f.integer("max_output_tokens", 16)?,
+        presence_penalty: f.number("presence_penalty", -2.0, 2.0)?,
+        frequency_penalty: f.number("frequency_penalty", -2.0, 2.0)?,
+        reasoning_effort: parse_reasoning(f)?,
+        verbosity,
+        user: f.string("user")?,
+        safety_identifier: f.short_string("safety_identifier", 64)?,
+        prompt_cache_key: f.string("prompt_cache_key")?,
+        parallel_tool_calls: f.bool("parallel_tool_calls")?,
+        max_tool_calls: f.integer("max_tool_calls", 1)?,
+        tool_choice,
+        tools,
+        text_format,
+    })
 }
 
 /// `conversation`: an id, or `{id}`.

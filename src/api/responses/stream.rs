@@ -2,16 +2,16 @@
 //! `sequence_number` from 0, then `data: [DONE]`.
 
 use axum::body::Bytes;
-use axum::response::Response;
+use axum::response::Response as HttpResponse;
 use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 
 use crate::api::sse;
 use crate::engine::{DeltaKind, TurnEvent};
-use crate::model::{Item, ResponseStatus};
+use crate::model::{Item, Response, ResponseStatus};
 
 /// The SSE response for a turn's events; events numbered up to `starting_after` are left out.
-pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting_after: Option<u64>) -> Response {
+pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting_after: Option<u64>) -> HttpResponse {
     let mut sequence_number = 0u64;
     let frames = events
         .flat_map(move |event| {
@@ -61,37 +61,44 @@ fn wire_events(event: TurnEvent) -> Vec<Value> {
             "type": "response.function_call_arguments.delta", "item_id": item_id, "output_index": index,
             "delta": text,
         })],
-        TurnEvent::ItemDone { index, item } => {
-            let text = item.text();
-            let id = item.id();
-            let mut events = match &item {
-                Item::Message(_) => vec![json!({"type": "response.output_text.done", "item_id": id,
-                    "output_index": index, "content_index": 0, "text": text, "logprobs": []})],
-                Item::Reasoning(_) => vec![json!({"type": "response.reasoning_text.done", "item_id": id,
-                    "output_index": index, "content_index": 0, "text": text})],
-                Item::FunctionCall(call) => vec![json!({"type": "response.function_call_arguments.done",
-                    "item_id": id, "output_index": index, "name": call.name, "arguments": text})],
-                Item::FunctionCallOutput(_) => Vec::new(),
-            };
-            if let Some(part) = part(&item, &text) {
-                events.push(json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
-                    "content_index": 0, "part": part}));
-            }
-            events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
-            events
+        TurnEvent::ItemDone { index, item } => item_done(index, &item),
+        TurnEvent::Finished(response) => finished(response),
+    }
+}
+
+/// The events that close output item `index`: its text or arguments done, its content part done, the item done.
+fn item_done(index: usize, item: &Item) -> Vec<Value> {
+    let text = item.text();
+    let id = item.id();
+    let mut events = match item {
+        Item::Message(_) => vec![json!({"type": "response.output_text.done", "item_id": id,
+            "output_index": index, "content_index": 0, "text": text, "logprobs": []})],
+        Item::Reasoning(_) => vec![json!({"type": "response.reasoning_text.done", "item_id": id,
+            "output_index": index, "content_index": 0, "text": text})],
+        Item::FunctionCall(call) => vec![json!({"type": "response.function_call_arguments.done",
+            "item_id": id, "output_index": index, "name": call.name, "arguments": text})],
+        Item::FunctionCallOutput(_) => Vec::new(),
+    };
+    if let Some(part) = part(item, &text) {
+        events.push(json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
+            "content_index": 0, "part": part}));
+    }
+    events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+    events
+}
+
+/// The terminal events: `response.completed`, `response.incomplete`, or `error` then `response.failed`.
+fn finished(response: Response) -> Vec<Value> {
+    match response.status {
+        ResponseStatus::Failed => {
+            let (code, message) = response.error.clone().map(|e| (e.code, e.message)).unwrap_or_default();
+            vec![
+                json!({"type": "error", "error": {"type": "server_error", "code": code, "message": message, "param": null}}),
+                json!({"type": "response.failed", "response": response}),
+            ]
         }
-        TurnEvent::Finished(response) => match response.status {
-            ResponseStatus::Failed => {
-                let error = response.error.clone();
-                let (code, message) = error.map(|e| (e.code, e.message)).unwrap_or_default();
-                vec![
-                    json!({"type": "error", "error": {"type": "server_error", "code": code, "message": message, "param": null}}),
-                    json!({"type": "response.failed", "response": response}),
-                ]
-            }
-            ResponseStatus::Incomplete => vec![json!({"type": "response.incomplete", "response": response})],
-            _ => vec![json!({"type": "response.completed", "response": response})],
-        },
+        ResponseStatus::Incomplete => vec![json!({"type": "response.incomplete", "response": response})],
+        _ => vec![json!({"type": "response.completed", "response": response})],
     }
 }
 
