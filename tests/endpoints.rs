@@ -8,7 +8,7 @@ use common::{assert_error, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use rstest::rstest;
 use serde_json::{json, Value};
 use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
-use threadline::store::{Order, PageRequest, Store};
+use threadline::store::{ItemList, Order, PageRequest, Store};
 
 #[tokio::test]
 async fn a_response_has_the_full_key_set_and_retrieves_identically() {
@@ -188,7 +188,7 @@ async fn tenants_never_see_each_other() {
     assert!(store.response("default", &id).await.unwrap().is_some());
     assert_eq!(store.response("other", &id).await.unwrap(), None);
     assert_eq!(store.history("other", &id, 100).await.unwrap(), None);
-    assert_eq!(store.input_items("other", &id, &page).await.unwrap(), None);
+    assert_eq!(store.items_page("other", ItemList::ResponseInput(&id), &page).await.unwrap(), None);
     assert!(!store.delete_response("other", &id).await.unwrap());
     let (mut response, pieces) = store.response("default", &id).await.unwrap().unwrap();
     response.id = new_id("resp");

@@ -11,7 +11,7 @@ use serde_json::json;
 use threadline::model::{
     new_id, ContentPart, Conversation, Item, ItemStatus, Message, Metadata, Response, ResponseStatus, Role,
 };
-use threadline::store::{Order, Page, PageRequest, Store, StoreError};
+use threadline::store::{ItemList, Order, Page, PageRequest, Store, StoreError};
 
 const TENANT: &str = "default";
 
@@ -72,7 +72,10 @@ async fn save_and_read_back(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let pieces = vec![vec![2, 3], vec![5]];
     common::save(&*store, TENANT, &stored, &input, &pieces).await;
     assert_eq!(store.response(TENANT, &stored.id).await.unwrap(), Some((stored.clone(), pieces)));
-    assert_eq!(store.input_items(TENANT, &stored.id, &all(Order::Asc)).await.unwrap(), Some(page(&input, false)));
+    assert_eq!(
+        store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &all(Order::Asc)).await.unwrap(),
+        Some(page(&input, false))
+    );
     assert_eq!(store.response(TENANT, "resp_unknown").await.unwrap(), None);
     store.ping().await.unwrap();
 }
@@ -105,7 +108,7 @@ async fn delete_leaves_a_tombstone(#[values(Sqlite, Postgres)] kind: StoreKind) 
     assert!(store.delete_response(TENANT, &r2).await.unwrap());
     assert!(!store.delete_response(TENANT, &r2).await.unwrap());
     assert_eq!(store.response(TENANT, &r2).await.unwrap(), None);
-    assert_eq!(store.input_items(TENANT, &r2, &all(Order::Asc)).await.unwrap(), None);
+    assert_eq!(store.items_page(TENANT, ItemList::ResponseInput(&r2), &all(Order::Asc)).await.unwrap(), None);
     assert_eq!(store.history(TENANT, &r2, 100).await.unwrap(), None);
     let chain = store.history(TENANT, &r3, 100).await.unwrap().unwrap();
     assert_eq!(texts(&chain.items), ["u1", "a1", "u3", "a3"]);
@@ -124,7 +127,7 @@ async fn tenants_are_isolated(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let store = db.open().await;
     let mine = turn(&*store, "alice", None, "private", "a").await;
     assert_eq!(store.response("bob", &mine).await.unwrap(), None);
-    assert_eq!(store.input_items("bob", &mine, &all(Order::Asc)).await.unwrap(), None);
+    assert_eq!(store.items_page("bob", ItemList::ResponseInput(&mine), &all(Order::Asc)).await.unwrap(), None);
     assert_eq!(store.history("bob", &mine, 100).await.unwrap(), None);
     assert!(!store.delete_response("bob", &mine).await.unwrap());
     // Bob chaining onto Alice's id sees only his own turn.
@@ -165,7 +168,7 @@ async fn large_turns_keep_their_order(#[values(Sqlite, Postgres)] kind: StoreKin
     let input: Vec<Item> = (0..2500).map(|n| message(Role::User, &format!("m{n}"))).collect();
     let stored = response(None, "done");
     common::save(&*store, TENANT, &stored, &input, &vec![vec![4]]).await;
-    let first = store.input_items(TENANT, &stored.id, &all(Order::Asc)).await.unwrap().unwrap();
+    let first = store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &all(Order::Asc)).await.unwrap().unwrap();
     assert_eq!(first, page(&input[..100], true));
     let chain = store.history(TENANT, &stored.id, 10).await.unwrap().unwrap();
     assert_eq!(chain.items.len(), 2501);
@@ -286,24 +289,27 @@ async fn lists_page_by_key(#[values(Sqlite, Postgres)] kind: StoreKind) {
     ];
     for (request, expected) in &pages {
         assert_eq!(
-            store.input_items(TENANT, &stored.id, request).await.unwrap().as_ref(),
+            store.items_page(TENANT, ItemList::ResponseInput(&stored.id), request).await.unwrap().as_ref(),
             Some(expected),
             "{request:?}"
         );
-        let listed = store.conversation_items_page(TENANT, &conversation.id, request).await.unwrap();
+        let listed = store.items_page(TENANT, ItemList::Conversation(&conversation.id), request).await.unwrap();
         assert_eq!(listed.as_ref(), Some(expected), "{request:?}");
     }
     let mut newest = input.clone();
     newest.reverse();
-    let desc = store.input_items(TENANT, &stored.id, &all(Order::Desc)).await.unwrap().unwrap();
+    let desc = store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &all(Order::Desc)).await.unwrap().unwrap();
     assert_eq!(desc, page(&newest, false));
     let unknown = PageRequest { after: Some("msg_unknown".into()), limit: 3, order: Order::Asc };
-    let err = store.input_items(TENANT, &stored.id, &unknown).await.unwrap_err();
+    let err = store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &unknown).await.unwrap_err();
     assert!(matches!(&err, StoreError::CursorNotFound(after) if after == "msg_unknown"), "{err:?}");
-    let err = store.conversation_items_page(TENANT, &conversation.id, &unknown).await.unwrap_err();
+    let err = store.items_page(TENANT, ItemList::Conversation(&conversation.id), &unknown).await.unwrap_err();
     assert!(matches!(err, StoreError::CursorNotFound(_)), "{err:?}");
-    assert_eq!(store.input_items("other", &stored.id, &all(Order::Asc)).await.unwrap(), None);
-    assert_eq!(store.conversation_items_page("other", &conversation.id, &all(Order::Asc)).await.unwrap(), None);
+    assert_eq!(store.items_page("other", ItemList::ResponseInput(&stored.id), &all(Order::Asc)).await.unwrap(), None);
+    assert_eq!(
+        store.items_page("other", ItemList::Conversation(&conversation.id), &all(Order::Asc)).await.unwrap(),
+        None
+    );
     // One item by its key; an unknown item in a known conversation differs from an unknown conversation.
     let item = store.conversation_item(TENANT, &conversation.id, input[4].id()).await.unwrap();
     assert_eq!(item, Some(Some(input[4].clone())));

@@ -2,7 +2,7 @@
 
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{Conversation, Item, Metadata};
-use crate::store::{Page, PageRequest};
+use crate::store::{ItemList, Page, PageRequest};
 
 impl Engine {
     /// Creates a conversation holding `items`.
@@ -45,7 +45,7 @@ impl Engine {
 
     /// A page of a conversation's items.
     pub async fn conversation_items(&self, tenant: &str, id: &str, page: &PageRequest) -> EngineResult<Page> {
-        self.store.conversation_items_page(tenant, id, page).await?.ok_or_else(|| not_found(id))
+        self.store.items_page(tenant, ItemList::Conversation(id), page).await?.ok_or_else(|| not_found(id))
     }
 
     /// One item of a conversation.

@@ -12,7 +12,7 @@ mod turn;
 use std::sync::Arc;
 
 use crate::model::{Item, Metadata, Pieces, Response};
-use crate::store::{Page, PageRequest, Store};
+use crate::store::{ItemList, Page, PageRequest, Store};
 use crate::upstream::{Parameters, Upstreams};
 
 pub use error::{EngineError, EngineResult};
@@ -83,7 +83,8 @@ impl Engine {
 
     /// A page of the input items of a stored response.
     pub async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> EngineResult<Page> {
-        self.store.input_items(tenant, id, page).await?.ok_or_else(|| EngineError::ResponseNotFound(id.into()))
+        let list = ItemList::ResponseInput(id);
+        self.store.items_page(tenant, list, page).await?.ok_or_else(|| EngineError::ResponseNotFound(id.into()))
     }
 
     /// Deletes a stored response.

@@ -43,6 +43,15 @@ pub struct NewTurn<'a> {
     pub conversation: Option<&'a str>,
 }
 
+/// A list of items read a page at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemList<'a> {
+    /// The input items of the response with this id.
+    ResponseInput(&'a str),
+    /// The items of the conversation with this id.
+    Conversation(&'a str),
+}
+
 /// Which page of an item list to read: the items after the one with id `after` (the list's start when `None`),
 /// in `order`, at most `limit` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +89,9 @@ pub trait Store: Send + Sync {
     /// Deleted ancestors contribute nothing. A chain of more than `max_depth` turns is `ChainTooDeep`.
     async fn history(&self, tenant: &str, id: &str, max_depth: u32) -> StoreResult<Option<Chain>>;
 
-    /// A page of the input items of response `id`; `None` if it is unknown or deleted, `CursorNotFound` if `after`
-    /// is not one of them.
-    async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>>;
+    /// A page of an item list; `None` if its response or conversation is unknown or deleted, `CursorNotFound` if
+    /// `after` is not one of its items.
+    async fn items_page(&self, tenant: &str, list: ItemList<'_>, page: &PageRequest) -> StoreResult<Option<Page>>;
 
     /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool>;
@@ -110,10 +119,6 @@ pub trait Store: Send + Sync {
 
     /// All of a conversation's items, oldest first (a turn's history); `None` if it is unknown or deleted.
     async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>>;
-
-    /// A page of a conversation's items; `None` if it is unknown or deleted, `CursorNotFound` if `after` is not
-    /// one of them.
-    async fn conversation_items_page(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>>;
 
     /// One item of a conversation, by id: `None` if the conversation is unknown or deleted, `Some(None)` if the
     /// item is not in it.

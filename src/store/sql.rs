@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{Chain, Order, Page, PageRequest, StoreError, StoreResult};
+use super::{Chain, ItemList, Order, Page, PageRequest, StoreError, StoreResult};
 use crate::model::{Conversation, Item, Pieces, Response, ResponseStatus};
 
 pub const INPUT: i64 = 0;
@@ -155,6 +155,15 @@ impl ItemColumn for (String, Option<String>) {
 impl ItemColumn for ResponseRow {
     fn item(&self) -> Option<&str> {
         self.2.as_deref()
+    }
+}
+
+/// The statements that page `list`: the one that finds its owner and the cursor's position, the page statements in
+/// either order, and the owner's id.
+pub fn list_statements(list: ItemList<'_>) -> (&'static str, [&'static str; 2], &str) {
+    match list {
+        ItemList::ResponseInput(id) => (INPUT_CURSOR, INPUT_PAGE, id),
+        ItemList::Conversation(id) => (CONVERSATION_CURSOR, CONVERSATION_PAGE, id),
     }
 }
 

@@ -86,30 +86,6 @@ macro_rules! sql_store {
             {
                 Ok(sqlx::query_as(statement).bind(tenant).bind(id).fetch_all(&self.pool).await?)
             }
-
-            /// A page of a list: `cursor` tells whether the list's owner exists and where `after` is, `statements`
-            /// read the page in either order. `None` if the owner is unknown or deleted.
-            async fn page(
-                &self,
-                cursor: &str,
-                statements: [&'static str; 2],
-                tenant: &str,
-                id: &str,
-                page: &$crate::store::PageRequest,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Page>> {
-                use $crate::store::sql;
-                let found: Option<(String, Option<i64>)> =
-                    sqlx::query_as(cursor).bind(tenant).bind(id).bind(&page.after).fetch_optional(&self.pool).await?;
-                let Some((_, position)) = found else { return Ok(None) };
-                let rows: Vec<(String,)> = sqlx::query_as(sql::page_statement(statements, page.order))
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(sql::page_start(page, position)?)
-                    .bind(i64::from(page.limit) + 1)
-                    .fetch_all(&self.pool)
-                    .await?;
-                sql::page(&rows, page.limit).map(Some)
-            }
         }
 
         #[async_trait::async_trait]
@@ -158,14 +134,25 @@ macro_rules! sql_store {
                 sql::assemble_chain(id, &rows, max_depth)
             }
 
-            async fn input_items(
+            async fn items_page(
                 &self,
                 tenant: &str,
-                id: &str,
+                list: $crate::store::ItemList<'_>,
                 page: &$crate::store::PageRequest,
             ) -> $crate::store::StoreResult<Option<$crate::store::Page>> {
                 use $crate::store::sql;
-                self.page(sql::INPUT_CURSOR, sql::INPUT_PAGE, tenant, id, page).await
+                let (cursor, statements, id) = sql::list_statements(list);
+                let found: Option<(String, Option<i64>)> =
+                    sqlx::query_as(cursor).bind(tenant).bind(id).bind(&page.after).fetch_optional(&self.pool).await?;
+                let Some((_, position)) = found else { return Ok(None) };
+                let rows: Vec<(String,)> = sqlx::query_as(sql::page_statement(statements, page.order))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(sql::page_start(page, position)?)
+                    .bind(i64::from(page.limit) + 1)
+                    .fetch_all(&self.pool)
+                    .await?;
+                sql::page(&rows, page.limit).map(Some)
             }
 
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
@@ -243,16 +230,6 @@ macro_rules! sql_store {
                 use $crate::store::sql;
                 let rows: Vec<(String, Option<String>)> = self.rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
                 sql::items(&rows)
-            }
-
-            async fn conversation_items_page(
-                &self,
-                tenant: &str,
-                id: &str,
-                page: &$crate::store::PageRequest,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Page>> {
-                use $crate::store::sql;
-                self.page(sql::CONVERSATION_CURSOR, sql::CONVERSATION_PAGE, tenant, id, page).await
             }
 
             async fn conversation_item(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
-use threadline::store::{Chain, NewTurn, Page, PageRequest, Store, StoreResult};
+use threadline::store::{Chain, ItemList, NewTurn, Page, PageRequest, Store, StoreResult};
 use tokio::sync::mpsc;
 
 /// A store that reports writes and counts reads.
@@ -57,9 +57,9 @@ impl Store for Recorder {
         self.read();
         self.inner.history(tenant, id, max_depth).await
     }
-    async fn input_items(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>> {
+    async fn items_page(&self, tenant: &str, list: ItemList<'_>, page: &PageRequest) -> StoreResult<Option<Page>> {
         self.read();
-        self.inner.input_items(tenant, id, page).await
+        self.inner.items_page(tenant, list, page).await
     }
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool> {
         self.inner.delete_response(tenant, id).await
@@ -88,10 +88,6 @@ impl Store for Recorder {
     async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>> {
         self.read();
         self.inner.conversation_items(tenant, id).await
-    }
-    async fn conversation_items_page(&self, tenant: &str, id: &str, page: &PageRequest) -> StoreResult<Option<Page>> {
-        self.read();
-        self.inner.conversation_items_page(tenant, id, page).await
     }
     async fn conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<Option<Option<Item>>> {
         self.read();
