@@ -18,7 +18,8 @@ struct Form {
     split: bool,
 }
 
-/// "Hello world" (finish `stop`, usage 4 + 2) with a comment and a data-less `ping` event before each chunk.
+/// "Hello world" (finish `stop`, usage 4 + 2) with a comment and a data-less `ping` event after each chunk (so a
+/// byte-order mark stands right before the first `data:` line).
 fn answer(form: Form) -> Vec<u8> {
     let chunk = |delta: Value, finish: Value| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
     let chunks = [
@@ -31,7 +32,7 @@ fn answer(form: Form) -> Vec<u8> {
     let end = form.line_end;
     let mut text = String::from(if form.bom { "\u{feff}" } else { "" });
     for data in chunks.iter().map(Value::to_string).chain(["[DONE]".to_string()]) {
-        text.push_str(&format!(": keep-alive{end}{end}event: ping{end}{end}data: {data}{end}{end}"));
+        text.push_str(&format!("data: {data}{end}{end}: keep-alive{end}{end}event: ping{end}{end}"));
     }
     text.into_bytes()
 }

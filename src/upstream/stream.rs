@@ -13,14 +13,16 @@ use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
 
 /// The deltas of a streamed answer from `upstream`, whose body is `bytes`.
 pub fn deltas(upstream: String, bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static) -> DeltaStream {
-    let reader = ChunkReader {
-        upstream,
-        events: SseStream::from_bytes_stream(bytes).boxed(),
-        pending: VecDeque::new(),
-        finished: false,
-        ended: false,
-    };
+    let reader =
+        ChunkReader { upstream, events: events(bytes), pending: VecDeque::new(), finished: false, ended: false };
     stream::unfold(reader, ChunkReader::next).boxed()
+}
+
+/// The Server-Sent Events of a body.
+fn events(
+    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+) -> BoxStream<'static, Result<Sse, sse_stream::Error>> {
+    SseStream::from_bytes_stream(bytes).boxed()
 }
 
 /// Reads events into deltas, one at a time.
@@ -98,5 +100,26 @@ impl ChunkReader {
         if let Some(counts) = chunk.usage.and_then(token_counts) {
             self.pending.push_back(Ok(Delta::Usage(counts)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The events of a body sent in the given chunks, as (name, data).
+    async fn decode(chunks: &[&'static str]) -> Vec<(Option<String>, Option<String>)> {
+        let chunks: Vec<reqwest::Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::from_static(c.as_bytes()))).collect();
+        let body = stream::iter(chunks);
+        let events: Vec<_> = events(body).collect().await;
+        events.into_iter().map(|event| event.map(|e| (e.event, e.data)).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_data_less_event_does_not_name_the_next_one() {
+        let events = decode(&["event: ping\r", "\n\r\ndata: a\r\r", "event: x\ndata: b\n\n"]).await;
+        let expected = [(Some("ping"), None), (None, Some("a")), (Some("x"), Some("b"))];
+        let expected: Vec<_> = expected.iter().map(|(e, d)| (e.map(String::from), d.map(String::from))).collect();
+        assert_eq!(events, expected);
     }
 }
