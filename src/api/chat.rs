@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::{stream, StreamExt};
+use futures::{stream, Stream, StreamExt};
 use serde_json::Value;
 
 use super::extract::JsonBody;
@@ -30,15 +30,7 @@ pub async fn completions(State(state): State<AppState>, JsonBody(body): JsonBody
     let upstream = state.engine.upstreams().route(model)?;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     match upstream.chat_endpoint() {
-        Some(endpoint) if stream => {
-            // A broken upstream connection ends the stream; the client sees it end without `[DONE]`.
-            let bytes = endpoint.forward_stream(&body).await?;
-            Ok(sse::response(
-                bytes
-                    .take_while(|chunk| std::future::ready(chunk.is_ok()))
-                    .filter_map(|chunk| async move { chunk.ok() }),
-            ))
-        }
+        Some(endpoint) if stream => Ok(sse::response(until_failure(endpoint.forward_stream(&body).await?))),
         Some(endpoint) => Ok(Json(endpoint.forward(&body).await?).into_response()),
         None => builtin(&*upstream, body).await,
     }
@@ -72,11 +64,16 @@ async fn builtin(upstream: &dyn Upstream, body: Value) -> ApiResult<Response> {
         AnswerMessage { role: Some("assistant".into()), content: Some(String::new()), ..AnswerMessage::default() },
         None,
     );
-    let chunks = deltas.take_while(|delta| std::future::ready(delta.is_ok())).filter_map(move |delta| {
-        std::future::ready(delta.ok().and_then(|delta| answer.delta_chunk(delta, include_usage)))
-    });
+    let chunks =
+        until_failure(deltas).filter_map(move |delta| std::future::ready(answer.delta_chunk(delta, include_usage)));
     let frames = stream::once(async move { opening }).chain(chunks).map(|chunk| sse::data_frame(&chunk));
     Ok(sse::response(frames.chain(stream::once(async { Bytes::from_static(b"data: [DONE]\n\n") }))))
+}
+
+/// The items of a stream up to its first failure: a broken upstream ends the client's stream, which then ends
+/// without `[DONE]`.
+fn until_failure<T, E>(items: impl Stream<Item = Result<T, E>>) -> impl Stream<Item = T> {
+    items.take_while(|item| std::future::ready(item.is_ok())).filter_map(|item| std::future::ready(item.ok()))
 }
 
 /// The identity shared by every chunk of one answer.
