@@ -43,6 +43,15 @@ fn steps(form: Form) -> Vec<Step> {
     bytes.chunks(size).map(|piece| Step::Bytes(piece.to_vec())).collect()
 }
 
+/// threadline in front of a mock that answers in `FORMS[form]` (the mock lives as long as its handle).
+async fn app(form: usize) -> (Form, MockUpstream, TestApp) {
+    let form = FORMS[form];
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Stream(steps(form)));
+    let server = TestApp::start(&mock.url).await;
+    (form, mock, server)
+}
+
 const FORMS: [Form; 7] = [
     Form { line_end: "\n", bom: false, split: false },
     Form { line_end: "\r\n", bom: false, split: false },
@@ -56,10 +65,7 @@ const FORMS: [Form; 7] = [
 #[rstest]
 #[tokio::test]
 async fn a_streamed_response_reads_every_form(#[values(0, 1, 2, 3, 4, 5, 6)] form: usize) {
-    let form = FORMS[form];
-    let mock = MockUpstream::start().await;
-    mock.set(Behavior::Stream(steps(form)));
-    let server = TestApp::start(&mock.url).await;
+    let (form, _mock, server) = app(form).await;
     let events = server.stream("/v1/responses", json!({"model": "m", "input": "hi", "stream": true})).await;
     let events = events.rest_json().await;
     let deltas: Vec<&str> = events.iter().filter_map(|e| e["delta"].as_str()).collect();
@@ -76,10 +82,7 @@ async fn a_streamed_response_reads_every_form(#[values(0, 1, 2, 3, 4, 5, 6)] for
 #[rstest]
 #[tokio::test]
 async fn an_lm_studio_chat_reads_every_form(#[values(0, 1, 2, 3, 4, 5, 6)] form: usize) {
-    let form = FORMS[form];
-    let mock = MockUpstream::start().await;
-    mock.set(Behavior::Stream(steps(form)));
-    let server = TestApp::start(&mock.url).await;
+    let (form, _mock, server) = app(form).await;
     let frames = server.stream("/api/v1/chat", json!({"model": "m", "input": "hi", "stream": true})).await;
     let frames = frames.rest().await;
     let deltas: Vec<String> = frames
@@ -96,10 +99,7 @@ async fn an_lm_studio_chat_reads_every_form(#[values(0, 1, 2, 3, 4, 5, 6)] form:
 #[rstest]
 #[tokio::test]
 async fn chat_completions_pass_every_form_through_unchanged(#[values(0, 1, 2, 3, 4, 5, 6)] form: usize) {
-    let form = FORMS[form];
-    let mock = MockUpstream::start().await;
-    mock.set(Behavior::Stream(steps(form)));
-    let server = TestApp::start(&mock.url).await;
+    let (form, _mock, server) = app(form).await;
     let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     let response = server.client.post(format!("{}/v1/chat/completions", server.base)).json(&request).send().await;
     let body = response.unwrap().bytes().await.unwrap();

@@ -16,7 +16,8 @@ pub fn frame(name: &str, data: &Value) -> Bytes {
 
 /// One unnamed event frame: a single `data:` line.
 pub fn data_frame(data: &impl Serialize) -> Bytes {
-    let json = serde_json::to_string(data).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"));
+    // The wire types serialize without fail (string keys, no fallible impls).
+    let json = serde_json::to_string(data).unwrap_or_default();
     Bytes::from(format!("data: {json}\n\n"))
 }
 

@@ -1,9 +1,8 @@
 //! The turns in flight: every turn runs in a task tracked here (inside the tracing span of the request that started
 //! it), so that it finishes and is stored even when its client hangs up, and a shutdown can wait for it.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,12 +10,11 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-/// The tracked turn tasks and the response id of each one still running.
+/// The tracked turn tasks and the response id of each one still running (ids sort by creation time).
 #[derive(Default)]
 pub struct TurnTasks {
     tracker: TaskTracker,
-    running: Arc<Mutex<BTreeMap<u64, String>>>,
-    next: AtomicU64,
+    running: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl TurnTasks {
@@ -26,9 +24,8 @@ impl TurnTasks {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let key = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.running).insert(key, id.to_string());
-        let done = Done { key, running: self.running.clone() };
+        lock(&self.running).insert(id.to_string());
+        let done = Done { id: id.to_string(), running: self.running.clone() };
         self.tracker.spawn(
             async move {
                 let _done = done;
@@ -40,7 +37,7 @@ impl TurnTasks {
 
     /// The response ids of the turns still running, oldest first.
     pub fn running(&self) -> Vec<String> {
-        lock(&self.running).values().cloned().collect()
+        lock(&self.running).iter().cloned().collect()
     }
 
     /// Waits until every turn (including any started meanwhile) has finished, for at most `timeout`; returns the
@@ -56,13 +53,13 @@ impl TurnTasks {
 
 /// Removes a turn from the running list when its task ends, however it ends.
 struct Done {
-    key: u64,
-    running: Arc<Mutex<BTreeMap<u64, String>>>,
+    id: String,
+    running: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
-        lock(&self.running).remove(&self.key);
+        lock(&self.running).remove(&self.id);
     }
 }
 
