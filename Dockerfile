@@ -1,13 +1,16 @@
 # Build stage: compile threadline in release mode (dependencies cached in their own layer).
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
+# The workspace also holds the benchmark (bench/): only its manifest is needed, with an empty library, to build
+# the server alone.
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked \
+COPY bench/Cargo.toml bench/Cargo.toml
+RUN mkdir -p src bench/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs bench/src/lib.rs \
+    && cargo build --release --locked -p threadline \
     && rm -rf src
 COPY src src
 COPY migrations migrations
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p threadline
 
 # Runtime stage: the binary alone, run as an unprivileged user, with the SQLite file on a volume.
 FROM debian:bookworm-slim

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod model;
 mod server;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -24,14 +25,16 @@ pub struct App {
     pub engine: Arc<Engine>,
 }
 
-/// Opens the store (applying migrations), builds the upstreams and the router.
+/// Installs the metrics recorder, opens the store (applying migrations), builds the upstreams and the router.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    telemetry::init();
     let store = store::open(&config.database_url, &config.database).await.context("cannot open the database")?;
     build_app_with_store(config, store)
 }
 
-/// Builds the application over an already opened store.
+/// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).
 pub fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
+    telemetry::init();
     let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
     let engine = Arc::new(Engine::new(store, upstreams, config.limits.max_chain_depth));
     let router = api::router(api::AppState { engine: engine.clone() }, config.limits.max_body_bytes);

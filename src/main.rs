@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use threadline::config::{self, Flags};
+use threadline::config::{self, Config, Flags, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// A faster allocator than the system's for a server that allocates many small, short-lived buffers per request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "threadline", version, about = "An OpenAI-compatible stateful chat server")]
@@ -44,13 +49,6 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -60,13 +58,29 @@ async fn main() -> anyhow::Result<()> {
                 database_url: args.database_url,
                 upstream_url: args.upstream_url,
             };
-            threadline::serve(config::load(&flags)?).await
+            threadline::serve(start(&flags)?).await
         }
         Command::Migrate { database_url } => {
-            let config = config::load(&Flags { config: cli.config, database_url, ..Flags::default() })?;
+            let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
             threadline::store::open(&config.database_url, &config.database).await?;
             tracing::info!(database = %config.database_url, "migrations applied");
             Ok(())
         }
     }
+}
+
+/// Loads the configuration, then sets up logging as it says (a configuration error is returned, and printed, before
+/// any logging).
+fn start(flags: &Flags) -> anyhow::Result<Config> {
+    let config = config::load(flags)?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logging = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => logging.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logging.json().flatten_event(true).init(),
+    }
+    for variable in config::unknown_variables(std::env::vars()) {
+        tracing::warn!(%variable, "ignoring an environment variable that names no setting");
+    }
+    Ok(config)
 }

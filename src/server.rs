@@ -4,6 +4,7 @@
 use std::future::IntoFuture;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::build_app;
@@ -18,6 +19,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let upstreams: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
     tracing::info!(upstreams = ?upstreams, "listening on http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
+    // Small writes (stream events) go out at once instead of waiting for the client's ACK (Nagle's algorithm).
+    let listener = listener.tap_io(|connection| {
+        if let Err(err) = connection.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app.router).with_graceful_shutdown(stop.clone().cancelled_owned());
     let mut server = tokio::spawn(server.into_future());
     tokio::select! {

@@ -49,6 +49,16 @@ async fn two_replicas_share_chains_and_deletes() {
         previous = response["id"].as_str().map(str::to_string);
     }
     let tip = previous.unwrap();
+    // Deleting an ancestor on one replica takes it out of the next turn on the other at once.
+    let (_, first) = post(&client, &a.base, "/v1/responses", json!({"model": "echo", "input": "u1"})).await;
+    let first = first["id"].as_str().unwrap().to_string();
+    let body = json!({"model": "echo", "input": "u2", "previous_response_id": first});
+    let (_, second) = post(&client, &a.base, "/v1/responses", body).await;
+    let deleted = client.delete(format!("{}/v1/responses/{first}", b.base)).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let body = json!({"model": "echo", "input": "u3", "previous_response_id": second["id"]});
+    let (_, third) = post(&client, &a.base, "/v1/responses", body).await;
+    assert_eq!(output_text(&third), "echo: u3 [turn 2, 3 messages in context]");
     let deleted = client.delete(format!("{}/v1/responses/{tip}", a.base)).send().await.unwrap();
     assert_eq!(deleted.status(), 200);
     let got = client.get(format!("{}/v1/responses/{tip}", b.base)).send().await.unwrap();
@@ -79,7 +89,7 @@ async fn a_hundred_concurrent_branches_each_see_their_own_history() {
         let next = server.create(json!({"model": "m", "input": "again", "previous_response_id": id})).await;
         assert_eq!(output_text(&next), "echo: again [turn 3, 5 messages in context]");
         let history = server.store.history("default", id, 10).await.unwrap().unwrap();
-        let texts: Vec<String> = history.items.iter().map(threadline::model::Item::text).collect();
+        let texts: Vec<String> = history.items().into_iter().map(threadline::model::Item::text).collect();
         assert_eq!(
             texts,
             [

@@ -8,10 +8,11 @@ use common::db::TestDb;
 use common::{Postgres, Sqlite, StoreKind};
 use rstest::rstest;
 use serde_json::json;
+use threadline::config::DatabaseConfig;
 use threadline::model::{
     new_id, ContentPart, Conversation, Item, ItemStatus, Message, Metadata, Response, ResponseStatus, Role,
 };
-use threadline::store::{ItemList, Order, Page, PageRequest, Store, StoreError};
+use threadline::store::{ItemList, NewTurn, Order, Page, PageRequest, Store, StoreError};
 
 const TENANT: &str = "default";
 
@@ -23,8 +24,14 @@ fn message(role: Role, text: &str) -> Item {
     Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role, content: vec![part] })
 }
 
-fn texts(items: &[Item]) -> Vec<String> {
-    items.iter().map(Item::text).collect()
+fn texts<'a>(items: impl IntoIterator<Item = &'a Item>) -> Vec<String> {
+    items.into_iter().map(Item::text).collect()
+}
+
+/// The store over `db`, with its history cache on or off.
+async fn open(db: &TestDb, cached: bool) -> std::sync::Arc<dyn Store> {
+    let cache = if cached { DatabaseConfig::default().history_cache_bytes } else { 0 };
+    db.open_with(&DatabaseConfig { history_cache_bytes: cache, ..DatabaseConfig::default() }).await
 }
 
 /// The first page of at most 100 items in `order`.
@@ -82,26 +89,29 @@ async fn save_and_read_back(#[values(Sqlite, Postgres)] kind: StoreKind) {
 
 #[rstest]
 #[tokio::test]
-async fn history_orders_turns_then_input_before_output(#[values(Sqlite, Postgres)] kind: StoreKind) {
+async fn history_orders_turns_then_input_before_output(
+    #[values(Sqlite, Postgres)] kind: StoreKind,
+    #[values(true, false)] cached: bool,
+) {
     let Some(db) = TestDb::create(kind).await else { return };
-    let store = db.open().await;
+    let store = open(&db, cached).await;
     let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
     let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
     let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
     let branch = turn(&*store, TENANT, Some(&r1), "b2", "ab2").await;
     let chain = store.history(TENANT, &r3, 100).await.unwrap().unwrap();
-    assert_eq!(chain.status, ResponseStatus::Completed);
-    assert_eq!(texts(&chain.items), ["u1", "a1", "u2", "a2", "u3", "a3"]);
+    assert_eq!(chain.status(), ResponseStatus::Completed);
+    assert_eq!(texts(chain.items()), ["u1", "a1", "u2", "a2", "u3", "a3"]);
     let chain = store.history(TENANT, &branch, 100).await.unwrap().unwrap();
-    assert_eq!(texts(&chain.items), ["u1", "a1", "b2", "ab2"]);
-    assert_eq!(store.history(TENANT, "resp_unknown", 100).await.unwrap(), None);
+    assert_eq!(texts(chain.items()), ["u1", "a1", "b2", "ab2"]);
+    assert!(store.history(TENANT, "resp_unknown", 100).await.unwrap().is_none());
 }
 
 #[rstest]
 #[tokio::test]
-async fn delete_leaves_a_tombstone(#[values(Sqlite, Postgres)] kind: StoreKind) {
+async fn delete_leaves_a_tombstone(#[values(Sqlite, Postgres)] kind: StoreKind, #[values(true, false)] cached: bool) {
     let Some(db) = TestDb::create(kind).await else { return };
-    let store = db.open().await;
+    let store = open(&db, cached).await;
     let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
     let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
     let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
@@ -109,13 +119,13 @@ async fn delete_leaves_a_tombstone(#[values(Sqlite, Postgres)] kind: StoreKind) 
     assert!(!store.delete_response(TENANT, &r2).await.unwrap());
     assert_eq!(store.response(TENANT, &r2).await.unwrap(), None);
     assert_eq!(store.items_page(TENANT, ItemList::ResponseInput(&r2), &all(Order::Asc)).await.unwrap(), None);
-    assert_eq!(store.history(TENANT, &r2, 100).await.unwrap(), None);
+    assert!(store.history(TENANT, &r2, 100).await.unwrap().is_none());
     let chain = store.history(TENANT, &r3, 100).await.unwrap().unwrap();
-    assert_eq!(texts(&chain.items), ["u1", "a1", "u3", "a3"]);
+    assert_eq!(texts(chain.items()), ["u1", "a1", "u3", "a3"]);
     // A turn added under the deleted one later still resolves.
     let r4 = turn(&*store, TENANT, Some(&r3), "u4", "a4").await;
     assert_eq!(
-        texts(&store.history(TENANT, &r4, 100).await.unwrap().unwrap().items),
+        texts(store.history(TENANT, &r4, 100).await.unwrap().unwrap().items()),
         ["u1", "a1", "u3", "a3", "u4", "a4"]
     );
 }
@@ -128,23 +138,26 @@ async fn tenants_are_isolated(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let mine = turn(&*store, "alice", None, "private", "a").await;
     assert_eq!(store.response("bob", &mine).await.unwrap(), None);
     assert_eq!(store.items_page("bob", ItemList::ResponseInput(&mine), &all(Order::Asc)).await.unwrap(), None);
-    assert_eq!(store.history("bob", &mine, 100).await.unwrap(), None);
+    assert!(store.history("bob", &mine, 100).await.unwrap().is_none());
     assert!(!store.delete_response("bob", &mine).await.unwrap());
     // Bob chaining onto Alice's id sees only his own turn.
     let theirs = turn(&*store, "bob", Some(&mine), "b", "bb").await;
-    assert_eq!(texts(&store.history("bob", &theirs, 100).await.unwrap().unwrap().items), ["b", "bb"]);
+    assert_eq!(texts(store.history("bob", &theirs, 100).await.unwrap().unwrap().items()), ["b", "bb"]);
     assert!(store.response("alice", &mine).await.unwrap().is_some());
 }
 
 #[rstest]
 #[tokio::test]
-async fn the_depth_limit_counts_turns(#[values(Sqlite, Postgres)] kind: StoreKind) {
+async fn the_depth_limit_counts_turns(
+    #[values(Sqlite, Postgres)] kind: StoreKind,
+    #[values(true, false)] cached: bool,
+) {
     let Some(db) = TestDb::create(kind).await else { return };
-    let store = db.open().await;
+    let store = open(&db, cached).await;
     let r1 = turn(&*store, TENANT, None, "u1", "a1").await;
     let r2 = turn(&*store, TENANT, Some(&r1), "u2", "a2").await;
     let r3 = turn(&*store, TENANT, Some(&r2), "u3", "a3").await;
-    assert_eq!(store.history(TENANT, &r3, 3).await.unwrap().unwrap().items.len(), 6);
+    assert_eq!(store.history(TENANT, &r3, 3).await.unwrap().unwrap().items().len(), 6);
     let err = store.history(TENANT, &r3, 2).await.unwrap_err();
     assert!(matches!(err, StoreError::ChainTooDeep(2)), "{err:?}");
 }
@@ -157,7 +170,7 @@ async fn the_status_of_the_last_turn_is_reported(#[values(Sqlite, Postgres)] kin
     let mut failed = response(None, "partial");
     failed.status = ResponseStatus::Failed;
     common::save(&*store, TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7]]).await;
-    assert_eq!(store.history(TENANT, &failed.id, 10).await.unwrap().unwrap().status, ResponseStatus::Failed);
+    assert_eq!(store.history(TENANT, &failed.id, 10).await.unwrap().unwrap().status(), ResponseStatus::Failed);
 }
 
 #[rstest]
@@ -171,8 +184,8 @@ async fn large_turns_keep_their_order(#[values(Sqlite, Postgres)] kind: StoreKin
     let first = store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &all(Order::Asc)).await.unwrap().unwrap();
     assert_eq!(first, page(&input[..100], true));
     let chain = store.history(TENANT, &stored.id, 10).await.unwrap().unwrap();
-    assert_eq!(chain.items.len(), 2501);
-    assert_eq!(chain.items[2500].text(), "done");
+    assert_eq!(chain.items().len(), 2501);
+    assert_eq!(chain.items()[2500].text(), "done");
 }
 
 #[rstest]
@@ -188,15 +201,18 @@ async fn concurrent_writers_branch_cleanly(#[values(Sqlite, Postgres)] kind: Sto
     .await;
     for (n, id) in branches {
         let chain = store.history(TENANT, &id, 10).await.unwrap().unwrap();
-        assert_eq!(texts(&chain.items), ["root".to_string(), "r".into(), format!("b{n}"), format!("a{n}")]);
+        assert_eq!(texts(chain.items()), ["root".to_string(), "r".into(), format!("b{n}"), format!("a{n}")]);
     }
 }
 
 #[rstest]
 #[tokio::test]
-async fn concurrent_deletes_and_continuations_never_corrupt(#[values(Sqlite, Postgres)] kind: StoreKind) {
+async fn concurrent_deletes_and_continuations_never_corrupt(
+    #[values(Sqlite, Postgres)] kind: StoreKind,
+    #[values(true, false)] cached: bool,
+) {
     let Some(db) = TestDb::create(kind).await else { return };
-    let store = db.open().await;
+    let store = open(&db, cached).await;
     let mut ids = vec![turn(&*store, TENANT, None, "u0", "a0").await];
     for n in 1..20 {
         let previous = ids[n - 1].clone();
@@ -219,7 +235,7 @@ async fn concurrent_deletes_and_continuations_never_corrupt(#[values(Sqlite, Pos
         let id = continuation.await.unwrap();
         let chain = store.history(TENANT, &id, 100).await.unwrap().unwrap();
         // Surviving turns stay whole and in order: user/assistant pairs of even turns, then the new one.
-        let texts = texts(&chain.items);
+        let texts = texts(chain.items());
         let (earlier, last) = texts.split_at(texts.len() - 2);
         assert_eq!(last, ["more", "ok"], "{texts:?}");
         for pair in earlier.chunks(2) {
@@ -337,4 +353,91 @@ async fn only_a_repeated_item_id_is_a_duplicate_item(#[values(Sqlite, Postgres)]
     db.execute(&squatter).await;
     let err = store.add_conversation_items(TENANT, &conversation.id, &[message(Role::User, "next")]).await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_chain_is_read_from_the_database_once_then_from_the_cache(#[values(Sqlite, Postgres)] kind: StoreKind) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let writer = db.open().await;
+    let r1 = turn(&*writer, TENANT, None, "u1", "a1").await;
+    let r2 = turn(&*writer, TENANT, Some(&r1), "u2", "a2").await;
+    // The store that stored the turns has them cached already.
+    assert!(writer.history(TENANT, &r2, 100).await.unwrap().unwrap().cached);
+    let reader = db.open().await;
+    let first = reader.history(TENANT, &r2, 100).await.unwrap().unwrap();
+    let again = reader.history(TENANT, &r2, 100).await.unwrap().unwrap();
+    let parent = reader.history(TENANT, &r1, 100).await.unwrap().unwrap();
+    assert_eq!((first.cached, again.cached, parent.cached), (false, true, true));
+    assert_eq!(texts(again.items()), ["u1", "a1", "u2", "a2"]);
+    // A turn stored after a cached one joins its chain without a read; the depth limit still applies.
+    let r3 = turn(&*reader, TENANT, Some(&r2), "u3", "a3").await;
+    let chain = reader.history(TENANT, &r3, 100).await.unwrap().unwrap();
+    assert!(chain.cached);
+    assert_eq!(texts(chain.items()), ["u1", "a1", "u2", "a2", "u3", "a3"]);
+    let err = reader.history(TENANT, &r3, 2).await.unwrap_err();
+    assert!(matches!(err, StoreError::ChainTooDeep(2)), "{err:?}");
+    assert!(reader.history("bob", &r3, 100).await.unwrap().is_none());
+    assert!(reader.stats().cache_bytes > 0);
+}
+
+#[tokio::test]
+async fn a_deletion_on_one_replica_reaches_the_cache_of_every_other() {
+    let Some(db) = TestDb::create(Postgres).await else { return };
+    let (this, other) = (db.open().await, db.open().await);
+    let r1 = turn(&*this, TENANT, None, "u1", "a1").await;
+    let r2 = turn(&*this, TENANT, Some(&r1), "u2", "a2").await;
+    let r3 = turn(&*this, TENANT, Some(&r2), "u3", "a3").await;
+    assert!(this.history(TENANT, &r3, 100).await.unwrap().unwrap().cached);
+    assert!(other.delete_response(TENANT, &r2).await.unwrap());
+    // At once — whether or not the notice has arrived yet — no chain through r2 has it any more.
+    assert!(this.history(TENANT, &r2, 100).await.unwrap().is_none());
+    assert_eq!(texts(this.history(TENANT, &r3, 100).await.unwrap().unwrap().items()), ["u1", "a1", "u3", "a3"]);
+    // Another tenant's deletions do not keep this tenant's chains out of the cache.
+    let theirs = turn(&*other, "bob", None, "b", "bb").await;
+    assert!(other.delete_response("bob", &theirs).await.unwrap());
+    let r4 = turn(&*this, TENANT, Some(&r3), "u4", "a4").await;
+    assert!(this.history(TENANT, &r4, 100).await.unwrap().unwrap().cached);
+}
+
+#[rstest]
+#[tokio::test]
+async fn turns_committed_together_fail_alone(#[values(Sqlite, Postgres)] kind: StoreKind) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let store = db.open().await;
+    let live = Conversation::new(Metadata::new());
+    store.create_conversation(TENANT, &live, &[]).await.unwrap();
+    let gone = Conversation::new(Metadata::new());
+    store.create_conversation(TENANT, &gone, &[]).await.unwrap();
+    assert!(store.delete_conversation(TENANT, &gone.id).await.unwrap());
+    // Sixty turns at once, so the writer commits many together; every third goes to the deleted conversation.
+    let saves = futures::future::join_all((0..60).map(|n| {
+        let (store, live, gone) = (store.clone(), live.id.clone(), gone.id.clone());
+        async move {
+            let response = response(None, &format!("a{n}"));
+            let input = [message(Role::User, &format!("u{n}"))];
+            let conversation = Some(if n % 3 == 0 { gone.as_str() } else { live.as_str() });
+            let turn = NewTurn {
+                response: &response,
+                input: &input,
+                pieces: &vec![vec![2]],
+                store_response: true,
+                conversation,
+            };
+            (n, response.id.clone(), store.save_turn(TENANT, turn).await)
+        }
+    }))
+    .await;
+    for (n, id, saved) in saves {
+        let stored = store.response(TENANT, &id).await.unwrap();
+        match saved {
+            Err(StoreError::ConversationNotFound(conversation)) if n % 3 == 0 => {
+                assert_eq!((conversation, stored), (gone.id.clone(), None));
+            }
+            Ok(()) if n % 3 != 0 => assert!(stored.is_some()),
+            other => panic!("turn {n}: {other:?}"),
+        }
+    }
+    let items = store.conversation_items(TENANT, &live.id).await.unwrap().unwrap();
+    assert_eq!(items.len(), 80);
 }

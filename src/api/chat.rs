@@ -11,14 +11,19 @@ use serde_json::Value;
 
 use super::extract::JsonBody;
 use super::fields::{invalid_type, missing, Fields};
+use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::new_id;
 use crate::upstream::wire::{AnswerMessage, ChatChunk, ChatCompletion, Choice, ChunkChoice, ToolCallDelta, WireUsage};
-use crate::upstream::{ChatMessage, ChatRequest, Delta, FinishReason, Parameters, TokenCounts, Upstream};
+use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, Delta, FinishReason, Parameters, TokenCounts, Upstream};
 
 /// Forwards the body to the upstream serving its model, or runs a built-in model.
-pub async fn completions(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn completions(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let model = match body.get("model") {
         _ if !body.is_object() => {
             return Err(ApiError::invalid("The request body must be a JSON object.").code("invalid_type"))
@@ -30,15 +35,17 @@ pub async fn completions(State(state): State<AppState>, JsonBody(body): JsonBody
     let upstream = state.engine.upstreams().route(model)?;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     match upstream.chat_endpoint() {
-        Some(endpoint) if stream => Ok(sse::response(until_failure(endpoint.forward_stream(&body).await?))),
-        Some(endpoint) => Ok(Json(endpoint.forward(&body).await?).into_response()),
-        None => builtin(&*upstream, body).await,
+        Some(endpoint) if stream => {
+            Ok(sse::response(until_failure(endpoint.forward_stream(&body, Some(&request_id)).await?)))
+        }
+        Some(endpoint) => Ok(Json(endpoint.forward(&body, Some(&request_id)).await?).into_response()),
+        None => builtin(&*upstream, body, request_id).await,
     }
 }
 
 /// A built-in model: it reads `messages`, `max_tokens` (or `max_completion_tokens`), `stream` and
 /// `stream_options.include_usage`, and, like any backend, leaves the sampling parameters to itself.
-async fn builtin(upstream: &dyn Upstream, body: Value) -> ApiResult<Response> {
+async fn builtin(upstream: &dyn Upstream, body: Value, request_id: String) -> ApiResult<Response> {
     let mut f = Fields::new(body, "")?;
     let model = f.required_string("model")?;
     let messages = f.required("messages")?;
@@ -52,7 +59,8 @@ async fn builtin(upstream: &dyn Upstream, body: Value) -> ApiResult<Response> {
         None => false,
     };
     let parameters = Parameters { max_output_tokens: max_tokens, ..Parameters::default() };
-    let request = ChatRequest { model, messages, parameters };
+    let messages = ChatMessages::of(&messages).map_err(|err| ApiError::internal(err.to_string()))?;
+    let request = ChatRequest { model, messages, parameters, request_id: Some(request_id) };
     let answer =
         Answer { id: new_id("chatcmpl"), created: chrono::Utc::now().timestamp(), model: request.model.clone() };
     if !stream {

@@ -223,7 +223,7 @@ impl From<EngineError> for ApiError {
             EngineError::OutputWithoutCall(_) | EngineError::CallWithoutOutput(_) => {
                 Self::invalid(message).param("input").code("invalid_value")
             }
-            EngineError::TurnAborted(_) => Self::internal(message),
+            EngineError::TurnAborted(_) | EngineError::Context(_) => Self::internal(message),
             EngineError::Store(err) => err.into(),
             EngineError::Upstream(err) => err.into(),
         }

@@ -10,22 +10,24 @@ pub mod input;
 mod list;
 mod lmstudio;
 mod models;
+pub mod request_id;
 mod responses;
 mod sse;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultMakeSpan, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::engine::Engine;
+use crate::telemetry;
 
 /// What every handler shares: the engine.
 #[derive(Clone)]
@@ -33,7 +35,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
 }
 
-/// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics.
+/// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every
+/// request counted and timed, and given an `x-request-id`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/responses", post(responses::create))
@@ -54,18 +57,29 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/chat", post(lmstudio::chat))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
-        // Every log line of a request — also from the turn task it spawns — carries its method and path.
-        .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)))
+        .layer(middleware::from_fn(telemetry::track_http))
+        // Every log line of a request — also from the turn task it spawns — carries its method, path and id.
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
 /// The answer to a successful DELETE: `{id, object:"<kind>.deleted", deleted:true}`.
 fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"id": id, "object": object, "deleted": true}))
+}
+
+/// GET /metrics: every series in the Prometheus text format, the store's gauges read as of now.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let stats = state.engine.store().stats();
+    telemetry::cache_bytes(stats.cache_bytes as u64);
+    telemetry::db_pool(stats.connections, stats.idle_connections);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::render())
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

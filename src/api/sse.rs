@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{TurnEvent, TurnEvents};
+use crate::telemetry::StreamGuard;
 
 /// One event frame: `event: <name>` and a single `data:` line.
 pub fn frame(name: &str, data: &Value) -> Bytes {
@@ -21,10 +22,16 @@ pub fn data_frame(data: &impl Serialize) -> Bytes {
     Bytes::from(format!("data: {json}\n\n"))
 }
 
-/// A `text/event-stream` response whose frames are flushed as they are produced.
+/// A `text/event-stream` response whose frames are flushed as they are produced; it counts as an active stream until
+/// its body is dropped (sent to its end, or its client gone).
 pub fn response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
     use futures::StreamExt;
-    let body = Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+    let guard = StreamGuard::start();
+    let body = Body::from_stream(frames.map(move |frame| {
+        // The body owns the guard: dropping the body ends the count.
+        let _ = &guard;
+        Ok::<_, std::convert::Infallible>(frame)
+    }));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),

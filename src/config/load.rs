@@ -12,8 +12,9 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
-/// orchestrator's service variable, say) and is ignored with a warning.
-const KEYS: [&str; 7] = ["listen", "database_url", "drain_timeout", "database", "limits", "upstream", "upstreams"];
+/// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
+const KEYS: [&str; 8] =
+    ["listen", "database_url", "drain_timeout", "database", "limits", "upstream", "upstreams", "log"];
 
 /// The prefix of every setting's environment variable.
 const PREFIX: &str = "THREADLINE_";
@@ -54,6 +55,18 @@ pub struct Flags {
 /// Loads the configuration from the file the flags name (if any), this process's environment and the flags.
 pub fn load(flags: &Flags) -> anyhow::Result<Config> {
     load_from(flags, std::env::vars())
+}
+
+/// The `THREADLINE_*` variables among `vars` that name no setting, which loading ignores: the caller warns about
+/// them once logging is set up (its format being a setting).
+pub fn unknown_variables(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let unknown = |name: &String| key(name).is_some_and(|key| key != "config" && !is_setting(&key));
+    vars.into_iter().map(|(name, _)| name).filter(unknown).collect()
+}
+
+/// Whether a dotted key is in a top-level setting.
+fn is_setting(key: &str) -> bool {
+    KEYS.contains(&key.split('.').next().unwrap_or_default())
 }
 
 /// Loads the configuration with the given environment variables.
@@ -162,14 +175,7 @@ impl Layer {
             .filter(|(_, value)| !value.is_empty())
             .filter_map(|(name, value)| {
                 let key = key(&name)?;
-                if key == "config" {
-                    return None;
-                }
-                if !KEYS.contains(&key.split('.').next().unwrap_or_default()) {
-                    tracing::warn!(variable = %name, "ignoring an environment variable that names no setting");
-                    return None;
-                }
-                Some((key, env_value(value)))
+                (key != "config" && is_setting(&key)).then(|| (key, env_value(value)))
             })
             .collect();
         let metadata = Metadata::named("the environment").interpolater(|_, keys| variable(&keys.join(".")));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{load, Flags};
+pub use load::{load, unknown_variables, Flags};
 
 /// The whole server configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -30,6 +30,8 @@ pub struct Config {
     pub upstream: DefaultUpstream,
     /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
     pub upstreams: Vec<UpstreamConfig>,
+    /// How the server logs.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             limits: Limits::default(),
             upstream: DefaultUpstream::default(),
             upstreams: Vec::new(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -61,6 +64,19 @@ pub struct DatabaseConfig {
     /// How long to keep retrying an unreachable database at start-up before giving up.
     #[serde(with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// When a SQLite commit waits for the disk: `normal` (a commit survives a crash of the process, not of the
+    /// machine) or `full` (it also survives a power cut, at about a millisecond per commit).
+    pub synchronous: Synchronous,
+    /// Memory for resolved histories kept to answer the next turn without reading the database; 0 turns it off.
+    pub history_cache_bytes: usize,
+}
+
+/// SQLite's `synchronous` setting (WAL mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    Normal,
+    Full,
 }
 
 impl Default for DatabaseConfig {
@@ -70,6 +86,8 @@ impl Default for DatabaseConfig {
             acquire_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             startup_timeout: Duration::from_secs(60),
+            synchronous: Synchronous::Normal,
+            history_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -88,6 +106,23 @@ impl Default for Limits {
     fn default() -> Self {
         Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000 }
     }
+}
+
+/// Logging (to stderr; the `RUST_LOG` variable picks the levels, by default `info,sqlx=warn`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text`, for people, or `json`: one JSON object a line, with the request's span (its `request_id`).
+    pub format: LogFormat,
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The single upstream of `--upstream-url` / `THREADLINE_UPSTREAM_URL`.

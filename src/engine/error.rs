@@ -28,6 +28,9 @@ pub enum EngineError {
     /// A `function_call` is left without an output.
     #[error("No tool output found for function call {0}.")]
     CallWithoutOutput(String),
+    /// A turn's context could not be serialised.
+    #[error("the context could not be built: {0}")]
+    Context(String),
     /// A turn's task stopped without an answer (it panicked).
     #[error("a turn stopped unexpectedly: {0}")]
     TurnAborted(String),

@@ -36,6 +36,8 @@ pub struct TurnRequest {
     pub parameters: Parameters,
     /// The conversation whose items are this turn's history, and which gets its input and output appended.
     pub conversation: Option<String>,
+    /// The client request's id, passed to the upstream request (`x-request-id`).
+    pub request_id: Option<String>,
 }
 
 /// The engine: a store, the upstreams, the turns in flight and the limits.

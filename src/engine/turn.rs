@@ -3,17 +3,19 @@
 //! the client leaves, and a shutdown waits for it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::builder::TurnBuilder;
-use super::context::chat_messages;
+use super::context::{chat_messages, ContextRun};
 use super::events::TurnEvent;
 use super::{Engine, EngineError, EngineResult, TurnRequest};
-use crate::model::{Pieces, Response, ResponseError, ResponseStatus};
-use crate::store::NewTurn;
-use crate::upstream::{estimate_tokens, ChatRequest, DeltaStream, Upstream};
+use crate::model::{Item, Pieces, Response, ResponseError, ResponseStatus};
+use crate::store::{Chain, NewTurn};
+use crate::telemetry;
+use crate::upstream::{ChatRequest, DeltaStream, Upstream};
 
 /// The events of a streamed turn, as they happen.
 pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
@@ -21,8 +23,8 @@ pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
     pub async fn respond(self: &Arc<Self>, request: TurnRequest) -> EngineResult<Response> {
-        let (upstream, chat) = self.prepare(&request).await?;
-        let builder = TurnBuilder::new(&request, estimated_input(&chat));
+        let (upstream, chat, tokens) = self.prepare(&request).await?;
+        let builder = TurnBuilder::new(&request, tokens);
         let engine = self.clone();
         let id = builder.id().to_string();
         let turn = self.tasks.spawn(&id, async move { engine.complete(&request, builder, &*upstream, &chat).await });
@@ -49,9 +51,9 @@ impl Engine {
     /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
     /// receiver is still listening.
     pub async fn respond_stream(self: &Arc<Self>, request: TurnRequest) -> EngineResult<TurnEvents> {
-        let (upstream, chat) = self.prepare(&request).await?;
+        let (upstream, chat, tokens) = self.prepare(&request).await?;
         let deltas = upstream.complete_stream(&chat).await?;
-        let builder = TurnBuilder::new(&request, estimated_input(&chat));
+        let builder = TurnBuilder::new(&request, tokens);
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();
@@ -99,6 +101,7 @@ impl Engine {
     /// Stores a finished turn: the response if `store`, and its input and output in its conversation unless it
     /// failed — all in one transaction.
     async fn save(&self, request: &TurnRequest, response: &Response, pieces: &Pieces) -> EngineResult<()> {
+        telemetry::turn_tokens(response.usage.as_ref());
         let conversation = request.conversation.as_deref().filter(|_| response.status != ResponseStatus::Failed);
         if !request.store && conversation.is_none() {
             return Ok(());
@@ -107,39 +110,70 @@ impl Engine {
         Ok(self.store.save_turn(&request.tenant, turn).await?)
     }
 
-    /// Routes the model, resolves the chain and assembles the upstream request.
-    async fn prepare(&self, request: &TurnRequest) -> EngineResult<(Arc<dyn Upstream>, ChatRequest)> {
+    /// Routes the model, resolves the history and assembles the upstream request; returns its estimated tokens too.
+    async fn prepare(&self, request: &TurnRequest) -> EngineResult<(Arc<dyn Upstream>, ChatRequest, u64)> {
         let upstream = self.upstreams.route(&request.model)?;
-        let tenant = &request.tenant;
-        let history = match (&request.previous_response_id, &request.conversation) {
-            (_, Some(conversation)) => self
-                .store
-                .conversation_items(tenant, conversation)
-                .await?
-                .ok_or_else(|| EngineError::ConversationNotFound(conversation.clone()))?,
-            (Some(id), None) => {
-                let chain = self
-                    .store
-                    .history(tenant, id, self.max_chain_depth)
-                    .await?
-                    .ok_or_else(|| EngineError::PreviousResponseNotFound(id.clone()))?;
-                if chain.status == ResponseStatus::Failed {
-                    return Err(EngineError::PreviousResponseFailed(id.clone()));
-                }
-                chain.items
+        let history = self.history(request).await?;
+        let instructions = request.instructions.as_deref().map(ContextRun::instructions).transpose()?;
+        let conversation;
+        let mut runs: Vec<&ContextRun> = instructions.iter().collect();
+        match &history {
+            History::Conversation(items) => {
+                conversation = ContextRun::new(items)?;
+                runs.push(&conversation);
             }
-            (None, None) => Vec::new(),
-        };
+            History::Chain(chain) => {
+                for turn in chain.tip.chain() {
+                    let run = turn.derived(|items| ContextRun::new(items).map_err(|err| err.to_string()));
+                    match run {
+                        Some(Ok(run)) => runs.push(run),
+                        Some(Err(err)) => return Err(EngineError::Context(err.clone())),
+                        None => return Err(EngineError::Context("a cached turn holds something else".into())),
+                    }
+                }
+            }
+        }
+        let input = ContextRun::new(&request.input)?;
+        runs.push(&input);
+        let (messages, tokens) = chat_messages(&runs)?;
         let chat = ChatRequest {
             model: request.model.clone(),
-            messages: chat_messages(request.instructions.as_deref(), &history, &request.input)?,
+            messages,
             parameters: request.parameters.clone(),
+            request_id: request.request_id.clone(),
         };
-        Ok((upstream, chat))
+        Ok((upstream, chat, tokens))
+    }
+
+    /// The history a turn continues: its conversation's items, or the chain of its previous response.
+    async fn history(&self, request: &TurnRequest) -> EngineResult<History> {
+        let tenant = &request.tenant;
+        let started = Instant::now();
+        let history = match (&request.previous_response_id, &request.conversation) {
+            (_, Some(conversation)) => History::Conversation(
+                self.store
+                    .conversation_items(tenant, conversation)
+                    .await?
+                    .ok_or_else(|| EngineError::ConversationNotFound(conversation.clone()))?,
+            ),
+            (Some(id), None) => {
+                let chain = self.store.history(tenant, id, self.max_chain_depth).await?;
+                let chain = chain.ok_or_else(|| EngineError::PreviousResponseNotFound(id.clone()))?;
+                if chain.status() == ResponseStatus::Failed {
+                    return Err(EngineError::PreviousResponseFailed(id.clone()));
+                }
+                let cache = if chain.cached { "hit" } else { "miss" };
+                telemetry::history_resolved(chain.tip.depth() as usize, started.elapsed().as_secs_f64(), cache);
+                History::Chain(chain)
+            }
+            (None, None) => History::Conversation(Vec::new()),
+        };
+        Ok(history)
     }
 }
 
-/// Input tokens to report when the upstream reports none.
-fn estimated_input(chat: &ChatRequest) -> u64 {
-    chat.messages.iter().map(|m| estimate_tokens(&m.content_text())).sum()
+/// What a turn continues.
+enum History {
+    Conversation(Vec<Item>),
+    Chain(Chain),
 }

@@ -1,13 +1,16 @@
 //! Persistence: the `Store` trait every backend implements, and opening the one a database URL names.
 //!
 //! A stored response is a row with its parent pointer plus its own input and output items; a chain's history is
-//! resolved from those in one query. Every operation is scoped to a tenant; an unknown id is `None` or `false`.
+//! resolved from those in one query, then kept in the history cache. Finished turns go through a writer task that
+//! commits them in groups. Every operation is scoped to a tenant; an unknown id is `None` or `false`.
 
+mod cache;
 mod error;
 mod postgres;
 mod sql;
 mod sql_store;
 mod sqlite;
+mod writer;
 
 use std::sync::Arc;
 
@@ -16,16 +19,39 @@ use async_trait::async_trait;
 use crate::config::DatabaseConfig;
 use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatus};
 
+pub use cache::{CachedTurn, HistoryCache};
 pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// A resolved chain: the status of its last turn and the items of every turn from the root down (input, then
-/// output, per turn).
-#[derive(Clone, Debug, PartialEq)]
+/// A resolved chain: its last turn, which leads to every turn above it.
+#[derive(Clone, Debug)]
 pub struct Chain {
-    pub status: ResponseStatus,
-    pub items: Vec<Item>,
+    pub tip: Arc<CachedTurn>,
+    /// Whether it came from the history cache (else from the database).
+    pub cached: bool,
+}
+
+impl Chain {
+    /// The status of its last turn.
+    pub fn status(&self) -> ResponseStatus {
+        self.tip.status()
+    }
+
+    /// The items of every turn from the root down (input, then output, per turn).
+    pub fn items(&self) -> Vec<&Item> {
+        self.tip.history()
+    }
+}
+
+/// How a store's resources are used, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Bytes of the history cache in use.
+    pub cache_bytes: usize,
+    /// Open database connections, and how many of them are idle.
+    pub connections: u32,
+    pub idle_connections: u32,
 }
 
 /// A finished turn to store.
@@ -129,6 +155,9 @@ pub trait Store: Send + Sync {
 
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// How its resources are used now.
+    fn stats(&self) -> StoreStats;
 }
 
 /// Opens (creating if needed) and migrates the store a database URL names.

@@ -2,22 +2,75 @@
 //! sqlx's advisory lock, so replicas starting together are safe), retried connection at start-up, statement timeout,
 //! and TLS as the URL's `sslmode` and `sslrootcert` ask (rustls; the default `prefer` uses TLS when the server offers
 //! it).
+//!
+//! Every replica keeps a history cache, so a deletion on one must reach all: each delete bumps its tenant's
+//! deletion epoch and announces itself with `NOTIFY` in its own transaction, and a replica serves a chain from its
+//! cache only while it has heard of every deletion its tenant's epoch counts (one cheap query per turn). Otherwise
+//! — a notice still on its way, or the listening connection lost — the chain is read from the database.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Postgres;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::cache::HistoryCache;
 use super::sql_store::sql_store;
+use super::writer::Writer;
 use crate::config::DatabaseConfig;
+
+/// The channel on which deleted responses are announced.
+const FORGET_CHANNEL: &str = "threadline_forget";
 
 /// Conversation storage in a Postgres database.
 pub struct PostgresStore {
     pool: PgPool,
+    writer_pool: Option<PgPool>,
+    writer: Writer,
+    cache: Arc<HistoryCache>,
+    heard: Arc<Mutex<Heard>>,
+    /// Stops the task that listens for deletions when the store goes.
+    _listening: DropGuard,
+}
+
+/// What this replica has heard of deletions: whether it is listening, and each tenant's last deletion epoch.
+#[derive(Debug, Default)]
+struct Heard {
+    listening: bool,
+    epochs: HashMap<String, i64>,
 }
 
 impl PostgresStore {
+    /// One statement, atomic by itself: the responses inserted in a common table expression, the items after.
+    const AT_ONCE: (&'static str, &'static str, &'static str) = ("WITH responses_stored AS (", ") ", "");
+
+    /// Bumps the tenant's deletion epoch and tells every replica (this one included): `epoch id tenant`.
+    const FORGET_NOTICE: Option<&'static str> = Some(
+        "WITH bumped AS (INSERT INTO deletion_epochs (tenant, epoch) VALUES ($1, 1) \
+            ON CONFLICT (tenant) DO UPDATE SET epoch = deletion_epochs.epoch + 1 RETURNING epoch) \
+        SELECT pg_notify('threadline_forget', bumped.epoch || ' ' || $2::text || ' ' || $1::text) FROM bumped",
+    );
+
+    /// Whether this replica has heard of every deletion of `tenant` committed so far.
+    async fn cache_is_current(&self, tenant: &str) -> super::StoreResult<bool> {
+        let heard = {
+            let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+            if !heard.listening {
+                return Ok(false);
+            }
+            heard.epochs.get(tenant).copied().unwrap_or(0)
+        };
+        let (epoch,): (i64,) =
+            sqlx::query_as("SELECT COALESCE((SELECT epoch FROM deletion_epochs WHERE tenant = $1), 0)")
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(epoch <= heard)
+    }
+
     /// Connects to `url` (retrying with backoff while the database is unreachable, up to the start-up timeout)
     /// and migrates it.
     pub async fn open(url: &str, config: &DatabaseConfig) -> anyhow::Result<Self> {
@@ -39,7 +92,86 @@ impl PostgresStore {
             }
         };
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let stop = CancellationToken::new();
+        if config.history_cache_bytes > 0 {
+            let deletions = Deletions { pool: pool.clone(), cache: cache.clone(), heard: heard.clone() };
+            let listener = deletions.connect().await?;
+            tokio::spawn(deletions.listen_until(listener, stop.clone()));
+        }
+        let writes = pool.clone();
+        let writer = Writer::spawn(Box::new(move |turns| {
+            let writes = writes.clone();
+            Box::pin(async move { Self::write_turns(&writes, turns).await })
+        }));
+        Ok(Self { pool, writer_pool: None, writer, cache, heard, _listening: stop.drop_guard() })
+    }
+}
+
+/// The task that hears of deletions and drops the deleted responses from the cache.
+struct Deletions {
+    pool: PgPool,
+    cache: Arc<HistoryCache>,
+    heard: Arc<Mutex<Heard>>,
+}
+
+impl Deletions {
+    fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        self.heard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hears of deletions on `listener` until `stop`, reconnecting (a second later) whenever the connection is lost.
+    async fn listen_until(self, mut listener: PgListener, stop: CancellationToken) {
+        loop {
+            let lost = tokio::select! {
+                () = stop.cancelled() => return,
+                lost = self.receive(&mut listener) => lost,
+            };
+            self.heard().listening = false;
+            tracing::warn!(error = %lost, "not hearing of deletions; the history cache is bypassed until reconnected");
+            listener = loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                match self.connect().await {
+                    Ok(listener) => break listener,
+                    Err(err) => tracing::warn!(error = %err, "cannot listen for deletions yet"),
+                }
+            };
+        }
+    }
+
+    /// Starts listening, then reads every tenant's epoch and starts the cache afresh: deletions may have been
+    /// missed while it was not listening.
+    async fn connect(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(FORGET_CHANNEL).await?;
+        let epochs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant, epoch FROM deletion_epochs").fetch_all(&self.pool).await?;
+        self.cache.clear();
+        *self.heard() = Heard { listening: true, epochs: epochs.into_iter().collect() };
+        Ok(listener)
+    }
+
+    /// Drops each deleted response it hears of from the cache; returns why it stopped hearing.
+    async fn receive(&self, listener: &mut PgListener) -> sqlx::Error {
+        loop {
+            let notice = match listener.try_recv().await {
+                Ok(Some(notice)) => notice,
+                Ok(None) => return sqlx::Error::Protocol("the listening connection was lost".into()),
+                Err(err) => return err,
+            };
+            let mut fields = notice.payload().splitn(3, ' ');
+            let (Some(epoch), Some(id), Some(tenant)) = (fields.next(), fields.next(), fields.next()) else { continue };
+            self.cache.remove(tenant, id);
+            if let Ok(epoch) = epoch.parse::<i64>() {
+                let mut heard = self.heard();
+                let known = heard.epochs.entry(tenant.to_string()).or_default();
+                *known = (*known).max(epoch);
+            }
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::{Chain, ItemList, Order, Page, PageRequest, StoreError, StoreResult};
+use super::cache::{HistoryCache, TurnEntry};
+use super::{Chain, ItemList, NewTurn, Order, Page, PageRequest, StoreError, StoreResult};
 use crate::model::{Conversation, Item, Pieces, Response, ResponseStatus};
 
 pub const INPUT: i64 = 0;
@@ -14,8 +15,10 @@ pub const OUTPUT: i64 = 1;
 /// Items per multi-row INSERT, well below both databases' bound-parameter limits.
 pub const ITEMS_PER_INSERT: usize = 1000;
 
-pub const INSERT_RESPONSE: &str = "INSERT INTO responses \
-    (id, tenant, previous_response_id, status, created_at, body, pieces) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const INSERT_RESPONSES: &str =
+    "INSERT INTO responses (id, tenant, previous_response_id, status, created_at, body, pieces) ";
+/// Responses per multi-row INSERT.
+pub const RESPONSES_PER_INSERT: usize = 500;
 
 pub const INSERT_ITEMS: &str = "INSERT INTO items (tenant, response_id, direction, position, item_id, body) ";
 
@@ -25,15 +28,15 @@ pub const SELECT_RESPONSE: &str = "SELECT r.body, r.pieces, i.body FROM response
     WHERE r.tenant = $1 AND r.id = $2 AND r.deleted_at IS NULL ORDER BY i.position";
 
 /// The chain ending at `$2`, deepest ancestor first, each turn's input then output items.
-pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, depth) AS ( \
-        SELECT id, previous_response_id, status, CAST(0 AS BIGINT) FROM responses \
+pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, deleted_at, depth) AS ( \
+        SELECT id, previous_response_id, status, deleted_at, CAST(0 AS BIGINT) FROM responses \
         WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL \
         UNION ALL \
-        SELECT r.id, r.previous_response_id, r.status, c.depth + 1 FROM responses r \
+        SELECT r.id, r.previous_response_id, r.status, r.deleted_at, c.depth + 1 FROM responses r \
         JOIN chain c ON r.id = c.parent \
         WHERE r.tenant = $1 AND c.depth + 1 < $3 \
     ) \
-    SELECT c.depth, c.parent, c.status, i.body FROM chain c \
+    SELECT c.depth, c.id, c.parent, c.status, c.deleted_at, i.body FROM chain c \
     LEFT JOIN items i ON i.response_id = c.id AND i.tenant = $1 \
     ORDER BY c.depth DESC, i.direction, i.position";
 
@@ -193,8 +196,8 @@ pub fn page(rows: &[(String,)], limit: u32) -> StoreResult<Page> {
 /// A row of `SELECT_RESPONSE`.
 pub type ResponseRow = (Option<String>, Option<String>, Option<String>);
 
-/// A row of `SELECT_HISTORY`.
-pub type HistoryRow = (i64, Option<String>, String, Option<String>);
+/// A row of `SELECT_HISTORY`: depth, id, parent id, status, deleted at, item JSON.
+pub type HistoryRow = (i64, String, Option<String>, String, Option<i64>, Option<String>);
 
 /// The response body to store: the Response JSON without `output` (its items are rows of their own).
 pub fn response_body(response: &Response) -> StoreResult<String> {
@@ -205,22 +208,70 @@ pub fn response_body(response: &Response) -> StoreResult<String> {
     Ok(body.to_string())
 }
 
-/// The item rows of a turn: `(direction, position, item id, JSON)`.
-pub fn item_rows(response: &Response, input: &[Item]) -> StoreResult<Vec<(i64, i64, String, String)>> {
-    let input = input.iter().enumerate().map(|(i, item)| (INPUT, i, item));
-    let output = response.output.iter().enumerate().map(|(i, item)| (OUTPUT, i, item));
-    input
-        .chain(output)
-        .map(|(direction, position, item)| {
-            Ok((direction, position as i64, item.id().to_string(), serde_json::to_string(item)?))
-        })
-        .collect()
+/// A stored item's row: `(id, JSON)`.
+pub type ItemRow = (String, String);
+
+/// The rows of items, serialised once for every table they go to.
+pub fn item_rows(items: &[Item]) -> StoreResult<Vec<ItemRow>> {
+    items.iter().map(|item| Ok((item.id().to_string(), serde_json::to_string(item)?))).collect()
 }
 
-/// The conversation item rows of an append starting at position `start`: `(position, item id, JSON)`.
-pub fn conversation_item_rows(items: &[Item], start: i64) -> StoreResult<Vec<(i64, String, String)>> {
-    let rows = items.iter().enumerate();
-    rows.map(|(i, item)| Ok((start + i as i64, item.id().to_string(), serde_json::to_string(item)?))).collect()
+/// An item row of a stored response: `(tenant, response id, direction, position, (item id, JSON))`.
+pub type ResponseItem<'a> = (&'a str, &'a str, i64, i64, &'a ItemRow);
+
+/// A response row to insert: `(id, previous id, status, created at, body, pieces)`.
+pub type ResponseInsert = (String, Option<String>, &'static str, i64, String, String);
+
+/// A finished turn as rows, ready for the writer: built (and serialised) by the request's own task.
+#[derive(Debug)]
+pub struct TurnRows {
+    pub tenant: String,
+    /// The response's row, when the response itself is stored.
+    pub response: Option<ResponseInsert>,
+    /// How many of `items` are input; the rest are output.
+    pub inputs: usize,
+    pub items: Vec<ItemRow>,
+    /// The conversation the items are appended to.
+    pub conversation: Option<String>,
+}
+
+impl TurnRows {
+    pub fn new(tenant: &str, turn: &NewTurn<'_>) -> StoreResult<Self> {
+        let response = turn.response;
+        let row = match turn.store_response {
+            true => Some((
+                response.id.clone(),
+                response.previous_response_id.clone(),
+                response.status.as_str(),
+                response.created_at,
+                response_body(response)?,
+                serde_json::to_string(turn.pieces)?,
+            )),
+            false => None,
+        };
+        Ok(Self {
+            tenant: tenant.to_string(),
+            response: row,
+            inputs: turn.input.len(),
+            items: item_rows(turn.input)?.into_iter().chain(item_rows(&response.output)?).collect(),
+            conversation: turn.conversation.map(str::to_string),
+        })
+    }
+
+    /// The item rows of the stored response.
+    pub fn response_items(&self) -> impl Iterator<Item = ResponseItem<'_>> {
+        let id = self.response.as_ref().map(|(id, ..)| id.as_str());
+        let rows = id.into_iter().flat_map(|id| self.items.iter().enumerate().map(move |(i, row)| (id, i, row)));
+        rows.map(|(id, i, row)| match i.checked_sub(self.inputs) {
+            None => (self.tenant.as_str(), id, INPUT, i as i64, row),
+            Some(output) => (self.tenant.as_str(), id, OUTPUT, output as i64, row),
+        })
+    }
+
+    /// What the items weigh in the history cache.
+    pub fn json_bytes(&self) -> usize {
+        self.items.iter().map(|(_, json)| json.len()).sum()
+    }
 }
 
 /// The stored response from the rows of `SELECT_RESPONSE`; `None` when there are none.
@@ -238,18 +289,37 @@ pub fn assemble_response(rows: &[ResponseRow]) -> StoreResult<Option<(Response, 
     Ok(Some((serde_json::from_value(body)?, pieces)))
 }
 
-/// The chain from the rows of `SELECT_HISTORY`; `None` when there are none; `ChainTooDeep` when it was cut at
-/// `max_depth`.
-pub fn assemble_chain(id: &str, rows: &[HistoryRow], max_depth: u32) -> StoreResult<Option<Chain>> {
-    let Some((depth, parent, _, _)) = rows.first() else {
+/// The chain from the rows of `SELECT_HISTORY` (read after the cache's `epoch`), its turns cached as they are
+/// built; `None` when there are no rows; `ChainTooDeep` when it was cut at `max_depth`.
+pub fn assemble_chain(
+    tenant: &str,
+    rows: &[HistoryRow],
+    max_depth: u32,
+    cache: &HistoryCache,
+    epoch: u64,
+) -> StoreResult<Option<Chain>> {
+    let Some((depth, _, parent, ..)) = rows.first() else {
         return Ok(None);
     };
     if depth + 1 >= i64::from(max_depth) && parent.is_some() {
         return Err(StoreError::ChainTooDeep(max_depth));
     }
-    let last = rows.last().map(|(_, _, status, _)| status.as_str()).unwrap_or_default();
-    let status = ResponseStatus::parse(last)
-        .ok_or_else(|| StoreError::Corrupt(format!("response {id} has an unknown status '{last}'")))?;
-    let items = rows.iter().filter_map(|(_, _, _, item)| item.as_deref()).map(serde_json::from_str);
-    Ok(Some(Chain { status, items: items.collect::<Result<_, _>>()? }))
+    let mut tip = None;
+    for turn in rows.chunk_by(|a, b| a.0 == b.0) {
+        let (_, id, _, status, deleted_at, _) = &turn[0];
+        let status = ResponseStatus::parse(status)
+            .ok_or_else(|| StoreError::Corrupt(format!("response {id} has an unknown status '{status}'")))?;
+        let bodies: Vec<&str> = turn.iter().filter_map(|row| row.5.as_deref()).collect();
+        let items = bodies.iter().map(|body| serde_json::from_str(body)).collect::<Result<_, _>>()?;
+        let entry = TurnEntry {
+            tenant: tenant.to_string(),
+            id: id.clone(),
+            status,
+            items,
+            json_bytes: bodies.iter().map(|body| body.len()).sum(),
+            deleted: deleted_at.is_some(),
+        };
+        tip = Some(cache.insert(tip, entry, epoch));
+    }
+    Ok(tip.map(|tip| Chain { tip, cached: false }))
 }

@@ -2,63 +2,167 @@
 //! sqlx's executor bounds cannot be written once for both. Each method runs its statements from `sql.rs` and hands
 //! the rows to that module's plain functions.
 
-/// Implements `Store` for a struct with a field `pool: Pool<$db>`.
+/// Implements `Store` for a struct with fields `pool: Pool<$db>`, `writer_pool: Option<Pool<$db>>` (a pool of its
+/// own for writes, else they use `pool`), `writer: Writer` (group commit of turns, over that pool) and `cache:
+/// Arc<HistoryCache>`; constants `AT_ONCE` (what goes before, between and after the INSERTs of responses and of their
+/// items to make one atomic statement of them) and `FORGET_NOTICE` (the statement, if any, that tells other replicas
+/// a response was deleted); and a method `cache_is_current(tenant)`: whether the cache has heard of every deletion of
+/// that tenant committed so far.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Inserts a response row and its items within a transaction.
-            async fn insert_response(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                tenant: &str,
-                turn: $crate::store::NewTurn<'_>,
-            ) -> $crate::store::StoreResult<()> {
+            /// The pool that writes go through.
+            fn writes(&self) -> &sqlx::Pool<$db> {
+                self.writer_pool.as_ref().unwrap_or(&self.pool)
+            }
+
+            /// Writes a batch of turns (the writer's `WriteBatch`): all in one transaction, or — when that fails —
+            /// each in its own, so that one turn's failure fails that turn only.
+            async fn write_turns(
+                pool: &sqlx::Pool<$db>,
+                turns: &[$crate::store::sql::TurnRows],
+            ) -> Vec<$crate::store::StoreResult<()>> {
+                match Self::write_batch(pool, turns).await {
+                    Ok(results) => results,
+                    Err(err) if turns.len() == 1 => vec![Err(err)],
+                    Err(_) => {
+                        let mut results = Vec::with_capacity(turns.len());
+                        for turn in turns {
+                            let result = Self::write_batch(pool, std::slice::from_ref(turn)).await;
+                            results.push(result.and_then(|mut result| result.pop().unwrap_or(Ok(()))));
+                        }
+                        results
+                    }
+                }
+            }
+
+            /// Writes turns in one transaction: each appended to its conversation (under a savepoint; a turn whose
+            /// conversation is gone gets `ConversationNotFound` and stores nothing), then the stored responses
+            /// and their items in multi-row INSERTs. Turns with no conversation that fit one statement are written
+            /// in one round trip (`AT_ONCE`).
+            async fn write_batch(
+                pool: &sqlx::Pool<$db>,
+                turns: &[$crate::store::sql::TurnRows],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoreResult<()>>> {
+                use sqlx::Acquire;
                 use $crate::store::sql;
-                let response = turn.response;
-                sqlx::query(sql::INSERT_RESPONSE)
-                    .bind(&response.id)
-                    .bind(tenant)
-                    .bind(&response.previous_response_id)
-                    .bind(response.status.as_str())
-                    .bind(response.created_at)
-                    .bind(sql::response_body(response)?)
-                    .bind(serde_json::to_string(turn.pieces)?)
-                    .execute(&mut **tx)
-                    .await?;
-                let rows = sql::item_rows(response, turn.input)?;
-                for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_ITEMS);
-                    insert.push_values(chunk, |mut row, (direction, position, item_id, body)| {
-                        row.push_bind(tenant).push_bind(&response.id).push_bind(*direction);
-                        row.push_bind(*position).push_bind(item_id).push_bind(body);
+                let items = || turns.iter().flat_map(sql::TurnRows::response_items);
+                if turns.iter().all(|turn| turn.conversation.is_none() && turn.response.is_some())
+                    && turns.len() <= sql::RESPONSES_PER_INSERT
+                    && (1..=sql::ITEMS_PER_INSERT).contains(&items().count())
+                {
+                    let turns: Vec<&sql::TurnRows> = turns.iter().collect();
+                    Self::insert_at_once(pool, &turns, &items().collect::<Vec<_>>()).await?;
+                    return Ok(turns.iter().map(|_| Ok(())).collect());
+                }
+                let mut tx = pool.begin().await?;
+                let mut results = Vec::with_capacity(turns.len());
+                for turn in turns {
+                    let Some(conversation) = &turn.conversation else {
+                        results.push(Ok(()));
+                        continue;
+                    };
+                    let mut savepoint = tx.begin().await?;
+                    let appended = Self::append_items(&mut savepoint, &turn.tenant, conversation, &turn.items).await;
+                    results.push(match appended {
+                        Ok(true) => savepoint.commit().await.map_err(Into::into),
+                        Ok(false) => {
+                            savepoint.rollback().await?;
+                            Err($crate::store::StoreError::ConversationNotFound(conversation.clone()))
+                        }
+                        Err(err) => {
+                            savepoint.rollback().await?;
+                            Err(err)
+                        }
                     });
-                    insert.build().execute(&mut **tx).await?;
+                }
+                let stored =
+                    turns.iter().zip(&results).filter(|(turn, result)| result.is_ok() && turn.response.is_some());
+                let stored: Vec<&sql::TurnRows> = stored.map(|(turn, _)| turn).collect();
+                for chunk in stored.chunks(sql::RESPONSES_PER_INSERT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    Self::push_responses(&mut query, chunk);
+                    query.build().execute(&mut *tx).await?;
+                }
+                let items: Vec<_> = stored.iter().flat_map(|turn| turn.response_items()).collect();
+                for chunk in items.chunks(sql::ITEMS_PER_INSERT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    Self::push_items(&mut query, chunk);
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            /// Inserts responses and their items in one atomic statement: one round trip.
+            async fn insert_at_once(
+                pool: &sqlx::Pool<$db>,
+                turns: &[&$crate::store::sql::TurnRows],
+                items: &[$crate::store::sql::ResponseItem<'_>],
+            ) -> $crate::store::StoreResult<()> {
+                let (begin, between, end) = Self::AT_ONCE;
+                let mut query = sqlx::QueryBuilder::<$db>::new(begin);
+                Self::push_responses(&mut query, turns);
+                query.push(between);
+                Self::push_items(&mut query, items);
+                query.push(end);
+                let mut connection = pool.acquire().await?;
+                if let Err(err) = query.build().execute(&mut *connection).await {
+                    // A transaction the statements began may still be open on this connection.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+                    return Err(err.into());
                 }
                 Ok(())
             }
 
+            /// Adds the multi-row INSERT of these turns' responses to `query`.
+            fn push_responses<'a>(query: &mut sqlx::QueryBuilder<'a, $db>, turns: &[&'a $crate::store::sql::TurnRows]) {
+                query.push($crate::store::sql::INSERT_RESPONSES);
+                query.push_values(turns, |mut row, turn| {
+                    if let Some((id, previous, status, created_at, body, pieces)) = &turn.response {
+                        row.push_bind(id).push_bind(&turn.tenant).push_bind(previous).push_bind(*status);
+                        row.push_bind(*created_at).push_bind(body).push_bind(pieces);
+                    }
+                });
+            }
+
+            /// Adds the multi-row INSERT of these response items, each with its tenant, to `query`.
+            fn push_items<'a>(query: &mut sqlx::QueryBuilder<'a, $db>, items: &[$crate::store::sql::ResponseItem<'a>]) {
+                query.push($crate::store::sql::INSERT_ITEMS);
+                query.push_values(items, |mut row, (tenant, response_id, direction, position, (item_id, body))| {
+                    row.push_bind(*tenant).push_bind(*response_id).push_bind(*direction);
+                    row.push_bind(*position).push_bind(item_id).push_bind(body);
+                });
+            }
+
             /// Erases an object in one transaction: `mark` turns its row into a tombstone (binding the time, tenant
-            /// and id), `erase_items` deletes its items (binding tenant and id). False if it was not there.
+            /// and id), `erase_items` deletes its items (binding tenant and id), and `notice` (binding tenant and id)
+            /// tells the other replicas. False if it was not there.
             async fn tombstone(
                 &self,
                 mark: &str,
                 erase_items: &str,
                 tenant: &str,
                 id: &str,
+                notice: Option<&str>,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writes().begin().await?;
                 let now = chrono::Utc::now().timestamp();
                 let marked = sqlx::query(mark).bind(now).bind(tenant).bind(id).execute(&mut *tx).await?;
                 sqlx::query(erase_items).bind(tenant).bind(id).execute(&mut *tx).await?;
+                if let Some(notice) = notice.filter(|_| marked.rows_affected() > 0) {
+                    sqlx::query(notice).bind(tenant).bind(id).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(marked.rows_affected() > 0)
             }
 
-            /// Appends items to a conversation within a transaction; false if the conversation is gone.
+            /// Appends items (as rows) to a conversation within a transaction; false if the conversation is gone.
             async fn append_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 tenant: &str,
                 id: &str,
-                items: &[$crate::model::Item],
+                items: &[$crate::store::sql::ItemRow],
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
                 let reserved: Option<(i64,)> = sqlx::query_as(sql::RESERVE_POSITIONS)
@@ -68,10 +172,10 @@ macro_rules! sql_store {
                     .fetch_optional(&mut **tx)
                     .await?;
                 let Some((end,)) = reserved else { return Ok(false) };
-                let rows = sql::conversation_item_rows(items, end - items.len() as i64)?;
+                let rows: Vec<_> = (end - items.len() as i64..).zip(items).collect();
                 for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_CONVERSATION_ITEMS);
-                    insert.push_values(chunk, |mut row, (position, item_id, body)| {
+                    insert.push_values(chunk, |mut row, (position, (item_id, body))| {
                         row.push_bind(tenant).push_bind(id).push_bind(*position).push_bind(item_id).push_bind(body);
                     });
                     insert.build().execute(&mut **tx).await.map_err(sql::duplicate_item)?;
@@ -95,17 +199,11 @@ macro_rules! sql_store {
                 tenant: &str,
                 turn: $crate::store::NewTurn<'_>,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                if let Some(conversation) = turn.conversation {
-                    let items: Vec<_> = turn.input.iter().chain(&turn.response.output).cloned().collect();
-                    if !Self::append_items(&mut tx, tenant, conversation, &items).await? {
-                        return Err($crate::store::StoreError::ConversationNotFound(conversation.to_string()));
-                    }
-                }
-                if turn.store_response {
-                    Self::insert_response(&mut tx, tenant, turn).await?;
-                }
-                tx.commit().await?;
+                use $crate::store::sql;
+                let rows = sql::TurnRows::new(tenant, &turn)?;
+                let json_bytes = rows.json_bytes();
+                self.writer.write(rows).await?;
+                self.cache.add(tenant, &turn, json_bytes);
                 Ok(())
             }
 
@@ -125,13 +223,22 @@ macro_rules! sql_store {
                 max_depth: u32,
             ) -> $crate::store::StoreResult<Option<$crate::store::Chain>> {
                 use $crate::store::sql;
+                let epoch = self.cache.epoch();
+                if let Some(tip) = self.cache.get(tenant, id) {
+                    if self.cache_is_current(tenant).await? {
+                        if tip.depth() > max_depth {
+                            return Err($crate::store::StoreError::ChainTooDeep(max_depth));
+                        }
+                        return Ok(Some($crate::store::Chain { tip, cached: true }));
+                    }
+                }
                 let rows: Vec<sql::HistoryRow> = sqlx::query_as(sql::SELECT_HISTORY)
                     .bind(tenant)
                     .bind(id)
                     .bind(i64::from(max_depth))
                     .fetch_all(&self.pool)
                     .await?;
-                sql::assemble_chain(id, &rows, max_depth)
+                sql::assemble_chain(tenant, &rows, max_depth, &self.cache, epoch)
             }
 
             async fn items_page(
@@ -157,7 +264,10 @@ macro_rules! sql_store {
 
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                self.tombstone(sql::DELETE_RESPONSE, sql::DELETE_ITEMS, tenant, id).await
+                let notice = Self::FORGET_NOTICE;
+                let deleted = self.tombstone(sql::DELETE_RESPONSE, sql::DELETE_ITEMS, tenant, id, notice).await?;
+                self.cache.remove(tenant, id);
+                Ok(deleted)
             }
 
             async fn create_conversation(
@@ -167,7 +277,8 @@ macro_rules! sql_store {
                 items: &[$crate::model::Item],
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
+                let rows = sql::item_rows(items)?;
+                let mut tx = self.writes().begin().await?;
                 sqlx::query(sql::INSERT_CONVERSATION)
                     .bind(&conversation.id)
                     .bind(tenant)
@@ -175,7 +286,7 @@ macro_rules! sql_store {
                     .bind(serde_json::to_string(&conversation.metadata)?)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_items(&mut tx, tenant, &conversation.id, items).await?;
+                Self::append_items(&mut tx, tenant, &conversation.id, &rows).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -196,7 +307,7 @@ macro_rules! sql_store {
                 metadata: &$crate::model::Metadata,
             ) -> $crate::store::StoreResult<Option<$crate::model::Conversation>> {
                 use $crate::store::sql;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writes().begin().await?;
                 let metadata = serde_json::to_string(metadata)?;
                 sqlx::query(sql::UPDATE_CONVERSATION).bind(metadata).bind(tenant).bind(id).execute(&mut *tx).await?;
                 let row =
@@ -207,7 +318,7 @@ macro_rules! sql_store {
 
             async fn delete_conversation(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                self.tombstone(sql::DELETE_CONVERSATION, sql::DELETE_CONVERSATION_ITEMS, tenant, id).await
+                self.tombstone(sql::DELETE_CONVERSATION, sql::DELETE_CONVERSATION_ITEMS, tenant, id, None).await
             }
 
             async fn add_conversation_items(
@@ -216,8 +327,9 @@ macro_rules! sql_store {
                 id: &str,
                 items: &[$crate::model::Item],
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let added = Self::append_items(&mut tx, tenant, id, items).await?;
+                let rows = $crate::store::sql::item_rows(items)?;
+                let mut tx = self.writes().begin().await?;
+                let added = Self::append_items(&mut tx, tenant, id, &rows).await?;
                 tx.commit().await?;
                 Ok(added)
             }
@@ -257,12 +369,21 @@ macro_rules! sql_store {
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
                 let query = sqlx::query(sql::DELETE_CONVERSATION_ITEM).bind(tenant).bind(id).bind(item_id);
-                Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+                Ok(query.execute(self.writes()).await?.rows_affected() > 0)
             }
 
             async fn ping(&self) -> $crate::store::StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn stats(&self) -> $crate::store::StoreStats {
+                let pools: Vec<_> = std::iter::once(&self.pool).chain(&self.writer_pool).collect();
+                $crate::store::StoreStats {
+                    cache_bytes: self.cache.bytes(),
+                    connections: pools.iter().map(|pool| pool.size()).sum(),
+                    idle_connections: pools.iter().map(|pool| pool.num_idle() as u32).sum(),
+                }
             }
         }
     };

@@ -1,38 +1,74 @@
-//! The SQLite store: one file, WAL mode, migrations from `migrations/sqlite` applied at open.
+//! The SQLite store: one file in WAL mode, migrations from `migrations/sqlite` applied at open. SQLite allows one
+//! writer at a time, so writes go through a pool of one connection (turns grouped by the writer task) and reads
+//! through a pool of their own, which WAL lets run beside the writer. One process owns the file.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Sqlite;
 
+use super::cache::HistoryCache;
 use super::sql_store::sql_store;
-use crate::config::DatabaseConfig;
+use super::writer::Writer;
+use crate::config::{DatabaseConfig, Synchronous};
 
 /// Conversation storage in one SQLite database.
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer_pool: Option<SqlitePool>,
+    writer: Writer,
+    cache: Arc<HistoryCache>,
 }
 
 impl SqliteStore {
+    /// Statements that run together, in one transaction, in one call.
+    const AT_ONCE: (&'static str, &'static str, &'static str) = ("BEGIN IMMEDIATE; ", "; ", "; COMMIT");
+
+    /// Deleting a response concerns this process only.
+    const FORGET_NOTICE: Option<&'static str> = None;
+
+    /// The cache hears of every deletion at once: they all happen in this process.
+    #[allow(clippy::unused_async)]
+    async fn cache_is_current(&self, _tenant: &str) -> super::StoreResult<bool> {
+        Ok(true)
+    }
+
     /// Opens the database at `url` (`sqlite://PATH`, created if missing, or `sqlite::memory:`) and migrates it.
     pub async fn open(url: &str, config: &DatabaseConfig) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match config.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
             .foreign_keys(true)
             .busy_timeout(config.statement_timeout);
+        // A connection to a local file does not go stale: no ping before each use.
+        let pool_options =
+            || SqlitePoolOptions::new().acquire_timeout(config.acquire_timeout).test_before_acquire(false);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = if in_memory {
+        let (pool, writer_pool) = if in_memory {
             // One connection holds the whole in-memory database; it must never be closed.
-            SqlitePoolOptions::new().max_connections(1).idle_timeout(None).max_lifetime(None)
+            let pool = pool_options().max_connections(1).idle_timeout(None).max_lifetime(None);
+            (pool.connect_with(options).await?, None)
         } else {
-            SqlitePoolOptions::new().max_connections(config.max_connections)
+            let writer_pool = pool_options().max_connections(1).connect_with(options.clone()).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&writer_pool).await?;
+            let readers = pool_options().max_connections(config.max_connections.saturating_sub(1).max(1));
+            (readers.connect_with(options.read_only(true)).await?, Some(writer_pool))
+        };
+        if writer_pool.is_none() {
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         }
-        .acquire_timeout(config.acquire_timeout)
-        .connect_with(options)
-        .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let writes = writer_pool.clone().unwrap_or_else(|| pool.clone());
+        let writer = Writer::spawn(Box::new(move |turns| {
+            let writes = writes.clone();
+            Box::pin(async move { Self::write_turns(&writes, turns).await })
+        }));
+        let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
+        Ok(Self { pool, writer_pool, writer, cache })
     }
 }
 

@@ -26,15 +26,23 @@ impl ChatCompletions {
         Ok(Self { http: HttpBackend::new(config)? })
     }
 
-    /// Forwards a Chat Completions request body unchanged and returns the backend's answer.
-    pub async fn forward(&self, body: &Value) -> UpstreamResult<Value> {
-        let response = self.http.post("/chat/completions", body).await?;
+    /// The JSON body of a completion request.
+    fn request_json(&self, request: &ChatRequest, stream: bool) -> UpstreamResult<Vec<u8>> {
+        let body = request_body(request, stream);
+        request.messages.request_json(&body).map_err(|err| self.http.bad_request(&err))
+    }
+
+    /// Forwards a Chat Completions request body unchanged (with the client's request id) and returns the backend's
+    /// answer.
+    pub async fn forward(&self, body: &Value, request_id: Option<&str>) -> UpstreamResult<Value> {
+        let response = self.http.post("/chat/completions", body, request_id).await?;
         self.http.json(response).await
     }
 
-    /// Forwards a streaming Chat Completions request body unchanged and passes the answer's bytes through.
-    pub async fn forward_stream(&self, body: &Value) -> UpstreamResult<ByteStream> {
-        Ok(HttpBackend::bytes(self.http.post("/chat/completions", body).await?))
+    /// Forwards a streaming Chat Completions request body unchanged (with the client's request id) and passes the
+    /// answer's bytes through.
+    pub async fn forward_stream(&self, body: &Value, request_id: Option<&str>) -> UpstreamResult<ByteStream> {
+        Ok(HttpBackend::bytes(self.http.post("/chat/completions", body, request_id).await?))
     }
 }
 
@@ -45,7 +53,8 @@ impl Upstream for ChatCompletions {
     }
 
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
-        let response = self.http.post("/chat/completions", &request_body(request, false)).await?;
+        let body = self.request_json(request, false)?;
+        let response = self.http.post_json("/chat/completions", body, request.request_id.as_deref()).await?;
         let answer: ChatCompletion = self.http.json(response).await?;
         let choice = answer.choices.into_iter().next().ok_or_else(|| self.http.bad_answer("no choices"))?;
         let message = choice.message;
@@ -67,7 +76,8 @@ impl Upstream for ChatCompletions {
     }
 
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
-        let response = self.http.post("/chat/completions", &request_body(request, true)).await?;
+        let body = self.request_json(request, true)?;
+        let response = self.http.post_json("/chat/completions", body, request.request_id.as_deref()).await?;
         Ok(deltas(self.http.name.clone(), response.bytes_stream()))
     }
 
@@ -95,7 +105,6 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
     });
     RequestBody {
         model: &request.model,
-        messages: &request.messages,
         temperature: p.temperature,
         top_p: p.top_p,
         max_tokens: p.max_output_tokens,

@@ -6,7 +6,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{
     estimate_tokens, ChatRequest, ChatRole, Completion, Delta, DeltaStream, FinishReason, ModelInfo, TokenCounts,
-    Upstream, UpstreamResult,
+    Upstream, UpstreamError, UpstreamResult,
 };
 
 /// The echo backend.
@@ -60,7 +60,11 @@ impl Upstream for Echo {
     }
 
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
-        let texts: Vec<(ChatRole, String)> = request.messages.iter().map(|m| (m.role, m.content_text())).collect();
+        let messages = request.messages.parsed().map_err(|err| UpstreamError::BadAnswer {
+            upstream: self.name.clone(),
+            what: format!("a context it cannot read ({err})"),
+        })?;
+        let texts: Vec<(ChatRole, String)> = messages.iter().map(|m| (m.role, m.content_text())).collect();
         Ok(reply(texts.iter().map(|(role, text)| (*role, text.as_str())), request.parameters.max_output_tokens))
     }
 

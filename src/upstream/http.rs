@@ -1,7 +1,8 @@
 //! The HTTP side of one backend: its connection pool (a `reqwest::Client` with the configured timeouts), its key,
-//! and the mapping of every transport failure and non-2xx answer to an `UpstreamError`.
+//! the client's request id passed on, the mapping of every transport failure and non-2xx answer to an
+//! `UpstreamError`, and the metrics of every request.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -11,6 +12,7 @@ use serde::Serialize;
 use super::wire::{ErrorDetail, ErrorEnvelope};
 use super::{UpstreamError, UpstreamResult};
 use crate::config::{Secret, UpstreamConfig};
+use crate::telemetry;
 
 /// Raw bytes of a streamed answer, passed through as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -29,6 +31,7 @@ impl HttpBackend {
     pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
         let client =
             reqwest::Client::builder().connect_timeout(config.connect_timeout).timeout(config.timeout).build()?;
+        telemetry::upstream_configured(&config.name);
         Ok(Self {
             name: config.name.clone(),
             base_url: config.base_url.as_deref().unwrap_or_default().trim_end_matches('/').to_string(),
@@ -39,9 +42,30 @@ impl HttpBackend {
         })
     }
 
-    /// `POST {base_url}{path}` with a JSON body; the 2xx answer, its body unread.
-    pub async fn post<T: Serialize + ?Sized>(&self, path: &str, body: &T) -> UpstreamResult<reqwest::Response> {
-        self.send(self.client.post(format!("{}{path}", self.base_url)).json(body)).await
+    /// `POST {base_url}{path}` with a JSON body and the client's request id; the 2xx answer, its body unread.
+    pub async fn post<T: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+        request_id: Option<&str>,
+    ) -> UpstreamResult<reqwest::Response> {
+        let body = serde_json::to_vec(body).map_err(|err| self.bad_request(&err))?;
+        self.post_json(path, body, request_id).await
+    }
+
+    /// `POST {base_url}{path}` with a body that is JSON already; the 2xx answer, its body unread.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        request_id: Option<&str>,
+    ) -> UpstreamResult<reqwest::Response> {
+        let request = self.client.post(format!("{}{path}", self.base_url));
+        let mut request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        self.send(request).await
     }
 
     /// `GET {base_url}{path}`, waiting at most `timeout` (or the upstream's own, if shorter).
@@ -50,10 +74,17 @@ impl HttpBackend {
         self.send(request).await
     }
 
-    /// The JSON body of an answer.
+    /// The JSON body of an answer (a failure counts once more in the metrics, under its error class).
     pub async fn json<T: DeserializeOwned>(&self, response: reqwest::Response) -> UpstreamResult<T> {
-        let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
-        serde_json::from_slice(&body).map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})")))
+        let parsed = match response.bytes().await {
+            Ok(body) => serde_json::from_slice(&body)
+                .map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})"))),
+            Err(err) => Err(self.transport_error(&err)),
+        };
+        if let Err(err) = &parsed {
+            telemetry::upstream_outcome(&self.name, outcome(err));
+        }
+        parsed
     }
 
     /// The body of an answer as a stream of bytes.
@@ -65,7 +96,19 @@ impl HttpBackend {
         if let Some(Secret(key)) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(|err| self.transport_error(&err))?;
+        let started = Instant::now();
+        let sent = request.send().await;
+        let seconds = started.elapsed().as_secs_f64();
+        let answer = match sent {
+            Ok(response) => self.check(response).await,
+            Err(err) => Err(self.transport_error(&err)),
+        };
+        telemetry::upstream_request(&self.name, answer.as_ref().map_or_else(outcome, |_| "ok"), seconds);
+        answer
+    }
+
+    /// A 2xx answer as it is; any other as the error its body describes.
+    async fn check(&self, response: reqwest::Response) -> UpstreamResult<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -102,7 +145,25 @@ impl HttpBackend {
         UpstreamError::Status { upstream: self.name.clone(), status, message, param, code }
     }
 
+    /// A request body that could not be serialised.
+    pub fn bad_request(&self, err: &serde_json::Error) -> UpstreamError {
+        UpstreamError::BadAnswer { upstream: self.name.clone(), what: format!("no request it could be sent ({err})") }
+    }
+
     pub fn bad_answer(&self, what: &str) -> UpstreamError {
         UpstreamError::BadAnswer { upstream: self.name.clone(), what: what.to_string() }
+    }
+}
+
+/// The metrics' name for how a request failed.
+fn outcome(err: &UpstreamError) -> &'static str {
+    match err {
+        UpstreamError::Status { status, .. } if *status < 500 => "status_4xx",
+        UpstreamError::Status { .. } => "status_5xx",
+        UpstreamError::Timeout { .. } => "timeout",
+        UpstreamError::Unreachable { .. } => "unreachable",
+        UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } | UpstreamError::ModelNotFound(_) => {
+            "bad_answer"
+        }
     }
 }

@@ -20,7 +20,7 @@ pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
 pub use http::ByteStream;
 pub use routing::{glob_match, Upstreams};
-pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatRole, ChatToolCall, ModelInfo};
+pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
 
 /// Parameters and output controls forwarded with a completion request; `None` leaves the backend's default.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,8 +51,10 @@ pub struct Parameters {
 #[derive(Clone, Debug)]
 pub struct ChatRequest {
     pub model: String,
-    pub messages: Vec<ChatMessage>,
+    pub messages: ChatMessages,
     pub parameters: Parameters,
+    /// The id of the client request this serves, sent upstream as `x-request-id` (not part of the body).
+    pub request_id: Option<String>,
 }
 
 /// Why the model stopped.

@@ -59,7 +59,12 @@ impl TestDb {
 
     /// Opens (and migrates) the store over this database.
     pub async fn open(&self) -> Arc<dyn Store> {
-        threadline::store::open(self.url(), &DatabaseConfig::default()).await.unwrap()
+        self.open_with(&DatabaseConfig::default()).await
+    }
+
+    /// Opens the store with these settings.
+    pub async fn open_with(&self, config: &DatabaseConfig) -> Arc<dyn Store> {
+        threadline::store::open(self.url(), config).await.unwrap()
     }
 }
 

@@ -1,10 +1,11 @@
-//! A mock Chat Completions upstream that records every request body and answers as a test scripts it.
+//! A mock Chat Completions upstream that records every request body (and its `x-request-id`) and answers as a test
+//! scripts it.
 
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -97,6 +98,7 @@ pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
 #[derive(Default)]
 struct MockState {
     bodies: Mutex<Vec<Value>>,
+    request_ids: Mutex<Vec<Option<String>>>,
     behavior: Mutex<Option<Behavior>>,
     gate: Notify,
 }
@@ -133,6 +135,11 @@ impl MockUpstream {
         std::mem::take(&mut *self.state.bodies.lock().unwrap())
     }
 
+    /// The `x-request-id` header of every request received so far (`None` where it had none), emptying the record.
+    pub fn take_request_ids(&self) -> Vec<Option<String>> {
+        std::mem::take(&mut *self.state.request_ids.lock().unwrap())
+    }
+
     /// The `messages` of the only request received since the last `take`.
     pub fn only_messages(&self) -> Vec<Value> {
         let bodies = self.take();
@@ -147,7 +154,9 @@ fn last_user_text(body: &Value) -> String {
     last.and_then(|m| m["content"].as_str()).unwrap_or("nothing").to_string()
 }
 
-async fn mock_chat(State(state): State<Arc<MockState>>, Json(body): Json<Value>) -> Response {
+async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let request_id = headers.get("x-request-id").map(|id| id.to_str().unwrap().to_string());
+    state.request_ids.lock().unwrap().push(request_id);
     state.bodies.lock().unwrap().push(body.clone());
     let behavior = {
         let mut current = state.behavior.lock().unwrap();

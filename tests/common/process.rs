@@ -1,5 +1,5 @@
 //! A `threadline serve` process: started with flags and environment, its address read from its log, its log lines
-//! there to wait on, and SIGTERM to stop it the way an orchestrator does.
+//! there to wait on, and SIGTERM to stop it the way an orchestrator does (or SIGKILL, the way a crash does).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -42,8 +42,18 @@ impl ServerProcess {
         let mut process = Self { child, base: String::new(), lines };
         let line = process.wait_for_log("listening on ").await;
         let at = line.find("listening on ").unwrap() + "listening on ".len();
-        process.base = line[at..].split_whitespace().next().unwrap().to_string();
+        // The address ends at a space, or at the closing quote of a JSON log line's message.
+        process.base = line[at..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_string();
         process
+    }
+
+    /// Waits for the next log line and returns it.
+    pub async fn next_log(&mut self) -> String {
+        match tokio::time::timeout(WAIT, self.lines.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("the process exited"),
+            Err(_) => panic!("no log line within {WAIT:?}"),
+        }
     }
 
     /// Waits for the next log line containing `text` and returns it.
@@ -62,6 +72,11 @@ impl ServerProcess {
     pub fn terminate(&self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
+    }
+
+    /// Sends SIGKILL: the process ends at once, with no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
     }
 
     /// Waits for the process to exit (its log to close) and returns its status and its last log lines.

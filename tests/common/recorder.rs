@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
-use threadline::store::{Chain, ItemList, NewTurn, Page, PageRequest, Store, StoreResult};
+use threadline::store::{Chain, ItemList, NewTurn, Page, PageRequest, Store, StoreResult, StoreStats};
 use tokio::sync::mpsc;
 
 /// A store that reports writes and counts reads.
@@ -98,5 +98,8 @@ impl Store for Recorder {
     }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
+    }
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
     }
 }

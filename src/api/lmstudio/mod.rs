@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::extract::{JsonBody, Tenant};
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::input::user_text;
+use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::ApiError;
 use crate::engine::{EngineError, TurnRequest};
@@ -23,9 +24,10 @@ use crate::upstream::Parameters;
 pub async fn chat(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    RequestId(request_id): RequestId,
     body: Result<JsonBody, ApiError>,
 ) -> Result<Response, LmStudioError> {
-    let (turn, stream) = parse_chat(body?.0, tenant)?;
+    let (turn, stream) = parse_chat(body?.0, tenant, request_id)?;
     let started = Instant::now();
     if stream {
         let events = state.engine.respond_stream(turn).await?;
@@ -71,7 +73,7 @@ fn error_object(error: &ApiError) -> Value {
 }
 
 /// Reads an LM Studio chat request into a turn and whether to stream it.
-fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiError> {
+fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRequest, bool), ApiError> {
     let mut f = Fields::new(body, "")?;
     let model = f.required_string("model")?;
     let mut input = match f.required("input")? {
@@ -121,6 +123,7 @@ fn parse_chat(body: Value, tenant: String) -> Result<(TurnRequest, bool), ApiErr
         metadata: Metadata::new(),
         parameters,
         conversation: None,
+        request_id: Some(request_id),
     };
     Ok((turn, stream))
 }

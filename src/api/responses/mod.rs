@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
 use super::list::{List, PageQuery};
+use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
 
@@ -19,9 +20,10 @@ use crate::api::error::{ApiError, ApiResult};
 pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let request = request::parse_create(body, tenant)?;
+    let request = request::parse_create(body, tenant, request_id)?;
     if request.stream {
         let events = state.engine.respond_stream(request.turn).await?;
         return Ok(stream::into_sse(sse::turn_events(events), None));

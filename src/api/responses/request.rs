@@ -16,7 +16,7 @@ pub struct CreateRequest {
 }
 
 /// Reads a create request body, rejecting what this server does not implement.
-pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
+pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResult<CreateRequest> {
     let mut f = Fields::new(body, "")?;
     if f.take("messages").is_some() {
         return Err(ApiError::invalid(
@@ -59,6 +59,7 @@ pub fn parse_create(body: Value, tenant: String) -> ApiResult<CreateRequest> {
         metadata,
         parameters,
         conversation,
+        request_id: Some(request_id),
     };
     Ok(CreateRequest { turn, stream })
 }

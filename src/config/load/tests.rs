@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::config::LogFormat;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -132,6 +133,17 @@ fn variables_that_name_no_setting_are_ignored() {
     ];
     let config = load_from(&Flags::default(), env(&vars)).unwrap();
     assert_eq!(config.listen, "127.0.0.1:8080", "an empty variable counts as unset");
+    let vars = [("THREADLINE_CONFIG", "a.toml"), ("THREADLINE_LOG__FORMAT", "json"), ("THREADLINE_PORT", "1")];
+    assert_eq!(unknown_variables(env(&vars)), ["THREADLINE_PORT"], "warned about once logging is set up");
+}
+
+#[test]
+fn the_log_format_is_a_setting() {
+    assert_eq!(load_from(&Flags::default(), Vec::new()).unwrap().log.format, LogFormat::Text);
+    let config = load_from(&Flags::default(), env(&[("THREADLINE_LOG__FORMAT", "json")])).unwrap();
+    assert_eq!(config.log.format, LogFormat::Json);
+    let message = error(&Flags::default(), &[("THREADLINE_LOG__FORMAT", "yaml")]);
+    assert!(message.contains("`yaml`") && message.contains("THREADLINE_LOG__FORMAT"), "{message}");
 }
 
 #[test]

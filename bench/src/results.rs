@@ -1,0 +1,121 @@
+//! What one measurement of one store found, as written by `loadgen measure` and read by `loadgen report`.
+
+use serde::{Deserialize, Serialize};
+
+/// Latency and rate of one cell: one kind of request sent by some workers for a while.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CellStats {
+    /// Requests started after the warm-up.
+    pub requests: u64,
+    /// Failed requests (transport error or non-2xx), warm-up included.
+    pub errors: u64,
+    /// Requests per second after the warm-up.
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Whether threadline sent the upstream the same history as a direct full-history call.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Fidelity {
+    /// Messages the upstream received through threadline.
+    pub messages: usize,
+    /// 2D+1.
+    pub expected: usize,
+    /// Every message equal to the direct call's, in order (compared as parsed JSON).
+    pub equal: bool,
+    /// Every message's raw JSON text identical too.
+    pub byte_identical: bool,
+}
+
+impl Fidelity {
+    pub fn pass(&self) -> bool {
+        self.messages == self.expected && self.equal
+    }
+}
+
+/// The figures for one chain depth.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DepthResults {
+    pub depth: u32,
+    /// Seconds to build the chain through threadline, one turn after the other.
+    pub build_secs: f64,
+    pub direct_c1: CellStats,
+    pub threadline_c1: CellStats,
+    pub direct_cn: CellStats,
+    pub threadline_cn: CellStats,
+    pub fidelity: Fidelity,
+}
+
+impl DepthResults {
+    pub fn errors(&self) -> u64 {
+        [&self.direct_c1, &self.threadline_c1, &self.direct_cn, &self.threadline_cn].iter().map(|c| c.errors).sum()
+    }
+
+    /// Threadline's c=1 p50 less the direct call's: what threadline adds to a turn.
+    pub fn added_p50_ms(&self) -> f64 {
+        self.threadline_c1.p50_ms - self.direct_c1.p50_ms
+    }
+
+    /// Threadline's stored turns per second at high concurrency, as a share of the direct calls per second.
+    pub fn ratio(&self) -> f64 {
+        if self.direct_cn.per_sec > 0.0 {
+            self.threadline_cn.per_sec / self.direct_cn.per_sec
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Streaming time to first byte and to first text, at c=1, p50 of each.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ttfb {
+    pub depth: u32,
+    pub direct_first_byte_ms: f64,
+    pub threadline_first_byte_ms: f64,
+    pub direct_first_text_ms: f64,
+    pub threadline_first_text_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// Threadline's resident memory while many streams are held open.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamsRss {
+    pub streams: usize,
+    /// Just before they started.
+    pub before_mb: f64,
+    pub peak_mb: f64,
+    pub errors: u64,
+}
+
+/// Everything measured on one store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoreResults {
+    pub store: String,
+    /// The high concurrency (64 unless changed).
+    pub concurrency: usize,
+    /// Threadline's RSS right after it started, and once the chains were built.
+    pub rss_start_mb: f64,
+    pub rss_idle_mb: f64,
+    /// Once every cell has run.
+    pub rss_after_load_mb: f64,
+    pub depths: Vec<DepthResults>,
+    pub ttfb: Option<Ttfb>,
+    pub streams: StreamsRss,
+}
+
+impl StoreResults {
+    pub fn errors(&self) -> u64 {
+        let depths: u64 = self.depths.iter().map(DepthResults::errors).sum();
+        depths + self.ttfb.as_ref().map_or(0, |t| t.errors) + self.streams.errors
+    }
+
+    pub fn fidelity_ok(&self) -> bool {
+        self.depths.iter().all(|d| d.fidelity.pass())
+    }
+
+    pub fn depth(&self, depth: u32) -> Option<&DepthResults> {
+        self.depths.iter().find(|d| d.depth == depth)
+    }
+}
