@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{EngineError, EngineResult};
 use crate::model::{ContentPart, Item, Message, Role};
+use crate::store::CachedTurn;
 use crate::upstream::{
     estimate_tokens, ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun,
 };
@@ -74,6 +75,16 @@ impl ContextRun {
             }
         }
         Self::of(&messages, tools)
+    }
+
+    /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
+    pub fn of_turn(turn: &CachedTurn) -> EngineResult<&Self> {
+        let run = turn.derived(|items| Self::new(items).map_err(|err| err.to_string()));
+        match run {
+            Some(Ok(run)) => Ok(run),
+            Some(Err(err)) => Err(EngineError::Context(err.clone())),
+            None => Err(EngineError::Context("a cached turn holds something else".into())),
+        }
     }
 
     /// A turn's instructions, as a system message.

@@ -124,12 +124,7 @@ impl Engine {
             }
             History::Chain(chain) => {
                 for turn in chain.tip.chain() {
-                    let run = turn.derived(|items| ContextRun::new(items).map_err(|err| err.to_string()));
-                    match run {
-                        Some(Ok(run)) => runs.push(run),
-                        Some(Err(err)) => return Err(EngineError::Context(err.clone())),
-                        None => return Err(EngineError::Context("a cached turn holds something else".into())),
-                    }
+                    runs.push(ContextRun::of_turn(turn)?);
                 }
             }
         }

@@ -46,14 +46,15 @@ macro_rules! sql_store {
             ) -> $crate::store::StoreResult<Vec<$crate::store::StoreResult<()>>> {
                 use sqlx::Acquire;
                 use $crate::store::sql;
-                let items = || turns.iter().flat_map(sql::TurnRows::response_items);
                 if turns.iter().all(|turn| turn.conversation.is_none() && turn.response.is_some())
                     && turns.len() <= sql::RESPONSES_PER_INSERT
-                    && (1..=sql::ITEMS_PER_INSERT).contains(&items().count())
                 {
-                    let turns: Vec<&sql::TurnRows> = turns.iter().collect();
-                    Self::insert_at_once(pool, &turns, &items().collect::<Vec<_>>()).await?;
-                    return Ok(turns.iter().map(|_| Ok(())).collect());
+                    let items: Vec<_> = turns.iter().flat_map(sql::TurnRows::response_items).collect();
+                    if (1..=sql::ITEMS_PER_INSERT).contains(&items.len()) {
+                        let turns: Vec<&sql::TurnRows> = turns.iter().collect();
+                        Self::insert_at_once(pool, &turns, &items).await?;
+                        return Ok(turns.iter().map(|_| Ok(())).collect());
+                    }
                 }
                 let mut tx = pool.begin().await?;
                 let mut results = Vec::with_capacity(turns.len());

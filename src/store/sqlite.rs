@@ -29,7 +29,6 @@ impl SqliteStore {
     const FORGET_NOTICE: Option<&'static str> = None;
 
     /// The cache hears of every deletion at once: they all happen in this process.
-    #[allow(clippy::unused_async)]
     async fn cache_is_current(&self, _tenant: &str) -> super::StoreResult<bool> {
         Ok(true)
     }
