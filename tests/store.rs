@@ -251,20 +251,19 @@ async fn conversations_append_concurrently_and_stay_private(#[values(Sqlite, Pos
     let Some(db) = TestDb::create(kind).await else { return };
     let store = db.open().await;
     let conversation = Conversation::new(Metadata::from([("k".to_string(), "v".to_string())]));
-    store.create_conversation(TENANT, &conversation, &[message(Role::User, "first")]).await.unwrap();
+    store.create_conversation(TENANT, &conversation, &[message(Role::User, "first")], &[]).await.unwrap();
     let id = conversation.id.clone();
-    let appends =
-        futures::future::join_all(
-            (0..20).map(|n| {
-                let (store, id) = (store.clone(), id.clone());
-                async move {
-                    store.add_conversation_items(TENANT, &id, &[message(Role::User, &format!("m{n}"))]).await.unwrap()
-                }
-            }),
-        )
-        .await;
+    let appends = futures::future::join_all((0..20).map(|n| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            let items = [message(Role::User, &format!("m{n}"))];
+            store.add_conversation_items(TENANT, &id, &items, &[]).await.unwrap()
+        }
+    }))
+    .await;
     assert!(appends.into_iter().all(|added| added));
-    let items = store.conversation_items(TENANT, &id).await.unwrap().unwrap();
+    let items: Vec<Item> =
+        store.conversation_items(TENANT, &id).await.unwrap().unwrap().into_iter().map(|(item, _)| item).collect();
     assert_eq!(items.len(), 21);
     assert_eq!(items[0].text(), "first");
     let mut rest = texts(&items[1..]);
@@ -275,9 +274,9 @@ async fn conversations_append_concurrently_and_stay_private(#[values(Sqlite, Pos
     assert_eq!(store.conversation(TENANT, &id).await.unwrap(), Some(conversation));
     assert_eq!(store.conversation("other", &id).await.unwrap(), None);
     assert_eq!(store.conversation_items("other", &id).await.unwrap(), None);
-    assert!(!store.add_conversation_items("other", &id, &[message(Role::User, "x")]).await.unwrap());
+    assert!(!store.add_conversation_items("other", &id, &[message(Role::User, "x")], &[]).await.unwrap());
     assert!(!store.delete_conversation("other", &id).await.unwrap());
-    let duplicate = store.add_conversation_items(TENANT, &id, &[items[3].clone()]).await.unwrap_err();
+    let duplicate = store.add_conversation_items(TENANT, &id, &[items[3].clone()], &[]).await.unwrap_err();
     assert!(matches!(duplicate, StoreError::DuplicateItem), "{duplicate:?}");
     assert!(store.delete_conversation(TENANT, &id).await.unwrap());
     assert_eq!(store.conversation_items(TENANT, &id).await.unwrap(), None);
@@ -292,7 +291,7 @@ async fn lists_page_by_key(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let stored = response(None, "done");
     common::save(&*store, TENANT, &stored, &input, &vec![vec![4]]).await;
     let conversation = Conversation::new(Metadata::new());
-    store.create_conversation(TENANT, &conversation, &input).await.unwrap();
+    store.create_conversation(TENANT, &conversation, &input, &[]).await.unwrap();
     let id = |n: usize| Some(input[n].id().to_string());
     let pages = [
         (PageRequest { after: None, limit: 3, order: Order::Asc }, page(&input[0..3], true)),
@@ -341,8 +340,8 @@ async fn only_a_repeated_item_id_is_a_duplicate_item(#[values(Sqlite, Postgres)]
     let store = db.open().await;
     let conversation = Conversation::new(Metadata::new());
     let first = message(Role::User, "first");
-    store.create_conversation(TENANT, &conversation, std::slice::from_ref(&first)).await.unwrap();
-    let err = store.add_conversation_items(TENANT, &conversation.id, &[first]).await.unwrap_err();
+    store.create_conversation(TENANT, &conversation, std::slice::from_ref(&first), &[]).await.unwrap();
+    let err = store.add_conversation_items(TENANT, &conversation.id, &[first], &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::DuplicateItem), "{err:?}");
     // Another unique key violated (a position taken behind the store's back) is not a duplicate item id.
     let squatter = format!(
@@ -351,7 +350,8 @@ async fn only_a_repeated_item_id_is_a_duplicate_item(#[values(Sqlite, Postgres)]
         conversation.id
     );
     db.execute(&squatter).await;
-    let err = store.add_conversation_items(TENANT, &conversation.id, &[message(Role::User, "next")]).await.unwrap_err();
+    let next = [message(Role::User, "next")];
+    let err = store.add_conversation_items(TENANT, &conversation.id, &next, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
 }
 
@@ -406,9 +406,9 @@ async fn turns_committed_together_fail_alone(#[values(Sqlite, Postgres)] kind: S
     let Some(db) = TestDb::create(kind).await else { return };
     let store = db.open().await;
     let live = Conversation::new(Metadata::new());
-    store.create_conversation(TENANT, &live, &[]).await.unwrap();
+    store.create_conversation(TENANT, &live, &[], &[]).await.unwrap();
     let gone = Conversation::new(Metadata::new());
-    store.create_conversation(TENANT, &gone, &[]).await.unwrap();
+    store.create_conversation(TENANT, &gone, &[], &[]).await.unwrap();
     assert!(store.delete_conversation(TENANT, &gone.id).await.unwrap());
     // Sixty turns at once, so the writer commits many together; every third goes to the deleted conversation.
     let saves = futures::future::join_all((0..60).map(|n| {
@@ -420,6 +420,7 @@ async fn turns_committed_together_fail_alone(#[values(Sqlite, Postgres)] kind: S
             let turn = NewTurn {
                 response: &response,
                 input: &input,
+                tokens: &[],
                 pieces: &vec![vec![2]],
                 store_response: true,
                 conversation,
@@ -440,4 +441,93 @@ async fn turns_committed_together_fail_alone(#[values(Sqlite, Postgres)] kind: S
     }
     let items = store.conversation_items(TENANT, &live.id).await.unwrap().unwrap();
     assert_eq!(items.len(), 80);
+}
+
+/// Stores a turn of `input` answered by `output`, with these token counts, in `conversation` if any; returns its id.
+async fn counted_turn(
+    store: &dyn Store,
+    previous: Option<&str>,
+    (input, output): (&[&str], &[&str]),
+    tokens: &[u32],
+    conversation: Option<&str>,
+) -> String {
+    let mut response = response(previous, "");
+    response.output = output.iter().map(|text| message(Role::Assistant, text)).collect();
+    let input: Vec<Item> = input.iter().map(|text| message(Role::User, text)).collect();
+    let turn = NewTurn {
+        response: &response,
+        input: &input,
+        tokens,
+        pieces: &vec![vec![1]],
+        store_response: true,
+        conversation,
+    };
+    store.save_turn(TENANT, turn).await.unwrap();
+    response.id
+}
+
+/// The stored token counts of each turn of the chain ending at `id`, from the root down.
+async fn chain_tokens(store: &dyn Store, id: &str) -> (bool, Vec<Vec<Option<u32>>>) {
+    let chain = store.history(TENANT, id, 100).await.unwrap().unwrap();
+    let tokens = chain.tip.chain().into_iter().map(|turn| turn.tokens().to_vec()).collect();
+    (chain.cached, tokens)
+}
+
+#[rstest]
+#[tokio::test]
+async fn token_counts_stored_with_a_turn_come_back_with_its_history(
+    #[values(Sqlite, Postgres)] kind: StoreKind,
+    #[values(true, false)] cached: bool,
+) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let store = open(&db, cached).await;
+    let r1 = counted_turn(&*store, None, (&["u1"], &["a1", "a1b"]), &[3, 5, 8], None).await;
+    let r2 = counted_turn(&*store, Some(&r1), (&["u2", "u2b"], &["a2"]), &[11, 13, 17], None).await;
+    // Fewer counts than items: the rest are stored without one.
+    let r3 = counted_turn(&*store, Some(&r2), (&["u3"], &["a3"]), &[19], None).await;
+    let expected = vec![vec![Some(3), Some(5), Some(8)], vec![Some(11), Some(13), Some(17)], vec![Some(19), None]];
+    // With the cache on, the turns just stored are cached (a hit); with it off, they are read (a miss).
+    assert_eq!(chain_tokens(&*store, &r3).await, (cached, expected.clone()));
+    // Read afresh from the database by another store, then again from its cache.
+    let reader = open(&db, cached).await;
+    assert_eq!(chain_tokens(&*reader, &r3).await, (false, expected.clone()));
+    assert_eq!(chain_tokens(&*reader, &r3).await, (cached, expected));
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_item_stored_without_a_count_reads_back_as_none(#[values(Sqlite, Postgres)] kind: StoreKind) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let store = open(&db, false).await;
+    let r1 = counted_turn(&*store, None, (&["u1"], &["a1"]), &[3, 5], None).await;
+    let r2 = counted_turn(&*store, Some(&r1), (&["u2"], &["a2"]), &[7, 9], None).await;
+    // As stored before the column existed.
+    db.execute(&format!("UPDATE items SET tokens = NULL WHERE response_id = '{r1}'")).await;
+    assert_eq!(chain_tokens(&*store, &r2).await, (false, vec![vec![None, None], vec![Some(7), Some(9)]]));
+}
+
+#[rstest]
+#[tokio::test]
+async fn conversation_items_keep_their_token_counts(#[values(Sqlite, Postgres)] kind: StoreKind) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let store = db.open().await;
+    let conversation = Conversation::new(Metadata::new());
+    let first = [message(Role::User, "m1"), message(Role::User, "m2")];
+    store.create_conversation(TENANT, &conversation, &first, &[4, 6]).await.unwrap();
+    let added = [message(Role::User, "m3"), message(Role::User, "m4")];
+    assert!(store.add_conversation_items(TENANT, &conversation.id, &added, &[9]).await.unwrap());
+    counted_turn(&*store, None, (&["u1"], &["a1"]), &[2, 12], Some(&conversation.id)).await;
+    let counted = |items: Vec<(Item, Option<u32>)>| -> Vec<(String, Option<u32>)> {
+        items.into_iter().map(|(item, tokens)| (item.text(), tokens)).collect()
+    };
+    let items = store.conversation_items(TENANT, &conversation.id).await.unwrap().unwrap();
+    assert_eq!(
+        counted(items),
+        [("m1", Some(4)), ("m2", Some(6)), ("m3", Some(9)), ("m4", None), ("u1", Some(2)), ("a1", Some(12))]
+            .map(|(text, tokens)| (text.to_string(), tokens))
+    );
+    // As stored before the column existed.
+    db.execute(&format!("UPDATE conversation_items SET tokens = NULL WHERE item_id = '{}'", first[0].id())).await;
+    let items = store.conversation_items(TENANT, &conversation.id).await.unwrap().unwrap();
+    assert_eq!(items[0], (first[0].clone(), None));
 }

@@ -79,7 +79,7 @@ impl ContextRun {
 
     /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
     pub fn of_turn(turn: &CachedTurn) -> EngineResult<&Self> {
-        let run = turn.derived(|items| Self::new(items).map_err(|err| err.to_string()));
+        let run = turn.derived(|items, _| Self::new(items).map_err(|err| err.to_string()));
         match run {
             Some(Ok(run)) => Ok(run),
             Some(Err(err)) => Err(EngineError::Context(err.clone())),

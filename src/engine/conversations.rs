@@ -13,7 +13,7 @@ impl Engine {
         items: &[Item],
     ) -> EngineResult<Conversation> {
         let conversation = Conversation::new(metadata);
-        self.store.create_conversation(tenant, &conversation, items).await?;
+        self.store.create_conversation(tenant, &conversation, items, &[]).await?;
         Ok(conversation)
     }
 
@@ -37,7 +37,7 @@ impl Engine {
 
     /// Appends items to a conversation.
     pub async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> EngineResult<()> {
-        match self.store.add_conversation_items(tenant, id, items).await? {
+        match self.store.add_conversation_items(tenant, id, items, &[]).await? {
             true => Ok(()),
             false => Err(not_found(id)),
         }

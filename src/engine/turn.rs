@@ -106,7 +106,15 @@ impl Engine {
         if !request.store && conversation.is_none() {
             return Ok(());
         }
-        let turn = NewTurn { response, input: &request.input, pieces, store_response: request.store, conversation };
+        let turn = NewTurn {
+            response,
+            input: &request.input,
+            // counts come from the engine's token counter
+            tokens: &[],
+            pieces,
+            store_response: request.store,
+            conversation,
+        };
         Ok(self.store.save_turn(&request.tenant, turn).await?)
     }
 
@@ -149,6 +157,7 @@ impl Engine {
                 self.store
                     .conversation_items(tenant, conversation)
                     .await?
+                    .map(|items| items.into_iter().map(|(item, _)| item).collect())
                     .ok_or_else(|| EngineError::ConversationNotFound(conversation.clone()))?,
             ),
             (Some(id), None) => {

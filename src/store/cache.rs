@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use super::NewTurn;
 use crate::model::{Item, ResponseStatus};
 
-/// A cached stored turn: its status, its own input and output items, and its parent.
+/// A cached stored turn: its status, its own input and output items with their stored token counts, and its parent.
 #[derive(Debug)]
 pub struct CachedTurn {
     parent: Option<Arc<CachedTurn>>,
@@ -23,6 +23,8 @@ pub struct CachedTurn {
     depth: u32,
     status: ResponseStatus,
     items: Vec<Item>,
+    /// The token count stored with each of `items` (`None`: stored without one).
+    tokens: Vec<Option<u32>>,
     deleted: AtomicBool,
     /// Used since the clock hand last passed.
     used: AtomicBool,
@@ -61,9 +63,15 @@ impl CachedTurn {
         self.chain().into_iter().flat_map(|turn| &turn.items).collect()
     }
 
-    /// What `derive` makes of its items, made once and kept with the turn (None if a value of another type is kept).
-    pub fn derived<T: Any + Send + Sync>(&self, derive: impl FnOnce(&[Item]) -> T) -> Option<&T> {
-        self.derived.get_or_init(|| Box::new(derive(&self.items))).downcast_ref()
+    /// The token count stored with each of its items, in their order (`None`: stored without one, to be counted).
+    pub fn tokens(&self) -> &[Option<u32>] {
+        &self.tokens
+    }
+
+    /// What `derive` makes of its items and their stored token counts, made once and kept with the turn (None if a
+    /// value of another type is kept).
+    pub fn derived<T: Any + Send + Sync>(&self, derive: impl FnOnce(&[Item], &[Option<u32>]) -> T) -> Option<&T> {
+        self.derived.get_or_init(|| Box::new(derive(&self.items, &self.tokens))).downcast_ref()
     }
 }
 
@@ -110,6 +118,8 @@ pub struct TurnEntry {
     pub status: ResponseStatus,
     /// Its input items, then its output items.
     pub items: Vec<Item>,
+    /// The token count stored with each of `items` (`None`: stored without one).
+    pub tokens: Vec<Option<u32>>,
     /// The size of their JSON: their weight against the budget.
     pub json_bytes: usize,
     /// Whether the turn is deleted (its items are gone; chains through it skip it).
@@ -169,11 +179,14 @@ impl HistoryCache {
         // Its items, and about as much again for the messages derived from them.
         let bytes = 2 * turn.json_bytes + TURN_OVERHEAD;
         self.meter.fetch_add(bytes, Ordering::Relaxed);
+        let mut tokens = turn.tokens;
+        tokens.resize(turn.items.len(), None);
         let cached = Arc::new(CachedTurn {
             depth: parent.as_ref().map_or(0, |parent| parent.depth) + 1,
             parent,
             status: turn.status,
             items: turn.items,
+            tokens,
             deleted: AtomicBool::new(turn.deleted),
             used: AtomicBool::new(false),
             derived: OnceLock::new(),
@@ -205,11 +218,13 @@ impl HistoryCache {
             },
             None => None,
         };
+        let items: Vec<Item> = turn.input.iter().chain(&response.output).cloned().collect();
         let entry = TurnEntry {
             tenant: tenant.to_string(),
             id: response.id.clone(),
             status: response.status,
-            items: turn.input.iter().chain(&response.output).cloned().collect(),
+            tokens: turn.tokens.iter().copied().map(Some).take(items.len()).collect(),
+            items,
             json_bytes,
             deleted: false,
         };

@@ -61,6 +61,9 @@ pub struct NewTurn<'a> {
     pub response: &'a Response,
     /// The input it received.
     pub input: &'a [Item],
+    /// The token count of each of `input`, then of each of `response.output`, in that order (items beyond its end
+    /// are stored without a count).
+    pub tokens: &'a [u32],
     /// The pieces its output was streamed in.
     pub pieces: &'a Pieces,
     /// Whether to store the response itself (`store`).
@@ -122,8 +125,14 @@ pub trait Store: Send + Sync {
     /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool>;
 
-    /// Creates a conversation with its first items.
-    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> StoreResult<()>;
+    /// Creates a conversation with its first items and their token counts (parallel to `items`).
+    async fn create_conversation(
+        &self,
+        tenant: &str,
+        conversation: &Conversation,
+        items: &[Item],
+        tokens: &[u32],
+    ) -> StoreResult<()>;
 
     /// A conversation, unless unknown or deleted.
     async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>>;
@@ -139,12 +148,14 @@ pub trait Store: Send + Sync {
     /// Deletes a conversation and its items; false if unknown or deleted.
     async fn delete_conversation(&self, tenant: &str, id: &str) -> StoreResult<bool>;
 
-    /// Appends items to a conversation in one transaction; false if it is unknown or deleted, `DuplicateItem` if
-    /// an item id is in it already.
-    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> StoreResult<bool>;
+    /// Appends items, with their token counts (parallel to `items`), to a conversation in one transaction; false if
+    /// it is unknown or deleted, `DuplicateItem` if an item id is in it already.
+    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item], tokens: &[u32])
+        -> StoreResult<bool>;
 
-    /// All of a conversation's items, oldest first (a turn's history); `None` if it is unknown or deleted.
-    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>>;
+    /// All of a conversation's items, oldest first (a turn's history), each with its stored token count (`None`
+    /// when stored without one); `None` if it is unknown or deleted.
+    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<(Item, Option<u32>)>>>;
 
     /// One item of a conversation, by id: `None` if the conversation is unknown or deleted, `Some(None)` if the
     /// item is not in it.

@@ -20,14 +20,14 @@ pub const INSERT_RESPONSES: &str =
 /// Responses per multi-row INSERT.
 pub const RESPONSES_PER_INSERT: usize = 500;
 
-pub const INSERT_ITEMS: &str = "INSERT INTO items (tenant, response_id, direction, position, item_id, body) ";
+pub const INSERT_ITEMS: &str = "INSERT INTO items (tenant, response_id, direction, position, item_id, body, tokens) ";
 
 /// A response's body and pieces with its output items (a row with NULL item when it has none).
 pub const SELECT_RESPONSE: &str = "SELECT r.body, r.pieces, i.body FROM responses r \
     LEFT JOIN items i ON i.response_id = r.id AND i.tenant = r.tenant AND i.direction = 1 \
     WHERE r.tenant = $1 AND r.id = $2 AND r.deleted_at IS NULL ORDER BY i.position";
 
-/// The chain ending at `$2`, deepest ancestor first, each turn's input then output items.
+/// The chain ending at `$2`, deepest ancestor first, each turn's input then output items with their token counts.
 pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, deleted_at, depth) AS ( \
         SELECT id, previous_response_id, status, deleted_at, CAST(0 AS BIGINT) FROM responses \
         WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL \
@@ -36,7 +36,7 @@ pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, delet
         JOIN chain c ON r.id = c.parent \
         WHERE r.tenant = $1 AND c.depth + 1 < $3 \
     ) \
-    SELECT c.depth, c.id, c.parent, c.status, c.deleted_at, i.body FROM chain c \
+    SELECT c.depth, c.id, c.parent, c.status, c.deleted_at, i.body, i.tokens FROM chain c \
     LEFT JOIN items i ON i.response_id = c.id AND i.tenant = $1 \
     ORDER BY c.depth DESC, i.direction, i.position";
 
@@ -73,10 +73,11 @@ pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = ne
     WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL RETURNING next_position";
 
 pub const INSERT_CONVERSATION_ITEMS: &str =
-    "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body) ";
+    "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body, tokens) ";
 
-/// A conversation's items in order (one row with a NULL item when it has none; no row when it does not exist).
-pub const SELECT_CONVERSATION_ITEMS: &str = "SELECT c.id, ci.body FROM conversations c \
+/// A conversation's items in order with their token counts (one row with a NULL item when it has none; no row when
+/// it does not exist).
+pub const SELECT_CONVERSATION_ITEMS: &str = "SELECT c.id, ci.body, ci.tokens FROM conversations c \
     LEFT JOIN conversation_items ci ON ci.conversation_id = c.id AND ci.tenant = c.tenant \
     WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL ORDER BY ci.position";
 
@@ -135,24 +136,31 @@ pub fn conversation(row: Option<ConversationRow>) -> StoreResult<Option<Conversa
     .transpose()
 }
 
-/// The items of rows whose last column is an item's JSON (NULL for none); `None` when there are no rows.
-pub fn items<R: ItemColumn>(rows: &[R]) -> StoreResult<Option<Vec<Item>>> {
+/// A row of `SELECT_CONVERSATION_ITEMS`: conversation id, item JSON (NULL for none), its token count.
+pub type ConversationItemRow = (String, Option<String>, Option<i64>);
+
+/// Items, each with its stored token count (`None`: stored without one).
+pub type CountedItems = Vec<(Item, Option<u32>)>;
+
+/// The items of a conversation, each with its stored token count, from the rows of `SELECT_CONVERSATION_ITEMS`;
+/// `None` when there are no rows.
+pub fn conversation_items(rows: &[ConversationItemRow]) -> StoreResult<Option<CountedItems>> {
     if rows.is_empty() {
         return Ok(None);
     }
-    let items = rows.iter().filter_map(ItemColumn::item).map(serde_json::from_str);
-    Ok(Some(items.collect::<Result<_, _>>()?))
+    let items = rows.iter().filter_map(|(_, body, count)| Some((body.as_deref()?, *count)));
+    let items = items.map(|(body, count)| Ok((serde_json::from_str(body)?, stored_count(count))));
+    items.collect::<StoreResult<_>>().map(Some)
+}
+
+/// A token count as stored: `None` when there is none (or it is out of range, so the reader counts the item itself).
+fn stored_count(count: Option<i64>) -> Option<u32> {
+    count.and_then(|count| u32::try_from(count).ok())
 }
 
 /// A row whose last column may hold an item's JSON.
 pub trait ItemColumn {
     fn item(&self) -> Option<&str>;
-}
-
-impl ItemColumn for (String, Option<String>) {
-    fn item(&self) -> Option<&str> {
-        self.1.as_deref()
-    }
 }
 
 impl ItemColumn for ResponseRow {
@@ -196,8 +204,8 @@ pub fn page(rows: &[(String,)], limit: u32) -> StoreResult<Page> {
 /// A row of `SELECT_RESPONSE`.
 pub type ResponseRow = (Option<String>, Option<String>, Option<String>);
 
-/// A row of `SELECT_HISTORY`: depth, id, parent id, status, deleted at, item JSON.
-pub type HistoryRow = (i64, String, Option<String>, String, Option<i64>, Option<String>);
+/// A row of `SELECT_HISTORY`: depth, id, parent id, status, deleted at, item JSON, its token count.
+pub type HistoryRow = (i64, String, Option<String>, String, Option<i64>, Option<String>, Option<i64>);
 
 /// The response body to store: the Response JSON without `output` (its items are rows of their own).
 pub fn response_body(response: &Response) -> StoreResult<String> {
@@ -208,15 +216,17 @@ pub fn response_body(response: &Response) -> StoreResult<String> {
     Ok(body.to_string())
 }
 
-/// A stored item's row: `(id, JSON)`.
-pub type ItemRow = (String, String);
+/// A stored item's row: `(id, JSON, token count)`.
+pub type ItemRow = (String, String, Option<i64>);
 
-/// The rows of items, serialised once for every table they go to.
-pub fn item_rows(items: &[Item]) -> StoreResult<Vec<ItemRow>> {
-    items.iter().map(|item| Ok((item.id().to_string(), serde_json::to_string(item)?))).collect()
+/// The rows of items with their token counts (parallel to `items`; an item past the end of `tokens` gets none),
+/// serialised once for every table they go to.
+pub fn item_rows<'a>(items: impl IntoIterator<Item = &'a Item>, tokens: &[u32]) -> StoreResult<Vec<ItemRow>> {
+    let mut counts = tokens.iter().map(|&count| i64::from(count));
+    items.into_iter().map(|item| Ok((item.id().to_string(), serde_json::to_string(item)?, counts.next()))).collect()
 }
 
-/// An item row of a stored response: `(tenant, response id, direction, position, (item id, JSON))`.
+/// An item row of a stored response: `(tenant, response id, direction, position, (item id, JSON, token count))`.
 pub type ResponseItem<'a> = (&'a str, &'a str, i64, i64, &'a ItemRow);
 
 /// A response row to insert: `(id, previous id, status, created at, body, pieces)`.
@@ -253,7 +263,7 @@ impl TurnRows {
             tenant: tenant.to_string(),
             response: row,
             inputs: turn.input.len(),
-            items: item_rows(turn.input)?.into_iter().chain(item_rows(&response.output)?).collect(),
+            items: item_rows(turn.input.iter().chain(&response.output), turn.tokens)?,
             conversation: turn.conversation.map(str::to_string),
         })
     }
@@ -270,7 +280,7 @@ impl TurnRows {
 
     /// What the items weigh in the history cache.
     pub fn json_bytes(&self) -> usize {
-        self.items.iter().map(|(_, json)| json.len()).sum()
+        self.items.iter().map(|(_, json, _)| json.len()).sum()
     }
 }
 
@@ -306,16 +316,18 @@ pub fn assemble_chain(
     }
     let mut tip = None;
     for turn in rows.chunk_by(|a, b| a.0 == b.0) {
-        let (_, id, _, status, deleted_at, _) = &turn[0];
+        let (_, id, _, status, deleted_at, ..) = &turn[0];
         let status = ResponseStatus::parse(status)
             .ok_or_else(|| StoreError::Corrupt(format!("response {id} has an unknown status '{status}'")))?;
-        let bodies: Vec<&str> = turn.iter().filter_map(|row| row.5.as_deref()).collect();
+        let rows = turn.iter().filter_map(|row| Some((row.5.as_deref()?, row.6)));
+        let (bodies, counts): (Vec<&str>, Vec<Option<i64>>) = rows.unzip();
         let items = bodies.iter().map(|body| serde_json::from_str(body)).collect::<Result<_, _>>()?;
         let entry = TurnEntry {
             tenant: tenant.to_string(),
             id: id.clone(),
             status,
             items,
+            tokens: counts.into_iter().map(stored_count).collect(),
             json_bytes: bodies.iter().map(|body| body.len()).sum(),
             deleted: deleted_at.is_some(),
         };

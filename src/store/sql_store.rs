@@ -130,10 +130,13 @@ macro_rules! sql_store {
             /// Adds the multi-row INSERT of these response items, each with its tenant, to `query`.
             fn push_items<'a>(query: &mut sqlx::QueryBuilder<'a, $db>, items: &[$crate::store::sql::ResponseItem<'a>]) {
                 query.push($crate::store::sql::INSERT_ITEMS);
-                query.push_values(items, |mut row, (tenant, response_id, direction, position, (item_id, body))| {
-                    row.push_bind(*tenant).push_bind(*response_id).push_bind(*direction);
-                    row.push_bind(*position).push_bind(item_id).push_bind(body);
-                });
+                query.push_values(
+                    items,
+                    |mut row, (tenant, response_id, direction, position, (item_id, body, tokens))| {
+                        row.push_bind(*tenant).push_bind(*response_id).push_bind(*direction);
+                        row.push_bind(*position).push_bind(item_id).push_bind(body).push_bind(*tokens);
+                    },
+                );
             }
 
             /// Erases an object in one transaction: `mark` turns its row into a tombstone (binding the time, tenant
@@ -176,8 +179,9 @@ macro_rules! sql_store {
                 let rows: Vec<_> = (end - items.len() as i64..).zip(items).collect();
                 for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_CONVERSATION_ITEMS);
-                    insert.push_values(chunk, |mut row, (position, (item_id, body))| {
-                        row.push_bind(tenant).push_bind(id).push_bind(*position).push_bind(item_id).push_bind(body);
+                    insert.push_values(chunk, |mut row, (position, (item_id, body, tokens))| {
+                        row.push_bind(tenant).push_bind(id).push_bind(*position);
+                        row.push_bind(item_id).push_bind(body).push_bind(*tokens);
                     });
                     insert.build().execute(&mut **tx).await.map_err(sql::duplicate_item)?;
                 }
@@ -276,9 +280,10 @@ macro_rules! sql_store {
                 tenant: &str,
                 conversation: &$crate::model::Conversation,
                 items: &[$crate::model::Item],
+                tokens: &[u32],
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::sql;
-                let rows = sql::item_rows(items)?;
+                let rows = sql::item_rows(items, tokens)?;
                 let mut tx = self.writes().begin().await?;
                 sqlx::query(sql::INSERT_CONVERSATION)
                     .bind(&conversation.id)
@@ -327,8 +332,9 @@ macro_rules! sql_store {
                 tenant: &str,
                 id: &str,
                 items: &[$crate::model::Item],
+                tokens: &[u32],
             ) -> $crate::store::StoreResult<bool> {
-                let rows = $crate::store::sql::item_rows(items)?;
+                let rows = $crate::store::sql::item_rows(items, tokens)?;
                 let mut tx = self.writes().begin().await?;
                 let added = Self::append_items(&mut tx, tenant, id, &rows).await?;
                 tx.commit().await?;
@@ -339,10 +345,10 @@ macro_rules! sql_store {
                 &self,
                 tenant: &str,
                 id: &str,
-            ) -> $crate::store::StoreResult<Option<Vec<$crate::model::Item>>> {
+            ) -> $crate::store::StoreResult<Option<Vec<($crate::model::Item, Option<u32>)>>> {
                 use $crate::store::sql;
-                let rows: Vec<(String, Option<String>)> = self.rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
-                sql::items(&rows)
+                let rows: Vec<sql::ConversationItemRow> = self.rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
+                sql::conversation_items(&rows)
             }
 
             async fn conversation_item(

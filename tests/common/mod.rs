@@ -201,6 +201,6 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: Option<&str>, param: 
 
 /// Stores a turn's response directly in a store.
 pub async fn save(store: &dyn Store, tenant: &str, response: &ModelResponse, input: &[Item], pieces: &Pieces) {
-    let turn = NewTurn { response, input, pieces, store_response: true, conversation: None };
+    let turn = NewTurn { response, input, tokens: &[], pieces, store_response: true, conversation: None };
     store.save_turn(tenant, turn).await.unwrap();
 }

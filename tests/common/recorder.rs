@@ -64,8 +64,14 @@ impl Store for Recorder {
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool> {
         self.inner.delete_response(tenant, id).await
     }
-    async fn create_conversation(&self, tenant: &str, conversation: &Conversation, items: &[Item]) -> StoreResult<()> {
-        self.inner.create_conversation(tenant, conversation, items).await
+    async fn create_conversation(
+        &self,
+        tenant: &str,
+        conversation: &Conversation,
+        items: &[Item],
+        tokens: &[u32],
+    ) -> StoreResult<()> {
+        self.inner.create_conversation(tenant, conversation, items, tokens).await
     }
     async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>> {
         self.read();
@@ -82,10 +88,16 @@ impl Store for Recorder {
     async fn delete_conversation(&self, tenant: &str, id: &str) -> StoreResult<bool> {
         self.inner.delete_conversation(tenant, id).await
     }
-    async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> StoreResult<bool> {
-        self.inner.add_conversation_items(tenant, id, items).await
+    async fn add_conversation_items(
+        &self,
+        tenant: &str,
+        id: &str,
+        items: &[Item],
+        tokens: &[u32],
+    ) -> StoreResult<bool> {
+        self.inner.add_conversation_items(tenant, id, items, tokens).await
     }
-    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<Item>>> {
+    async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<(Item, Option<u32>)>>> {
         self.read();
         self.inner.conversation_items(tenant, id).await
     }

@@ -14,6 +14,7 @@ fn entry(id: &str, text: &str, json_bytes: usize) -> TurnEntry {
         id: id.into(),
         status: ResponseStatus::Completed,
         items: vec![item],
+        tokens: vec![Some(1)],
         json_bytes,
         deleted: false,
     }
@@ -38,6 +39,19 @@ fn a_child_shares_its_parents_history_and_a_deletion_reaches_every_chain_through
     assert!(cache.get("t", "m").is_none());
     assert_eq!(texts(&cache.get("t", "l").unwrap()), ["a", "c"]);
     assert_eq!(texts(&right), ["a", "d"]);
+}
+
+#[test]
+fn a_turn_keeps_one_stored_count_per_item_and_derives_from_both() {
+    let cache = HistoryCache::new(1 << 20);
+    let mut counted = entry("r", "a", 10);
+    counted.items.push(counted.items[0].clone());
+    counted.tokens = vec![Some(7)];
+    let turn = cache.insert(None, counted, cache.epoch());
+    // A count missing from the entry is a count not stored: the reader counts that item itself.
+    assert_eq!(turn.tokens(), [Some(7), None]);
+    let derived = turn.derived(|items, tokens| (items.len(), tokens.iter().flatten().sum::<u32>()));
+    assert_eq!(derived, Some(&(2, 7)));
 }
 
 #[test]
