@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{TextFormat, ToolChoice};
+use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 /// Messages serialised once, to be sent as they are: their JSON joined by commas. A stored turn's messages are the
 /// same in every context that holds the turn.
@@ -207,6 +207,21 @@ pub struct Tool<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub function: ToolFunction<'a>,
+}
+
+impl<'a> Tool<'a> {
+    /// A function tool as a request offers it.
+    pub fn function(tool: &'a FunctionTool) -> Self {
+        Tool {
+            kind: "function",
+            function: ToolFunction {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                parameters: tool.parameters.as_ref(),
+                strict: tool.strict,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
