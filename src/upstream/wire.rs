@@ -389,7 +389,7 @@ pub struct CompletionDetails {
     pub reasoning_tokens: u64,
 }
 
-/// A backend's error body: `{"error":{"message","param","code"}}`, `{"error":"…"}` or `{"message":"…"}`.
+/// A backend's error body: `{"error":{"message","param","code","type"}}`, `{"error":"…"}` or `{"message":"…"}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorEnvelope {
     #[serde(default)]
@@ -410,6 +410,10 @@ pub enum ErrorDetail {
         /// A string, or a number on some backends.
         #[serde(default)]
         code: Option<Value>,
+        /// The error's type, a string on every backend known (llama.cpp server names its errors here, its code
+        /// being the HTTP status); read as any value, so that an odd one does not lose the rest of the error.
+        #[serde(default, rename = "type")]
+        kind: Option<Value>,
     },
 }
 
