@@ -7,6 +7,7 @@ pub mod model;
 mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::http::{ByteStream, HttpBackend};
 use super::stream::deltas;
-use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, ToolFunction, WireUsage};
+use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, WireUsage};
 use super::{ChatFunction, UpstreamResult};
 use super::{ChatRequest, ChatToolCall, Completion, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream};
 use crate::config::UpstreamConfig;
@@ -94,15 +94,6 @@ impl Upstream for ChatCompletions {
 /// The request body for a completion request.
 fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
     let p = &request.parameters;
-    let tools = p.tools.iter().map(|tool| Tool {
-        kind: "function",
-        function: ToolFunction {
-            name: &tool.name,
-            description: tool.description.as_deref(),
-            parameters: tool.parameters.as_ref(),
-            strict: tool.strict,
-        },
-    });
     RequestBody {
         model: &request.model,
         temperature: p.temperature,
@@ -116,7 +107,7 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
         safety_identifier: p.safety_identifier.as_deref(),
         prompt_cache_key: p.prompt_cache_key.as_deref(),
         parallel_tool_calls: p.parallel_tool_calls.filter(|_| !p.tools.is_empty()),
-        tools: tools.collect(),
+        tools: p.tools.iter().map(Tool::function).collect(),
         tool_choice: p.tool_choice.as_ref().map(wire::tool_choice),
         response_format: wire::response_format(&p.text_format),
         stream,

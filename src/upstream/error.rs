@@ -26,3 +26,134 @@ pub enum UpstreamError {
 
 /// The result of an upstream call.
 pub type UpstreamResult<T> = Result<T, UpstreamError>;
+
+/// The codes backends give a request longer than the model's context: OpenAI's, and llama.cpp server's error type.
+const CONTEXT_OVERFLOW_CODES: [&str; 2] = ["context_length_exceeded", "exceed_context_size_error"];
+
+/// Lowercased wordings of backends' context-overflow messages, any of which a message may contain.
+const CONTEXT_OVERFLOW_WORDINGS: [&str; 11] = [
+    // OpenAI, vLLM: "This model's maximum context length is 4096 tokens. However, you requested …".
+    "maximum context length",
+    // vLLM: "The decoder prompt (length 5000) is longer than the maximum model length of 4096. …".
+    "longer than the maximum model length",
+    // vLLM: "Input prompt (5000 tokens) is too long and exceeds limit of 4096".
+    "is too long and exceeds limit",
+    // llama.cpp server: "the request exceeds the available context size, try increasing it".
+    "exceeds the available context size",
+    // Ollama: "input length exceeds maximum context length".
+    "exceeds maximum context length",
+    // Ollama: "prompt too long; exceeded max context length by 12 tokens".
+    "exceeded max context length",
+    // Ollama: "the input length exceeds the context length".
+    "exceeds the context length",
+    // LM Studio: "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with
+    // context length of only 4096 tokens, which is not enough. …".
+    "context the overflows",
+    "context length of only",
+    // LM Studio: "Context length exceeded".
+    "context length exceeded",
+    // Anthropic-style: "prompt is too long: 210000 tokens > 200000 maximum".
+    "prompt is too long",
+];
+
+impl UpstreamError {
+    /// Whether the backend refused the request as longer than the model's context: by its error code, or by the
+    /// wording of its message (backends differ, and many send no code).
+    pub fn is_context_overflow(&self) -> bool {
+        match self {
+            UpstreamError::Status { message, code, .. } => {
+                code.as_deref().is_some_and(|code| CONTEXT_OVERFLOW_CODES.contains(&code))
+                    || tells_of_context_overflow(message)
+            }
+            UpstreamError::MidStream { what, .. } => tells_of_context_overflow(what),
+            UpstreamError::ModelNotFound(_)
+            | UpstreamError::Unreachable { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::BadAnswer { .. } => false,
+        }
+    }
+}
+
+/// Whether a backend's message says the request is longer than the model's context.
+fn tells_of_context_overflow(message: &str) -> bool {
+    let message = message.to_lowercase();
+    CONTEXT_OVERFLOW_WORDINGS.iter().any(|wording| message.contains(wording))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Context-overflow messages as backends send them.
+    const OVERFLOW_MESSAGES: [&str; 11] = [
+        // OpenAI, vLLM.
+        "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4900 in the \
+         messages, 100 in the completion). Please reduce the length of the messages or completion.",
+        // vLLM.
+        "The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that \
+         `max_model_len` is no smaller than the number of text tokens.",
+        "Input prompt (5000 tokens) is too long and exceeds limit of 4096",
+        // llama.cpp server, now and before.
+        "the request exceeds the available context size, try increasing it",
+        "the request exceeds the available context size. try increasing the context size or enable context shift",
+        // Ollama.
+        "input length exceeds maximum context length",
+        "prompt too long; exceeded max context length by 12 tokens",
+        "the input length exceeds the context length",
+        // LM Studio.
+        "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with context \
+         length of only 4096 tokens, which is not enough. Try to load the model with a larger context length, or \
+         provide a shorter input",
+        "Context length exceeded",
+        // Anthropic-style.
+        "prompt is too long: 210000 tokens > 200000 maximum",
+    ];
+
+    fn status(status: u16, message: &str, code: Option<&str>) -> UpstreamError {
+        UpstreamError::Status {
+            upstream: "local".into(),
+            status,
+            message: message.into(),
+            param: None,
+            code: code.map(str::to_string),
+        }
+    }
+
+    fn mid_stream(what: &str) -> UpstreamError {
+        UpstreamError::MidStream { upstream: "local".into(), what: what.into() }
+    }
+
+    #[test]
+    fn every_known_wording_is_an_overflow_in_a_status_or_mid_stream() {
+        for message in OVERFLOW_MESSAGES {
+            assert!(status(400, message, None).is_context_overflow(), "{message}");
+            assert!(status(500, message, Some("400")).is_context_overflow(), "{message}");
+            assert!(mid_stream(message).is_context_overflow(), "{message}");
+            assert!(mid_stream(&message.to_uppercase()).is_context_overflow(), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_overflow_codes_are_an_overflow_whatever_the_status_and_message() {
+        assert!(status(400, "Bad request", Some("context_length_exceeded")).is_context_overflow());
+        assert!(status(500, "", Some("exceed_context_size_error")).is_context_overflow());
+        assert!(!status(400, "Bad request", Some("400")).is_context_overflow());
+        assert!(!status(400, "Bad request", Some("invalid_request_error")).is_context_overflow());
+    }
+
+    #[test]
+    fn other_failures_are_not_an_overflow() {
+        let too_many_output_tokens =
+            "max_tokens is too large: 5000. This model supports at most 4096 completion tokens, whereas you provided \
+             5000.";
+        assert!(!status(400, too_many_output_tokens, None).is_context_overflow());
+        assert!(!status(401, "Incorrect API key provided", Some("invalid_api_key")).is_context_overflow());
+        assert!(!mid_stream("a chunk that does not parse (EOF while parsing a value)").is_context_overflow());
+        let bad_answer = UpstreamError::BadAnswer { upstream: "local".into(), what: OVERFLOW_MESSAGES[0].into() };
+        assert!(!bad_answer.is_context_overflow());
+        assert!(!UpstreamError::Timeout { upstream: "local".into(), seconds: 60.0 }.is_context_overflow());
+        let unreachable = UpstreamError::Unreachable { upstream: "local".into(), reason: "refused".into() };
+        assert!(!unreachable.is_context_overflow());
+        assert!(!UpstreamError::ModelNotFound("gpt-4o".into()).is_context_overflow());
+    }
+}

@@ -8,11 +8,15 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::wire::{ErrorDetail, ErrorEnvelope};
 use super::{UpstreamError, UpstreamResult};
 use crate::config::{Secret, UpstreamConfig};
 use crate::telemetry;
+
+/// The error type llama.cpp server gives a request longer than the context it was started with.
+const LLAMA_CPP_OVERFLOW_TYPE: &str = "exceed_context_size_error";
 
 /// Raw bytes of a streamed answer, passed through as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -135,9 +139,8 @@ impl HttpBackend {
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
         let (message, param, code) = match envelope.error {
-            Some(ErrorDetail::Object { message, param, code }) => {
-                let code = code.map(|code| code.as_str().map_or_else(|| code.to_string(), str::to_string));
-                (message.unwrap_or_else(raw), param, code)
+            Some(ErrorDetail::Object { message, param, code, kind }) => {
+                (message.unwrap_or_else(raw), param, error_code(code, kind))
             }
             Some(ErrorDetail::Text(message)) => (message, None, None),
             None => (envelope.message.unwrap_or_else(raw), None, None),
@@ -155,6 +158,14 @@ impl HttpBackend {
     }
 }
 
+/// The code of an error body: its `code` as a string (a number, as some backends send, in digits), or else, if
+/// that is absent or a number, llama.cpp server's context-overflow `type`, which is the code other backends give.
+fn error_code(code: Option<Value>, kind: Option<Value>) -> Option<String> {
+    let named_code = code.as_ref().and_then(Value::as_str).map(str::to_string);
+    let overflow = || kind.filter(|kind| kind == LLAMA_CPP_OVERFLOW_TYPE).map(|_| LLAMA_CPP_OVERFLOW_TYPE.to_string());
+    named_code.or_else(overflow).or_else(|| code.map(|code| code.to_string()))
+}
+
 /// The metrics' name for how a request failed.
 fn outcome(err: &UpstreamError) -> &'static str {
     match err {
@@ -165,5 +176,47 @@ fn outcome(err: &UpstreamError) -> &'static str {
         UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } | UpstreamError::ModelNotFound(_) => {
             "bad_answer"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DefaultUpstream;
+
+    fn backend() -> HttpBackend {
+        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default())).unwrap()
+    }
+
+    /// The message and code of the error an error body makes.
+    fn message_and_code(body: &str) -> (String, Option<String>) {
+        match backend().status_error(400, body.as_bytes()) {
+            UpstreamError::Status { message, code, .. } => (message, code),
+            other => panic!("not a status error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn llama_cpp_overflow_type_stands_in_for_its_numeric_code() {
+        let body = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
+        let message = "the request exceeds the available context size, try increasing it";
+        assert_eq!(message_and_code(body), (message.into(), Some("exceed_context_size_error".into())));
+        assert!(backend().status_error(400, body.as_bytes()).is_context_overflow());
+        let without_code = r#"{"error":{"message":"too long","type":"exceed_context_size_error"}}"#;
+        assert_eq!(message_and_code(without_code), ("too long".into(), Some("exceed_context_size_error".into())));
+    }
+
+    #[test]
+    fn codes_otherwise_read_as_before() {
+        let numeric = r#"{"error":{"code":400,"message":"bad","type":"invalid_request_error"}}"#;
+        assert_eq!(message_and_code(numeric), ("bad".into(), Some("400".into())));
+        let named =
+            r#"{"error":{"code":"context_length_exceeded","message":"long","type":"exceed_context_size_error"}}"#;
+        assert_eq!(message_and_code(named), ("long".into(), Some("context_length_exceeded".into())));
+        let openai = r#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}"#;
+        assert_eq!(message_and_code(openai), ("bad".into(), None));
+        assert_eq!(message_and_code(r#"{"error":"model not found"}"#), ("model not found".into(), None));
+        let odd_type = r#"{"error":{"code":"busy","message":"try later","type":{"class":1}}}"#;
+        assert_eq!(message_and_code(odd_type), ("try later".into(), Some("busy".into())));
     }
 }

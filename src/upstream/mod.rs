@@ -1,6 +1,6 @@
 //! Upstream LLM backends: the `Upstream` trait and the completion types the engine speaks with it. `routing`
 //! picks a backend by model name; `chat_completions` (over `http` and `stream`) and `echo` implement the trait;
-//! `wire` holds the Chat Completions wire types.
+//! `wire` holds the Chat Completions wire types; `windows` the context windows backends report.
 
 mod chat_completions;
 mod echo;
@@ -8,6 +8,7 @@ mod error;
 mod http;
 mod routing;
 mod stream;
+mod windows;
 pub mod wire;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
 pub use http::ByteStream;
 pub use routing::{glob_match, Upstreams};
+pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
 
 /// Parameters and output controls forwarded with a completion request; `None` leaves the backend's default.

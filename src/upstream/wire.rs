@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{TextFormat, ToolChoice};
+use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 /// Messages serialised once, to be sent as they are: their JSON joined by commas. A stored turn's messages are the
 /// same in every context that holds the turn.
@@ -209,6 +209,21 @@ pub struct Tool<'a> {
     pub function: ToolFunction<'a>,
 }
 
+impl<'a> Tool<'a> {
+    /// A function tool as a request offers it.
+    pub fn function(tool: &'a FunctionTool) -> Self {
+        Tool {
+            kind: "function",
+            function: ToolFunction {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                parameters: tool.parameters.as_ref(),
+                strict: tool.strict,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ToolFunction<'a> {
     pub name: &'a str,
@@ -374,7 +389,7 @@ pub struct CompletionDetails {
     pub reasoning_tokens: u64,
 }
 
-/// A backend's error body: `{"error":{"message","param","code"}}`, `{"error":"…"}` or `{"message":"…"}`.
+/// A backend's error body: `{"error":{"message","param","code","type"}}`, `{"error":"…"}` or `{"message":"…"}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorEnvelope {
     #[serde(default)]
@@ -395,6 +410,10 @@ pub enum ErrorDetail {
         /// A string, or a number on some backends.
         #[serde(default)]
         code: Option<Value>,
+        /// The error's type, a string on every backend known (llama.cpp server names its errors here, its code
+        /// being the HTTP status); read as any value, so that an odd one does not lose the rest of the error.
+        #[serde(default, rename = "type")]
+        kind: Option<Value>,
     },
 }
 
