@@ -16,7 +16,7 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, Sealer};
 
 pub use server::serve;
 
@@ -30,14 +30,28 @@ pub struct App {
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     telemetry::init();
     let store = store::open(&config.database_url, &config.database).await.context("cannot open the database")?;
-    build_app_with_store(config, store)
+    build_app_with_store(config, store).await
 }
 
 /// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).
-pub fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
+pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     telemetry::init();
     let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
-    let engine = Arc::new(Engine::new(store, upstreams, config.limits.max_chain_depth));
+    let sealer = compaction_sealer(config, &*store).await?;
+    let limits = &config.limits;
+    let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
     let router = api::router(api::AppState { engine: engine.clone() }, config.limits.max_body_bytes);
     Ok(App { router, engine })
+}
+
+/// The key that seals compaction summaries: the configured one, else the one kept in the database (made by the
+/// first server to need it), so every replica opens what any of them sealed.
+async fn compaction_sealer(config: &Config, store: &dyn store::Store) -> anyhow::Result<Sealer> {
+    let key = match &config.context.compaction_key {
+        Some(config::Secret(key)) => key.clone(),
+        None => {
+            store.setting("compaction_key", &Sealer::generate_key()).await.context("cannot read the compaction key")?
+        }
+    };
+    Sealer::from_base64(&key).context("invalid configuration: context.compaction_key")
 }

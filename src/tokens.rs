@@ -63,6 +63,16 @@ pub struct TokenCounter {
     pub image_tokens: u32,
 }
 
+/// What an image or file costs by default: a 1024×1024 image in high detail on OpenAI's vision models.
+pub const DEFAULT_IMAGE_TOKENS: u32 = 765;
+
+impl Default for TokenCounter {
+    /// `o200k_base`, and the default cost of images.
+    fn default() -> Self {
+        Self::new(Encoding::default(), DEFAULT_IMAGE_TOKENS)
+    }
+}
+
 impl TokenCounter {
     pub fn new(encoding: Encoding, image_tokens: u32) -> Self {
         Self { encoding, image_tokens }
@@ -75,12 +85,13 @@ impl TokenCounter {
 
     /// Tokens one stored/input item adds to the upstream context, as it is sent: a message is a message of its own;
     /// a function call joins the assistant message before it; an output is a `tool` message; reasoning is not sent.
+    /// A compaction's summary is sealed: the engine, which opens it, counts it.
     pub fn item(&self, item: &Item) -> u32 {
         match item {
             Item::Message(message) => self.message_item(message),
             Item::FunctionCall(call) => self.call(call),
             Item::FunctionCallOutput(output) => self.message(&output.output.text()),
-            Item::Reasoning(_) => 0,
+            Item::Reasoning(_) | Item::Compaction(_) => 0,
         }
     }
 

@@ -172,13 +172,13 @@ async fn requests_upstream_calls_and_tokens_are_counted_exactly() {
     // The upstream's label is this test's own: its counts are exact.
     let upstream =
         |outcome| after.get("threadline_upstream_requests_total", &[("upstream", "obs-counts"), ("outcome", outcome)]);
-    assert_eq!(upstream("ok"), Some(4.0), "three answers and the garbage one got 2xx headers");
+    assert_eq!(upstream("ok"), Some(5.0), "three answers, the garbage one and the model list read for the window");
     assert_eq!(upstream("status_5xx"), Some(1.0));
     assert_eq!(upstream("status_4xx"), Some(1.0));
     assert_eq!(upstream("bad_answer"), Some(1.0));
     assert_eq!(upstream("timeout"), None);
     let timed = after.get("threadline_upstream_request_duration_seconds_count", &[("upstream", "obs-counts")]);
-    assert_eq!(timed, Some(6.0));
+    assert_eq!(timed, Some(7.0));
 
     // Three finished turns of 11 input and 3 output tokens each (the mock's usage); failed turns count none.
     assert_eq!(moved("threadline_tokens_total", &[("direction", "input")]), 33.0);
@@ -199,10 +199,11 @@ async fn unreachable_and_slow_upstreams_are_counted_by_outcome() {
     let count = |upstream, outcome| {
         scrape.get("threadline_upstream_requests_total", &[("upstream", upstream), ("outcome", outcome)])
     };
-    assert_eq!(count("obs-unreachable", "unreachable"), Some(1.0));
+    // Each upstream was first asked for its model list (the context window), then for the completion.
+    assert_eq!(count("obs-unreachable", "unreachable"), Some(2.0));
     assert_eq!(count("obs-unreachable", "ok"), Some(0.0));
     assert_eq!(count("obs-timeout", "timeout"), Some(1.0));
-    assert_eq!(count("obs-timeout", "ok"), Some(0.0));
+    assert_eq!(count("obs-timeout", "ok"), Some(1.0));
     let timed = scrape.get("threadline_upstream_request_duration_seconds_sum", &[("upstream", "obs-timeout")]).unwrap();
     assert!((0.3..10.0).contains(&timed), "{timed}");
 }

@@ -163,6 +163,9 @@ impl From<StoreError> for ApiError {
 
 impl From<UpstreamError> for ApiError {
     fn from(err: UpstreamError) -> Self {
+        if err.is_context_overflow() {
+            return EngineError::ContextLengthExceeded.into();
+        }
         let message = err.to_string();
         match err {
             UpstreamError::ModelNotFound(_) => Self::not_found(message).code("model_not_found"),
@@ -222,6 +225,10 @@ impl From<EngineError> for ApiError {
             }
             EngineError::OutputWithoutCall(_) | EngineError::CallWithoutOutput(_) => {
                 Self::invalid(message).param("input").code("invalid_value")
+            }
+            EngineError::ContextLengthExceeded => Self::invalid(message).param("input").code("context_length_exceeded"),
+            EngineError::InvalidCompaction(_) => {
+                Self::invalid(message).param("input").code("invalid_encrypted_content")
             }
             EngineError::TurnAborted(_) | EngineError::Context(_) => Self::internal(message),
             EngineError::Store(err) => err.into(),

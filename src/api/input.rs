@@ -5,11 +5,19 @@ use serde_json::Value;
 use super::fields::{invalid_type, invalid_value, Fields};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::{
-    new_id, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
+    new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
 };
 
 const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
-const ITEM_TYPES: [&str; 5] = ["message", "function_call", "function_call_output", "reasoning", "item_reference"];
+const ITEM_TYPES: [&str; 7] = [
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "item_reference",
+    "compaction",
+    "compaction_trigger",
+];
 
 /// The items of `input`, each with an id; an empty string or array gives no items.
 pub fn parse_input(value: Value, param: &str) -> ApiResult<Vec<Item>> {
@@ -21,6 +29,21 @@ pub fn parse_input(value: Value, param: &str) -> ApiResult<Vec<Item>> {
         }
         other => Err(invalid_type(param, "a string or an array of input items", &other)),
     }
+}
+
+/// Takes a `{"type":"compaction_trigger"}` item off the end of an `input` array: whether there was one.
+pub fn take_compaction_trigger(input: &mut Value) -> ApiResult<bool> {
+    let Value::Array(items) = input else { return Ok(false) };
+    let Some(last) = items.last() else { return Ok(false) };
+    if last.get("type").and_then(Value::as_str) != Some("compaction_trigger") {
+        return Ok(false);
+    }
+    let param = format!("input[{}]", items.len() - 1);
+    if let Some(mut trigger) = items.pop() {
+        trigger.as_object_mut().map(|fields| fields.remove("type"));
+        Fields::new(trigger, &param)?.finish()?;
+    }
+    Ok(true)
 }
 
 /// A user message with one text part.
@@ -61,6 +84,18 @@ fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
                 other => return Err(invalid_type(&output_param, "a string or an array of content parts", &other)),
             };
             Item::FunctionCallOutput(FunctionCallOutput { id, call_id, output, status: parse_status(&mut fields)? })
+        }
+        "compaction" => {
+            // Whether the content opens (was sealed by this server, for this tenant) is the engine's check.
+            let id = item_id(&mut fields, "cmp")?;
+            Item::Compaction(Compaction { id, encrypted_content: fields.required_string("encrypted_content")? })
+        }
+        "compaction_trigger" => {
+            return Err(ApiError::invalid(format!(
+            "Invalid '{path}': a 'compaction_trigger' item must be the last input item, and only in a create request."
+        ))
+            .param(path)
+            .code("invalid_value"))
         }
         "reasoning" | "item_reference" => {
             return Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))

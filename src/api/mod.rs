@@ -40,6 +40,8 @@ pub struct AppState {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/compact", post(responses::compact))
+        .route("/v1/responses/input_tokens", post(responses::input_tokens))
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/responses/{id}/input_items", get(responses::input_items))
         .route("/v1/conversations", post(conversations::create))

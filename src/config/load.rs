@@ -125,6 +125,7 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_chain_depth == 0 {
             return fail("limits", "max_body_bytes and max_chain_depth must be at least 1");
         }
+        self.context.validate()?;
         for (i, upstream) in self.upstreams.iter().enumerate() {
             upstream.validate().map_err(|(key, problem)| (format!("upstreams[{i}].{key}"), problem))?;
             if self.upstreams[..i].iter().any(|other| other.name == upstream.name) {

@@ -1,6 +1,7 @@
 //! The server's settings, each documented once here with its default. `load.rs` layers them (defaults → TOML file
 //! → `THREADLINE_*` environment → flags) and validates the result in one place at start-up.
 
+mod context;
 mod load;
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use context::{ContextConfig, ModelContext, ModelSettings, Strategy};
 pub use load::{load, unknown_variables, Flags};
 
 /// The whole server configuration.
@@ -26,6 +28,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Request and chain limits.
     pub limits: Limits,
+    /// Context windows, token counting and what long conversations do.
+    pub context: ContextConfig,
     /// The single upstream serving every model: used when `upstreams` is empty, and replacing it when `url` is set.
     pub upstream: DefaultUpstream,
     /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
@@ -42,6 +46,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             database: DatabaseConfig::default(),
             limits: Limits::default(),
+            context: ContextConfig::default(),
             upstream: DefaultUpstream::default(),
             upstreams: Vec::new(),
             log: LogConfig::default(),

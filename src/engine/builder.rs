@@ -1,12 +1,14 @@
 //! Building a Response from upstream deltas, emitting the turn's events as its output items grow.
 
 use super::events::{DeltaKind, TurnEvent};
+use super::turn::Prepared;
 use super::TurnRequest;
 use crate::model::{
     new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Pieces,
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
 };
-use crate::upstream::{estimate_tokens, Delta, FinishReason, TokenCounts};
+use crate::tokens::TokenCounter;
+use crate::upstream::{Delta, FinishReason, TokenCounts};
 
 /// A response under construction.
 pub struct TurnBuilder {
@@ -20,16 +22,19 @@ pub struct TurnBuilder {
     max_tool_calls: Option<u64>,
     finish: Option<FinishReason>,
     usage: Option<TokenCounts>,
-    /// Input tokens to report when the upstream reports no usage.
-    estimated_input: u64,
+    /// Input tokens to report when the upstream reports no usage, and the counter of output tokens then.
+    counted_input: u64,
+    counter: TokenCounter,
+    /// An item that opens the output (a compaction made for this turn).
+    opening: Option<Item>,
 }
 
 impl TurnBuilder {
-    /// Starts a response for `request`: a new id, in progress, no output.
-    pub fn new(request: &TurnRequest, estimated_input: u64) -> Self {
+    /// Starts response `id` for `request` as prepared: in progress, no output.
+    pub fn new(id: String, request: &TurnRequest, prepared: &Prepared) -> Self {
         let parameters = &request.parameters;
         let response = Response {
-            id: new_id("resp"),
+            id,
             object: "response".into(),
             created_at: chrono::Utc::now().timestamp(),
             status: ResponseStatus::InProgress,
@@ -62,7 +67,7 @@ impl TurnBuilder {
             tools: parameters.tools.iter().map(|tool| serde_json::json!(tool)).collect(),
             top_logprobs: 0,
             top_p: parameters.top_p.unwrap_or(1.0),
-            truncation: "disabled".into(),
+            truncation: request.truncation.as_str().into(),
             usage: None,
             user: parameters.user.clone(),
             metadata: request.metadata.clone(),
@@ -76,7 +81,9 @@ impl TurnBuilder {
             max_tool_calls: parameters.max_tool_calls,
             finish: None,
             usage: None,
-            estimated_input,
+            counted_input: prepared.tokens,
+            counter: prepared.counter,
+            opening: prepared.compaction.clone(),
         }
     }
 
@@ -85,9 +92,17 @@ impl TurnBuilder {
         &self.response.id
     }
 
-    /// The in-progress snapshot sent when the turn starts.
-    pub fn created(&self) -> TurnEvent {
-        TurnEvent::Created(self.response.in_progress())
+    /// Starts the turn: the in-progress snapshot, then the item that opens the output, if any, whole.
+    pub fn open(&mut self) -> Vec<TurnEvent> {
+        let mut events = vec![TurnEvent::Created(self.response.in_progress())];
+        if let Some(item) = self.opening.take() {
+            let index = self.response.output.len();
+            events.push(TurnEvent::ItemAdded { index, item: item.started() });
+            events.push(TurnEvent::ItemDone { index, item: item.clone() });
+            self.response.output.push(item);
+            self.pieces.push(Vec::new());
+        }
+        events
     }
 
     /// Takes one delta and returns the events it causes.
@@ -165,7 +180,7 @@ impl TurnBuilder {
             Item::Message(message) => push_text(&mut message.content[0], &text),
             Item::Reasoning(reasoning) => reasoning.content[0].text.push_str(&text),
             Item::FunctionCall(call) => call.arguments.push_str(&text),
-            Item::FunctionCallOutput(_) => {}
+            Item::FunctionCallOutput(_) | Item::Compaction(_) => {}
         }
         self.pieces[index].push(text.len());
         let item_id = self.response.output[index].id().to_string();
@@ -204,9 +219,10 @@ impl TurnBuilder {
         response.completed_at = (response.status == ResponseStatus::Completed).then_some(now);
         response.incomplete_details = cut_reason.map(|reason| IncompleteDetails { reason: reason.into() });
         response.error = failure;
+        let counter = self.counter;
         let counts = self.usage.unwrap_or_else(|| TokenCounts {
-            input: self.estimated_input,
-            output: response.output.iter().map(|item| estimate_tokens(&item.text())).sum(),
+            input: self.counted_input,
+            output: response.output.iter().map(|item| u64::from(counter.text(&item.text()))).sum(),
             ..TokenCounts::default()
         });
         response.usage = Some(Usage::new(counts.input, counts.output, counts.cached, counts.reasoning));

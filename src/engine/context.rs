@@ -1,25 +1,41 @@
-//! Building the upstream context of a turn: this turn's instructions, then the history, then the new input, as Chat
-//! Completions messages — function calls and their outputs included, so tool use survives across turns.
+//! Building the upstream context of a turn from runs of items: this turn's instructions, then the history, then
+//! the new input, as Chat Completions messages — function calls and their outputs included, so tool use survives
+//! across turns.
 //!
 //! Items become messages a run at a time: a stored turn's run is made once, kept with the turn in the history cache
 //! and shared by every chain through it, so a turn's context costs copying bytes, not converting its whole history.
+//! A run's tokens are the sum of its items' stored counts: history is never tokenized again.
 
 use serde_json::{json, Value};
 
+use super::seal::{Sealer, Summary};
 use super::{EngineError, EngineResult};
 use crate::model::{ContentPart, Item, Message, Role};
 use crate::store::CachedTurn;
-use crate::upstream::{
-    estimate_tokens, ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun,
-};
+use crate::tokens::TokenCounter;
+use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun};
 
 /// A run of items as upstream messages: serialised once, with the tool calls and outputs among them (to pair them
-/// across the whole context) and an estimate of their tokens.
+/// across the whole context), their tokens, what must be kept of them when they are dropped, and the compaction
+/// made in them.
 #[derive(Debug)]
 pub struct ContextRun {
     messages: MessageRun,
     tools: Vec<ToolUse>,
-    tokens: u64,
+    pub tokens: u64,
+    /// Its system and developer messages: what is kept of it when it is dropped to fit the window.
+    pub pinned: Option<Box<ContextRun>>,
+    /// A compaction made in this turn, which the turns after it build on.
+    pub compaction: Option<Box<Compacted>>,
+}
+
+/// A compaction made in a turn: the summary, as text and as the run sent in place of the turns it replaces, and how
+/// many turns of the chain (or conversation), from the first, those are.
+#[derive(Debug)]
+pub struct Compacted {
+    pub summary: String,
+    pub run: ContextRun,
+    pub through: u32,
 }
 
 /// A function call made, or answered, by its call id.
@@ -29,24 +45,71 @@ enum ToolUse {
     Output(String),
 }
 
+/// What turning items into a run needs: their counter (for items without a stored count), and the tenant and key
+/// that open compaction items.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    pub counter: TokenCounter,
+    pub sealer: &'a Sealer,
+    pub tenant: &'a str,
+}
+
+impl RunContext<'_> {
+    /// The summary a compaction item holds, if it was sealed for this tenant.
+    pub fn open(&self, item: &crate::model::Compaction) -> Option<Summary> {
+        self.sealer.open(self.tenant, &item.encrypted_content)
+    }
+
+    /// The tokens `item` adds to a context (what `run` counts it as).
+    pub fn item_tokens(&self, item: &Item) -> u32 {
+        match item {
+            Item::Compaction(compaction) => match self.open(compaction) {
+                Some(Summary { text, through: None }) if !text.is_empty() => self.counter.message(&summary_text(&text)),
+                _ => 0,
+            },
+            other => self.counter.item(other),
+        }
+    }
+}
+
+/// The message text a summary is sent as.
+pub fn summary_text(summary: &str) -> String {
+    format!("Summary of the earlier conversation:\n{summary}")
+}
+
 impl ContextRun {
-    /// The messages of `items`. `developer` becomes `system` (not every backend knows it); function calls join the
-    /// assistant message before them in the run; reasoning items are not sent back upstream.
-    pub fn new<'a>(items: impl IntoIterator<Item = &'a Item>) -> EngineResult<Self> {
+    /// The run of `items` with their stored token counts (`None`, or missing: counted now). `developer` becomes
+    /// `system` (not every backend knows it); function calls join the assistant message before them in the run;
+    /// reasoning items are not sent back upstream; a compaction item sent as input becomes its summary, and one
+    /// made in a chain's turn (it names how many turns it replaces) is recorded for the chain to apply.
+    /// An unopenable compaction item is an error when `strict` (new input), else left out with a warning.
+    pub fn new<'i>(
+        items: impl IntoIterator<Item = &'i Item>,
+        tokens: &[Option<u32>],
+        cx: &RunContext<'_>,
+        strict: bool,
+    ) -> EngineResult<Self> {
         let mut messages: Vec<ChatMessage> = Vec::new();
+        let mut pinned: Vec<ChatMessage> = Vec::new();
         let mut tools = Vec::new();
-        for item in items {
+        let mut total = 0;
+        let mut compaction = None;
+        for (i, item) in items.into_iter().enumerate() {
+            total += u64::from(tokens.get(i).copied().flatten().unwrap_or_else(|| cx.item_tokens(item)));
             match item {
-                Item::Message(message) => messages.push(ChatMessage {
-                    role: match message.role {
+                Item::Message(message) => {
+                    let role = match message.role {
                         Role::User => ChatRole::User,
                         Role::Assistant => ChatRole::Assistant,
                         Role::System | Role::Developer => ChatRole::System,
-                    },
-                    content: content(message),
-                    tool_calls: Vec::new(),
-                    tool_call_id: None,
-                }),
+                    };
+                    let chat =
+                        ChatMessage { role, content: content(message), tool_calls: Vec::new(), tool_call_id: None };
+                    if role == ChatRole::System {
+                        pinned.push(chat.clone());
+                    }
+                    messages.push(chat);
+                }
                 Item::FunctionCall(call) => {
                     tools.push(ToolUse::Call(call.call_id.clone()));
                     let tool_call = ChatToolCall {
@@ -72,14 +135,34 @@ impl ContextRun {
                     });
                 }
                 Item::Reasoning(_) => {}
+                Item::Compaction(item) => match cx.open(item) {
+                    Some(Summary { text, through: Some(through) }) => {
+                        let run = Self::summary(&text, cx.counter)?;
+                        compaction = Some(Box::new(Compacted { summary: text, run, through }));
+                    }
+                    Some(Summary { text, through: None }) => {
+                        if !text.is_empty() {
+                            messages.push(ChatMessage::text(ChatRole::User, summary_text(&text)));
+                        }
+                    }
+                    None if strict => return Err(EngineError::InvalidCompaction(item.id.clone())),
+                    None => tracing::warn!(item = %item.id, "a stored compaction item does not open; left out"),
+                },
             }
         }
-        Self::of(&messages, tools)
+        let pinned = match pinned.is_empty() {
+            true => None,
+            false => {
+                let tokens = pinned.iter().map(|message| u64::from(cx.counter.message(&message.content_text()))).sum();
+                Some(Box::new(Self::of(&pinned, Vec::new(), tokens)?))
+            }
+        };
+        Ok(Self { pinned, compaction, ..Self::of(&messages, tools, total)? })
     }
 
     /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
-    pub fn of_turn(turn: &CachedTurn) -> EngineResult<&Self> {
-        let run = turn.derived(|items, _| Self::new(items).map_err(|err| err.to_string()));
+    pub fn of_turn<'t>(turn: &'t CachedTurn, cx: &RunContext<'_>) -> EngineResult<&'t Self> {
+        let run = turn.derived(|items, tokens| Self::new(items, tokens, cx, false).map_err(|err| err.to_string()));
         match run {
             Some(Ok(run)) => Ok(run),
             Some(Err(err)) => Err(EngineError::Context(err.clone())),
@@ -88,23 +171,44 @@ impl ContextRun {
     }
 
     /// A turn's instructions, as a system message.
-    pub fn instructions(text: &str) -> EngineResult<Self> {
-        Self::of(&[ChatMessage::text(ChatRole::System, text)], Vec::new())
+    pub fn instructions(text: &str, counter: TokenCounter) -> EngineResult<Self> {
+        let message = ChatMessage::text(ChatRole::System, text);
+        Self::of(&[message], Vec::new(), u64::from(counter.message(text)))
     }
 
-    fn of(messages: &[ChatMessage], tools: Vec<ToolUse>) -> EngineResult<Self> {
-        let tokens = messages.iter().map(|message| estimate_tokens(&message.content_text())).sum();
+    /// A summary of earlier turns, as the message that stands for them.
+    pub fn summary(text: &str, counter: TokenCounter) -> EngineResult<Self> {
+        let text = summary_text(text);
+        let tokens = u64::from(counter.message(&text));
+        Self::of(&[ChatMessage::text(ChatRole::User, text)], Vec::new(), tokens)
+    }
+
+    fn of(messages: &[ChatMessage], tools: Vec<ToolUse>, tokens: u64) -> EngineResult<Self> {
         let run = MessageRun::new(messages).map_err(|err| EngineError::Context(err.to_string()))?;
-        Ok(Self { messages: run, tools, tokens })
+        Ok(Self { messages: run, tools, tokens, pinned: None, compaction: None })
+    }
+
+    /// Whether it answers a function call that none of `earlier` makes.
+    pub fn answers_missing_call<'a>(&self, earlier: impl Iterator<Item = &'a ContextRun> + Clone) -> bool {
+        self.tools.iter().any(|tool_use| match tool_use {
+            ToolUse::Output(id) => {
+                let made_here = self.tools.iter().any(|other| matches!(other, ToolUse::Call(call) if call == id));
+                !made_here && !earlier.clone().any(|run| run.makes_call(id))
+            }
+            ToolUse::Call(_) => false,
+        })
+    }
+
+    fn makes_call(&self, id: &str) -> bool {
+        self.tools.iter().any(|tool_use| matches!(tool_use, ToolUse::Call(call) if call == id))
     }
 }
 
-/// The context made of `runs`, in order, and its estimated tokens. Every function call needs its output later in the
-/// context, and every output an earlier call (else 400, as on OpenAI).
-pub fn chat_messages(runs: &[&ContextRun]) -> EngineResult<(ChatMessages, u64)> {
+/// The context made of `runs`, in order. Every function call needs its output later in the context, and every
+/// output an earlier call (else 400, as on OpenAI).
+pub fn chat_messages(runs: &[&ContextRun]) -> EngineResult<ChatMessages> {
     check_tool_pairs(runs.iter().flat_map(|run| &run.tools))?;
-    let messages = ChatMessages::join(runs.iter().map(|run| &run.messages));
-    Ok((messages, runs.iter().map(|run| run.tokens).sum()))
+    Ok(ChatMessages::join(runs.iter().map(|run| &run.messages)))
 }
 
 /// A message's content: a plain string when it is all text, else chat content parts.

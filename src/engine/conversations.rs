@@ -1,8 +1,10 @@
 //! Conversations: create, read, update and delete them and their items.
 
+use super::context::RunContext;
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{Conversation, Item, Metadata};
 use crate::store::{ItemList, Page, PageRequest};
+use crate::tokens::TokenCounter;
 
 impl Engine {
     /// Creates a conversation holding `items`.
@@ -13,8 +15,21 @@ impl Engine {
         items: &[Item],
     ) -> EngineResult<Conversation> {
         let conversation = Conversation::new(metadata);
-        self.store.create_conversation(tenant, &conversation, items, &[]).await?;
+        self.store.create_conversation(tenant, &conversation, items, &self.item_counts(tenant, items)?).await?;
         Ok(conversation)
+    }
+
+    /// The token count of each item added to a conversation outside a turn (no model is known: the default
+    /// encoding counts them); a compaction item must have been sealed by this server for this tenant.
+    fn item_counts(&self, tenant: &str, items: &[Item]) -> EngineResult<Vec<u32>> {
+        let counter = TokenCounter::new(self.context.encoding, self.context.image_tokens);
+        let cx = RunContext { counter, sealer: &self.sealer, tenant };
+        for item in items {
+            if let Item::Compaction(compaction) = item {
+                cx.open(compaction).ok_or_else(|| EngineError::InvalidCompaction(compaction.id.clone()))?;
+            }
+        }
+        Ok(items.iter().map(|item| cx.item_tokens(item)).collect())
     }
 
     /// A conversation.
@@ -37,7 +52,7 @@ impl Engine {
 
     /// Appends items to a conversation.
     pub async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> EngineResult<()> {
-        match self.store.add_conversation_items(tenant, id, items, &[]).await? {
+        match self.store.add_conversation_items(tenant, id, items, &self.item_counts(tenant, items)?).await? {
             true => Ok(()),
             false => Err(not_found(id)),
         }

@@ -28,6 +28,14 @@ pub enum EngineError {
     /// A `function_call` is left without an output.
     #[error("No tool output found for function call {0}.")]
     CallWithoutOutput(String),
+    /// The context does not fit the model's window (counted here, or reported by the backend).
+    #[error("Your input exceeds the context window of this model. Please adjust your input and try again.")]
+    ContextLengthExceeded,
+    /// A compaction item in the input was not made by this server for this tenant.
+    #[error(
+        "The compaction item '{0}' could not be verified: its encrypted_content was not made by this server for you."
+    )]
+    InvalidCompaction(String),
     /// A turn's context could not be serialised.
     #[error("the context could not be built: {0}")]
     Context(String),
@@ -37,11 +45,21 @@ pub enum EngineError {
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(UpstreamError),
 }
 
 /// The result of an engine operation.
 pub type EngineResult<T> = Result<T, EngineError>;
+
+impl From<UpstreamError> for EngineError {
+    /// A backend's own context-overflow error is the same as one counted here.
+    fn from(err: UpstreamError) -> Self {
+        match err.is_context_overflow() {
+            true => Self::ContextLengthExceeded,
+            false => Self::Upstream(err),
+        }
+    }
+}
 
 impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {

@@ -2,18 +2,26 @@
 //! stored responses and conversations. It speaks the model types only, never a surface's wire JSON.
 
 mod builder;
+mod compaction;
 mod context;
 mod conversations;
 mod error;
 pub mod events;
+mod history;
+mod seal;
 mod tasks;
 mod turn;
+mod window;
 
 use std::sync::Arc;
 
+use crate::config::ContextConfig;
 use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::{ItemList, Page, PageRequest, Store};
-use crate::upstream::{Parameters, Upstreams};
+use crate::upstream::{ContextWindows, Parameters, Upstreams};
+
+pub use compaction::{CompactRequest, CompactedWindow};
+pub use seal::Sealer;
 
 pub use error::{EngineError, EngineResult};
 pub use events::{DeltaKind, TurnEvent};
@@ -38,19 +46,66 @@ pub struct TurnRequest {
     pub conversation: Option<String>,
     /// The client request's id, passed to the upstream request (`x-request-id`).
     pub request_id: Option<String>,
+    /// What to do when the context does not fit the model's window.
+    pub truncation: Truncation,
+    /// Compaction and window settings of this turn.
+    pub context: ContextOptions,
 }
 
-/// The engine: a store, the upstreams, the turns in flight and the limits.
+/// `truncation`: what a turn whose context does not fit the model's window does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Truncation {
+    /// Fail with `context_length_exceeded`, without calling the upstream.
+    #[default]
+    Disabled,
+    /// Drop the oldest whole turns of history until it fits.
+    Auto,
+}
+
+impl Truncation {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+/// A turn's own compaction and window settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContextOptions {
+    /// `context_management` asks for compaction: summarize when the context passes `compact_threshold` tokens
+    /// (else the model's configured share of its window).
+    pub compaction: bool,
+    pub compact_threshold: Option<u64>,
+    /// `compaction_trigger`: compact the history in this turn.
+    pub compact_now: bool,
+    /// The context window to fit (LM Studio's `context_length`), over the model's own.
+    pub window: Option<u64>,
+}
+
+/// The engine: a store, the upstreams, the turns in flight, the limits, and how contexts are fitted to windows.
 pub struct Engine {
     store: Arc<dyn Store>,
     upstreams: Upstreams,
     tasks: TurnTasks,
     max_chain_depth: u32,
+    context: ContextConfig,
+    windows: ContextWindows,
+    sealer: Sealer,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, upstreams: Upstreams, max_chain_depth: u32) -> Self {
-        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth }
+    pub fn new(
+        store: Arc<dyn Store>,
+        upstreams: Upstreams,
+        max_chain_depth: u32,
+        context: ContextConfig,
+        sealer: Sealer,
+    ) -> Self {
+        let windows = ContextWindows::default();
+        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth, context, windows, sealer }
     }
 
     /// The store, for readiness checks.

@@ -1,49 +1,72 @@
-//! Running one turn: resolve the chain, call the upstream, build the Response, store it before answering — either at
-//! once, or streamed as events. Either way the turn runs in a tracked task, so it finishes and is stored even if
-//! the client leaves, and a shutdown waits for it.
+//! Running one turn: resolve the history, fit it into the model's window (compacting or truncating it as asked),
+//! call the upstream, build the Response, store it before answering — either at once, or streamed as events. Either
+//! way the turn runs in a tracked task, so it finishes and is stored even if the client leaves, and a shutdown waits
+//! for it.
 
 use std::sync::Arc;
-use std::time::Instant;
 
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::builder::TurnBuilder;
-use super::context::{chat_messages, ContextRun};
+use super::compaction::{turn_transcript, SummaryCall};
+use super::context::{chat_messages, ContextRun, RunContext};
 use super::events::TurnEvent;
-use super::{Engine, EngineError, EngineResult, TurnRequest};
-use crate::model::{Item, Pieces, Response, ResponseError, ResponseStatus};
-use crate::store::{Chain, NewTurn};
+use super::seal::Summary;
+use super::window::Plan;
+use super::{Engine, EngineError, EngineResult, Truncation, TurnRequest};
+use crate::config::{ModelSettings, Strategy};
+use crate::model::{new_id, Compaction, Item, Pieces, Response, ResponseError, ResponseStatus};
+use crate::store::NewTurn;
 use crate::telemetry;
-use crate::upstream::{ChatRequest, DeltaStream, Upstream};
+use crate::tokens::{TokenCounter, REPLY_PRIMING};
+use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamResult};
 
 /// The events of a streamed turn, as they happen.
 pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
 
+/// A turn ready to send upstream.
+pub struct Prepared {
+    pub upstream: Arc<dyn Upstream>,
+    pub chat: ChatRequest,
+    /// Tokens of the context sent, and of the history in it.
+    pub tokens: u64,
+    pub history_tokens: u64,
+    /// The token count of each input item.
+    pub input_tokens: Vec<u32>,
+    pub counter: TokenCounter,
+    /// The compaction made for this turn: the first item of its output.
+    pub compaction: Option<Item>,
+}
+
+/// What a context is prepared for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// To send, in at most `cap` tokens when given (a retry after the backend found the context too long).
+    Send { cap: Option<u64> },
+    /// To count its tokens (`/v1/responses/input_tokens`): no compaction is made, and too long is no error.
+    Count,
+}
+
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
     pub async fn respond(self: &Arc<Self>, request: TurnRequest) -> EngineResult<Response> {
-        let (upstream, chat, tokens) = self.prepare(&request).await?;
-        let builder = TurnBuilder::new(&request, tokens);
+        let id = new_id("resp");
         let engine = self.clone();
-        let id = builder.id().to_string();
-        let turn = self.tasks.spawn(&id, async move { engine.complete(&request, builder, &*upstream, &chat).await });
+        let turn = self.tasks.spawn(&id.clone(), async move { engine.complete(id, request).await });
         turn.await.map_err(|err| EngineError::TurnAborted(err.to_string()))?
     }
 
-    async fn complete(
-        &self,
-        request: &TurnRequest,
-        mut builder: TurnBuilder,
-        upstream: &dyn Upstream,
-        chat: &ChatRequest,
-    ) -> EngineResult<Response> {
-        let completion = upstream.complete(chat).await?;
+    async fn complete(&self, id: String, request: TurnRequest) -> EngineResult<Response> {
+        let (prepared, completion) = self.start(&request, |upstream, chat| upstream.complete(chat)).await?;
+        let mut builder = TurnBuilder::new(id, &request, &prepared);
+        builder.open();
         for delta in completion.into_deltas() {
             builder.apply(delta);
         }
         let (_, response, pieces) = builder.finish(None);
-        self.save(request, &response, &pieces).await?;
+        self.save(&request, &prepared, &response, &pieces).await?;
         Ok(response)
     }
 
@@ -51,19 +74,49 @@ impl Engine {
     /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
     /// receiver is still listening.
     pub async fn respond_stream(self: &Arc<Self>, request: TurnRequest) -> EngineResult<TurnEvents> {
-        let (upstream, chat, tokens) = self.prepare(&request).await?;
-        let deltas = upstream.complete_stream(&chat).await?;
-        let builder = TurnBuilder::new(&request, tokens);
+        let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
+        let builder = TurnBuilder::new(new_id("resp"), &request, &prepared);
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();
-        self.tasks.spawn(&id, async move { engine.drive(request, builder, deltas, events).await });
+        self.tasks.spawn(&id, async move { engine.drive(request, prepared, builder, deltas, events).await });
         Ok(receiver)
+    }
+
+    /// The tokens of the context a create would send (`/v1/responses/input_tokens`).
+    pub async fn count_input_tokens(&self, request: &TurnRequest) -> EngineResult<u64> {
+        Ok(self.prepare(request, Purpose::Count).await?.tokens)
+    }
+
+    /// Prepares the turn and makes the upstream call with `call`. When the backend finds the context too long
+    /// although it was counted to fit, a turn with `truncation: auto` drops half of its history and tries once more.
+    async fn start<T>(
+        &self,
+        request: &TurnRequest,
+        call: impl for<'c> Fn(&'c dyn Upstream, &'c ChatRequest) -> BoxFuture<'c, UpstreamResult<T>>,
+    ) -> EngineResult<(Prepared, T)> {
+        let prepared = self.prepare(request, Purpose::Send { cap: None }).await?;
+        match call(&*prepared.upstream, &prepared.chat).await {
+            Ok(answer) => Ok((prepared, answer)),
+            Err(err)
+                if err.is_context_overflow()
+                    && request.truncation == Truncation::Auto
+                    && prepared.history_tokens > 0 =>
+            {
+                let cap = prepared.tokens - prepared.history_tokens.div_ceil(2);
+                tracing::info!(sent = prepared.tokens, cap, "the upstream found the context too long; dropping more");
+                let retry = self.prepare(request, Purpose::Send { cap: Some(cap) }).await?;
+                let answer = call(&*retry.upstream, &retry.chat).await?;
+                Ok((retry, answer))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn drive(
         &self,
         request: TurnRequest,
+        prepared: Prepared,
         mut builder: TurnBuilder,
         mut deltas: DeltaStream,
         events: mpsc::UnboundedSender<TurnEvent>,
@@ -72,21 +125,22 @@ impl Engine {
         let send = |event| {
             let _ = events.send(event);
         };
-        send(builder.created());
+        builder.open().into_iter().for_each(send);
         let mut failure = None;
         while let Some(delta) = deltas.next().await {
             match delta {
                 Ok(delta) => builder.apply(delta).into_iter().for_each(send),
                 Err(err) => {
                     tracing::warn!(error = %err, "upstream failed mid-stream");
-                    failure = Some(ResponseError { code: "server_error".into(), message: err.to_string() });
+                    let code = if err.is_context_overflow() { "context_length_exceeded" } else { "server_error" };
+                    failure = Some(ResponseError { code: code.into(), message: err.to_string() });
                     break;
                 }
             }
         }
         let (closing, mut response, pieces) = builder.finish(failure);
         closing.into_iter().for_each(send);
-        if let Err(err) = self.save(&request, &response, &pieces).await {
+        if let Err(err) = self.save(&request, &prepared, &response, &pieces).await {
             tracing::error!(error = %err, response = %response.id, "a streamed turn could not be stored");
             response.status = ResponseStatus::Failed;
             response.completed_at = None;
@@ -99,85 +153,127 @@ impl Engine {
     }
 
     /// Stores a finished turn: the response if `store`, and its input and output in its conversation unless it
-    /// failed — all in one transaction.
-    async fn save(&self, request: &TurnRequest, response: &Response, pieces: &Pieces) -> EngineResult<()> {
+    /// failed — all in one transaction — each item with its token count.
+    async fn save(
+        &self,
+        request: &TurnRequest,
+        prepared: &Prepared,
+        response: &Response,
+        pieces: &Pieces,
+    ) -> EngineResult<()> {
         telemetry::turn_tokens(response.usage.as_ref());
         let conversation = request.conversation.as_deref().filter(|_| response.status != ResponseStatus::Failed);
         if !request.store && conversation.is_none() {
             return Ok(());
         }
+        let cx = RunContext { counter: prepared.counter, sealer: &self.sealer, tenant: &request.tenant };
+        let mut tokens = prepared.input_tokens.clone();
+        tokens.extend(response.output.iter().map(|item| cx.item_tokens(item)));
         let turn = NewTurn {
             response,
             input: &request.input,
-            // counts come from the engine's token counter
-            tokens: &[],
             pieces,
+            tokens: &tokens,
             store_response: request.store,
             conversation,
         };
         Ok(self.store.save_turn(&request.tenant, turn).await?)
     }
 
-    /// Routes the model, resolves the history and assembles the upstream request; returns its estimated tokens too.
-    async fn prepare(&self, request: &TurnRequest) -> EngineResult<(Arc<dyn Upstream>, ChatRequest, u64)> {
+    /// Routes the model, resolves the history, fits it into the model's window and assembles the upstream request.
+    async fn prepare(&self, request: &TurnRequest, purpose: Purpose) -> EngineResult<Prepared> {
         let upstream = self.upstreams.route(&request.model)?;
-        let history = self.history(request).await?;
-        let instructions = request.instructions.as_deref().map(ContextRun::instructions).transpose()?;
-        let conversation;
-        let mut runs: Vec<&ContextRun> = instructions.iter().collect();
-        match &history {
-            History::Conversation(items) => {
-                conversation = ContextRun::new(items)?;
-                runs.push(&conversation);
-            }
-            History::Chain(chain) => {
-                for turn in chain.tip.chain() {
-                    runs.push(ContextRun::of_turn(turn)?);
-                }
+        let settings = self.context.for_model(&request.model);
+        let window = self.window(&*upstream, &request.model, request.context.window, &settings).await;
+        let counter = settings.counter;
+        let cx = RunContext { counter, sealer: &self.sealer, tenant: &request.tenant };
+        let tenant = &request.tenant;
+        let history = self.history(tenant, request.previous_response_id.as_deref(), request.conversation.as_deref());
+        let history = history.await?;
+        let segments = history.segments(&cx)?;
+        let instructions = request.instructions.as_deref().map(|text| ContextRun::instructions(text, counter));
+        let instructions = instructions.transpose()?;
+        let input_tokens: Vec<u32> = request.input.iter().map(|item| cx.item_tokens(item)).collect();
+        let counts: Vec<Option<u32>> = input_tokens.iter().copied().map(Some).collect();
+        let input = ContextRun::new(&request.input, &counts, &cx, true)?;
+        let fixed = u64::from(counter.tools(&request.parameters.tools) + REPLY_PRIMING);
+        let (summary_text, summary_run);
+        let mut plan = Plan::new(instructions.as_ref(), history.turns(&segments, &cx)?, &input, fixed);
+        if settings.strategy == Strategy::LastTurns {
+            plan.keep_last(settings.last_turns as usize);
+        }
+        let mut compaction = None;
+        if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| purpose != Purpose::Count)
+        {
+            let transcript = turn_transcript(&plan, cut, &cx, window / 2);
+            let call = SummaryCall {
+                model: &request.model,
+                request_id: request.request_id.as_deref(),
+                prompt_cache_key: request.parameters.prompt_cache_key.as_deref(),
+            };
+            let written = self.write_summary(&*upstream, call, &transcript, window).await?;
+            let summary = Summary { text: written.text, through: Some(plan.position(cut)) };
+            let encrypted_content = self.sealer.seal(tenant, &summary);
+            compaction = Some(Item::Compaction(Compaction { id: new_id("cmp"), encrypted_content }));
+            summary_text = summary.text;
+            summary_run = ContextRun::summary(&summary_text, counter)?;
+            plan.compact(cut, (&summary_run, &summary_text));
+        }
+        let share = (window as f64 * self.context.output_share) as u64;
+        let reserve = request.parameters.max_output_tokens.unwrap_or(share);
+        let mut limit = window.saturating_sub(reserve);
+        if let Purpose::Send { cap: Some(cap) } = purpose {
+            limit = limit.min(cap);
+        }
+        if plan.tokens() > limit {
+            let fits = request.truncation == Truncation::Auto && plan.fit(limit);
+            if !fits && purpose != Purpose::Count {
+                return Err(EngineError::ContextLengthExceeded);
             }
         }
-        let input = ContextRun::new(&request.input)?;
-        runs.push(&input);
-        let (messages, tokens) = chat_messages(&runs)?;
         let chat = ChatRequest {
             model: request.model.clone(),
-            messages,
+            messages: chat_messages(&plan.runs())?,
             parameters: request.parameters.clone(),
             request_id: request.request_id.clone(),
         };
-        Ok((upstream, chat, tokens))
+        let (tokens, history_tokens) = (plan.tokens(), plan.history_tokens());
+        Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction })
     }
 
-    /// The history a turn continues: its conversation's items, or the chain of its previous response.
-    async fn history(&self, request: &TurnRequest) -> EngineResult<History> {
-        let tenant = &request.tenant;
-        let started = Instant::now();
-        let history = match (&request.previous_response_id, &request.conversation) {
-            (_, Some(conversation)) => History::Conversation(
-                self.store
-                    .conversation_items(tenant, conversation)
-                    .await?
-                    .map(|items| items.into_iter().map(|(item, _)| item).collect())
-                    .ok_or_else(|| EngineError::ConversationNotFound(conversation.clone()))?,
-            ),
-            (Some(id), None) => {
-                let chain = self.store.history(tenant, id, self.max_chain_depth).await?;
-                let chain = chain.ok_or_else(|| EngineError::PreviousResponseNotFound(id.clone()))?;
-                if chain.status() == ResponseStatus::Failed {
-                    return Err(EngineError::PreviousResponseFailed(id.clone()));
-                }
-                let cache = if chain.cached { "hit" } else { "miss" };
-                telemetry::history_resolved(chain.tip.depth() as usize, started.elapsed().as_secs_f64(), cache);
-                History::Chain(chain)
-            }
-            (None, None) => History::Conversation(Vec::new()),
-        };
-        Ok(history)
+    /// How many turns a compaction in this turn summarizes, when it makes one: asked for (`compaction_trigger`), or
+    /// the context is past the threshold of `context_management` or of the model's `summarize` strategy. The
+    /// newest turns within a quarter of the threshold stay as they are (none when asked for).
+    fn compaction_cut(
+        &self,
+        request: &TurnRequest,
+        settings: &ModelSettings,
+        window: u64,
+        plan: &Plan<'_>,
+    ) -> Option<usize> {
+        if request.context.compact_now {
+            return plan.compaction_cut(0);
+        }
+        if !request.context.compaction && settings.strategy != Strategy::Summarize {
+            return None;
+        }
+        let configured = (window as f64 * settings.compact_threshold) as u64;
+        let threshold = request.context.compact_threshold.unwrap_or(configured);
+        (plan.tokens() > threshold).then(|| plan.compaction_cut(threshold / 4)).flatten()
     }
-}
 
-/// What a turn continues.
-enum History {
-    Conversation(Vec<Item>),
-    Chain(Chain),
+    /// The context window of `model`: the request's own (LM Studio's `context_length`), the configured one, the one
+    /// its upstream reports, or the default.
+    pub(super) async fn window(
+        &self,
+        upstream: &dyn Upstream,
+        model: &str,
+        requested: Option<u64>,
+        settings: &ModelSettings,
+    ) -> u64 {
+        if let Some(window) = requested.or(settings.window) {
+            return window;
+        }
+        self.windows.reported(upstream, model).await.unwrap_or(self.context.default_window)
+    }
 }

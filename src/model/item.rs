@@ -10,6 +10,8 @@ pub enum Item {
     FunctionCall(FunctionCall),
     FunctionCallOutput(FunctionCallOutput),
     Reasoning(Reasoning),
+    /// What a compaction left of the conversation before it: its summary, sealed.
+    Compaction(Compaction),
 }
 
 impl Item {
@@ -20,6 +22,7 @@ impl Item {
             Item::FunctionCall(c) => &c.id,
             Item::FunctionCallOutput(o) => &o.id,
             Item::Reasoning(r) => &r.id,
+            Item::Compaction(c) => &c.id,
         }
     }
 
@@ -31,16 +34,19 @@ impl Item {
             Item::FunctionCall(c) => Item::FunctionCall(FunctionCall { status, arguments: String::new(), ..c.clone() }),
             Item::FunctionCallOutput(o) => Item::FunctionCallOutput(FunctionCallOutput { status, ..o.clone() }),
             Item::Reasoning(r) => Item::Reasoning(Reasoning { status, content: Vec::new(), ..r.clone() }),
+            Item::Compaction(c) => Item::Compaction(c.clone()),
         }
     }
 
-    /// The item's text: a message's text parts, a call's arguments, an output's text, or the reasoning text.
+    /// The item's text: a message's text parts, a call's arguments, an output's text, or the reasoning text (a
+    /// compaction's summary is sealed: none).
     pub fn text(&self) -> String {
         match self {
             Item::Message(m) => m.text(),
             Item::FunctionCall(c) => c.arguments.clone(),
             Item::FunctionCallOutput(o) => o.output.text(),
             Item::Reasoning(r) => r.content.iter().map(|part| part.text.as_str()).collect::<Vec<_>>().join("\n"),
+            Item::Compaction(_) => String::new(),
         }
     }
 
@@ -51,6 +57,7 @@ impl Item {
             Item::FunctionCall(c) => c.status = status,
             Item::FunctionCallOutput(o) => o.status = status,
             Item::Reasoning(r) => r.status = status,
+            Item::Compaction(_) => {}
         }
     }
 }
@@ -189,4 +196,13 @@ pub struct Reasoning {
 #[serde(tag = "type", rename = "reasoning_text")]
 pub struct ReasoningText {
     pub text: String,
+}
+
+/// A compaction item: `{type:"compaction", id:"cmp_…", encrypted_content}`. The content is opaque to clients: the
+/// summary, sealed to its tenant with the server's key, and (for a compaction made inside a chain) the last turn it
+/// stands for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Compaction {
+    pub id: String,
+    pub encrypted_content: String,
 }

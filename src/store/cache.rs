@@ -63,6 +63,11 @@ impl CachedTurn {
         self.chain().into_iter().flat_map(|turn| &turn.items).collect()
     }
 
+    /// Its own input, then output, items.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
     /// The token count stored with each of its items, in their order (`None`: stored without one, to be counted).
     pub fn tokens(&self) -> &[Option<u32>] {
         &self.tokens

@@ -164,6 +164,10 @@ pub trait Store: Send + Sync {
     /// Removes one item from a conversation; false if it is not there.
     async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool>;
 
+    /// The server's own value under `name`, storing `default` first if there is none (the first replica to ask sets
+    /// it for all).
+    async fn setting(&self, name: &str, default: &str) -> StoreResult<String>;
+
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

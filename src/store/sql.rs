@@ -56,6 +56,11 @@ pub const INPUT_PAGE: [&str; 2] = [
 pub const DELETE_RESPONSE: &str = "UPDATE responses SET body = NULL, pieces = NULL, deleted_at = $1 \
     WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
 
+/// Stores setting `$1` as `$2` unless it has a value.
+pub const INSERT_SETTING: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+
+pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE name = $1";
+
 pub const DELETE_ITEMS: &str = "DELETE FROM items WHERE tenant = $1 AND response_id = $2";
 
 pub const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, tenant, created_at, metadata, next_position) \

@@ -379,6 +379,14 @@ macro_rules! sql_store {
                 Ok(query.execute(self.writes()).await?.rows_affected() > 0)
             }
 
+            async fn setting(&self, name: &str, default: &str) -> $crate::store::StoreResult<String> {
+                use $crate::store::sql;
+                sqlx::query(sql::INSERT_SETTING).bind(name).bind(default).execute(self.writes()).await?;
+                let (value,): (String,) =
+                    sqlx::query_as(sql::SELECT_SETTING).bind(name).fetch_one(self.writes()).await?;
+                Ok(value)
+            }
+
             async fn ping(&self) -> $crate::store::StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

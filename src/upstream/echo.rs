@@ -2,11 +2,13 @@
 //! is visible without any LLM: `echo: <last user text> [turn N, M messages in context]`.
 
 use async_trait::async_trait;
+
+use crate::tokens::{TokenCounter, REPLY_PRIMING};
 use futures::stream::{self, StreamExt};
 
 use super::{
-    estimate_tokens, ChatRequest, ChatRole, Completion, Delta, DeltaStream, FinishReason, ModelInfo, TokenCounts,
-    Upstream, UpstreamError, UpstreamResult,
+    ChatRequest, ChatRole, Completion, Delta, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream,
+    UpstreamError, UpstreamResult,
 };
 
 /// The echo backend.
@@ -20,12 +22,14 @@ impl Echo {
     }
 }
 
-/// The echo reply for a context of `(role, text)` messages, cut to `max_tokens` words if given.
+/// The echo reply for a context of `(role, text)` messages, cut to `max_tokens` words if given, with its usage
+/// counted by the default tokenizer as a backend would report it.
 fn reply<'a>(messages: impl Iterator<Item = (ChatRole, &'a str)>, max_tokens: Option<u64>) -> Completion {
-    let (mut count, mut turns, mut last_user, mut input) = (0, 0, None, 0);
+    let counter = TokenCounter::default();
+    let (mut count, mut turns, mut last_user, mut input) = (0, 0, None, u64::from(REPLY_PRIMING));
     for (role, text) in messages {
         count += 1;
-        input += estimate_tokens(text);
+        input += u64::from(counter.message(text));
         if role == ChatRole::User {
             turns += 1;
             last_user = Some(text);
@@ -38,7 +42,7 @@ fn reply<'a>(messages: impl Iterator<Item = (ChatRole, &'a str)>, max_tokens: Op
         Some(max) if (words.len() as u64) > max => (words[..max as usize].join(" "), FinishReason::Length),
         _ => (full, FinishReason::Stop),
     };
-    let output = estimate_tokens(&text);
+    let output = u64::from(counter.text(&text));
     Completion {
         text,
         reasoning: None,
@@ -92,7 +96,7 @@ mod tests {
         let completion = reply(messages.into_iter(), None);
         assert_eq!(completion.text, "echo: b c [turn 2, 4 messages in context]");
         assert_eq!(completion.finish_reason, FinishReason::Stop);
-        assert_eq!(completion.usage.unwrap(), TokenCounts { input: 6, output: 9, cached: 0, reasoning: 0 });
+        assert_eq!(completion.usage.unwrap(), TokenCounts { input: 25, output: 15, cached: 0, reasoning: 0 });
     }
 
     #[test]

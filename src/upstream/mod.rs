@@ -162,8 +162,3 @@ pub trait Upstream: Send + Sync {
         None
     }
 }
-
-/// Counts tokens roughly (one per whitespace-separated word) where a backend reports none.
-pub fn estimate_tokens(text: &str) -> u64 {
-    text.split_whitespace().count() as u64
-}

@@ -1,6 +1,7 @@
 //! A mock Chat Completions upstream that records every request body (and its `x-request-id`) and answers as a test
 //! scripts it.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -93,6 +94,15 @@ pub fn usage(prompt: u64, completion: u64) -> Step {
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}))
 }
 
+/// How threadline's summarization requests begin (their system message): the mock answers them with
+/// `the story so far`.
+pub const SUMMARY_PROMPT: &str = "You are compacting a conversation";
+
+/// Whether an upstream request body is a summarization request.
+pub fn is_summary_request(body: &Value) -> bool {
+    body["messages"][0]["content"].as_str().is_some_and(|text| text.starts_with(SUMMARY_PROMPT))
+}
+
 pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
 
 #[derive(Default)]
@@ -100,6 +110,10 @@ struct MockState {
     bodies: Mutex<Vec<Value>>,
     request_ids: Mutex<Vec<Option<String>>>,
     behavior: Mutex<Option<Behavior>>,
+    /// Failures (status, body) for the next requests, one each, before `behavior`.
+    failures: Mutex<VecDeque<(u16, Value)>>,
+    /// What `GET /v1/models` lists (one plain model by default).
+    models: Mutex<Option<Value>>,
     gate: Notify,
 }
 
@@ -123,6 +137,16 @@ impl MockUpstream {
 
     pub fn set(&self, behavior: Behavior) {
         *self.state.behavior.lock().unwrap() = Some(behavior);
+    }
+
+    /// Fails the next request (after any failures queued before) with this status and body, once.
+    pub fn fail_once(&self, status: u16, body: Value) {
+        self.state.failures.lock().unwrap().push_back((status, body));
+    }
+
+    /// Lists these models on `GET /v1/models`.
+    pub fn set_models(&self, models: Value) {
+        *self.state.models.lock().unwrap() = Some(models);
     }
 
     /// Lets a streamed answer waiting at a `Gate` go on.
@@ -158,6 +182,10 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
     let request_id = headers.get("x-request-id").map(|id| id.to_str().unwrap().to_string());
     state.request_ids.lock().unwrap().push(request_id);
     state.bodies.lock().unwrap().push(body.clone());
+    let failure = state.failures.lock().unwrap().pop_front();
+    if let Some((status, body)) = failure {
+        return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+    }
     let behavior = {
         let mut current = state.behavior.lock().unwrap();
         match current.clone() {
@@ -171,12 +199,16 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
             other => other.unwrap_or(Behavior::Answer),
         }
     };
+    let answer = match is_summary_request(&body) {
+        true => "the story so far".to_string(),
+        false => format!("answer to {}", last_user_text(&body)),
+    };
     match behavior {
         Behavior::Answer => Json(json!({
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer to {}", last_user_text(&body))}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
         }))
         .into_response(),
@@ -201,6 +233,9 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
     }
 }
 
-async fn mock_models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]}))
+async fn mock_models(State(state): State<Arc<MockState>>) -> Json<Value> {
+    let listed = state.models.lock().unwrap().clone();
+    let data =
+        listed.unwrap_or_else(|| json!([{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]));
+    Json(json!({"object": "list", "data": data}))
 }

@@ -102,7 +102,7 @@ impl Builder {
         }
         let inner = threadline::store::open(&config.database_url, &config.database).await.unwrap();
         let store = Arc::new(Recorder::new(inner));
-        let app = threadline::build_app_with_store(&config, store.clone()).unwrap();
+        let app = threadline::build_app_with_store(&config, store.clone()).await.unwrap();
         let addr = spawn(app.router).await;
         let base = format!("http://{addr}");
         Some(TestApp { base, engine: app.engine, store, database, client: reqwest::Client::new() })
@@ -180,6 +180,20 @@ async fn decode(response: reqwest::Response) -> (u16, Value) {
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({content_type:?}): {text}"));
     (status, body)
+}
+
+/// A user message item with one text part.
+pub fn user_item(text: &str) -> Item {
+    use threadline::model::{new_id, ContentPart, ItemStatus, Message, Role};
+    let content = vec![ContentPart::InputText { text: text.into() }];
+    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::User, content })
+}
+
+/// An assistant message item with one output text part.
+pub fn assistant_item(text: &str) -> Item {
+    use threadline::model::{new_id, ContentPart, ItemStatus, Message, Role};
+    let content = vec![ContentPart::output_text(text)];
+    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::Assistant, content })
 }
 
 /// `{"role": role, "content": content}`.

@@ -108,6 +108,9 @@ impl Store for Recorder {
     async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool> {
         self.inner.delete_conversation_item(tenant, id, item_id).await
     }
+    async fn setting(&self, name: &str, default: &str) -> StoreResult<String> {
+        self.inner.setting(name, default).await
+    }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
     }

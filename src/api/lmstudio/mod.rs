@@ -16,7 +16,7 @@ use super::input::user_text;
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::ApiError;
-use crate::engine::{EngineError, TurnRequest};
+use crate::engine::{ContextOptions, EngineError, Truncation, TurnRequest};
 use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Metadata, Role};
 use crate::upstream::Parameters;
 
@@ -109,7 +109,9 @@ fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRe
         max_output_tokens: f.integer("max_output_tokens", 1)?,
         ..Parameters::default()
     };
-    for key in ["top_k", "min_p", "repeat_penalty", "reasoning", "context_length", "integrations"] {
+    // The window to fit the conversation into, as LM Studio loads the model with that context length.
+    let window = f.integer("context_length", 1)?;
+    for key in ["top_k", "min_p", "repeat_penalty", "reasoning", "integrations"] {
         f.reject(key, &format!("The '{key}' parameter"))?;
     }
     f.finish()?;
@@ -124,6 +126,9 @@ fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRe
         parameters,
         conversation: None,
         request_id: Some(request_id),
+        // LM Studio keeps a chat going when it outgrows the window, dropping its oldest part.
+        truncation: Truncation::Auto,
+        context: ContextOptions { window, ..ContextOptions::default() },
     };
     Ok((turn, stream))
 }

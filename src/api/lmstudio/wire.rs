@@ -17,12 +17,14 @@ pub fn reply(response: &Response, elapsed: f64, first_token: Option<f64>) -> Val
     let output: Vec<Value> = response
         .output
         .iter()
-        .map(|item| match item {
-            Item::Reasoning(_) => json!({"type": "reasoning", "content": item.text()}),
+        .filter_map(|item| match item {
+            Item::Reasoning(_) => Some(json!({"type": "reasoning", "content": item.text()})),
             Item::FunctionCall(call) => {
-                json!({"type": "tool_call", "tool": call.name, "arguments": arguments(call), "output": ""})
+                Some(json!({"type": "tool_call", "tool": call.name, "arguments": arguments(call), "output": ""}))
             }
-            Item::Message(_) | Item::FunctionCallOutput(_) => json!({"type": "message", "content": item.text()}),
+            Item::Message(_) | Item::FunctionCallOutput(_) => Some(json!({"type": "message", "content": item.text()})),
+            // LM Studio's format has no compaction: the summary stays server-side.
+            Item::Compaction(_) => None,
         })
         .collect();
     let usage = response.usage.unwrap_or_default();
@@ -66,6 +68,8 @@ impl Renderer {
                 out.push(event_frame("chat.start", json!({"model_instance_id": response.model})));
                 out.push(event_frame("prompt_processing.start", json!({})));
             }
+            TurnEvent::ItemAdded { item: Item::Compaction(_), .. }
+            | TurnEvent::ItemDone { item: Item::Compaction(_), .. } => {}
             TurnEvent::ItemAdded { item, .. } => {
                 self.end_prompt(&mut out);
                 match &item {

@@ -1,5 +1,5 @@
-//! The Responses API surface: create (plain or streamed), retrieve (or replay as a stream), delete, and list the
-//! input items of responses.
+//! The Responses API surface: create (plain or streamed), retrieve (or replay as a stream), delete, list the input
+//! items of responses, count a request's input tokens, and compact a conversation into a window.
 
 mod request;
 mod stream;
@@ -8,7 +8,7 @@ mod tools;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
 use super::list::{List, PageQuery};
@@ -74,4 +74,33 @@ pub async fn input_items(
     PageQuery(page): PageQuery,
 ) -> ApiResult<Json<List>> {
     Ok(Json(state.engine.input_items(&tenant, &id, &page).await?.into()))
+}
+
+/// POST /v1/responses/input_tokens: the tokens of the context a create with these fields would send.
+pub async fn input_tokens(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    RequestId(request_id): RequestId,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let turn = request::parse_count(body, tenant, request_id)?;
+    let tokens = state.engine.count_input_tokens(&turn).await?;
+    Ok(Json(json!({"object": "response.input_tokens", "input_tokens": tokens})))
+}
+
+/// POST /v1/responses/compact: the conversation compacted into a window of kept user messages and a compaction item.
+pub async fn compact(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    RequestId(request_id): RequestId,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let window = state.engine.compact(request::parse_compact(body, tenant, request_id)?).await?;
+    Ok(Json(json!({
+        "id": window.id,
+        "object": "response.compaction",
+        "created_at": window.created_at,
+        "output": window.output,
+        "usage": window.usage,
+    })))
 }

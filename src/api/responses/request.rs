@@ -4,9 +4,9 @@ use serde_json::Value;
 
 use super::tools::{parse_text, parse_tool_choice, parse_tools};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::fields::{invalid_type, parse_metadata, Fields};
-use crate::api::input::parse_input;
-use crate::engine::TurnRequest;
+use crate::api::fields::{invalid_type, missing, parse_metadata, Fields};
+use crate::api::input::{parse_input, take_compaction_trigger};
+use crate::engine::{CompactRequest, ContextOptions, Truncation, TurnRequest};
 use crate::upstream::Parameters;
 
 /// A create request: the turn, and whether to stream it.
@@ -26,8 +26,12 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
         .code("unsupported_parameter"));
     }
     let model = f.required_string("model")?;
+    let mut compact_now = false;
     let input = match f.take("input") {
-        Some(value) => parse_input(value, "input")?,
+        Some(mut value) => {
+            compact_now = take_compaction_trigger(&mut value)?;
+            parse_input(value, "input")?
+        }
         None => Vec::new(),
     };
     let previous_response_id = f.string("previous_response_id")?;
@@ -35,7 +39,7 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
     if conversation.is_some() && previous_response_id.is_some() {
         return Err(ApiError::invalid("Mutually exclusive parameters: ''. Ensure you are only providing one of: 'previous_response_id' or 'conversation'.").code("mutually_exclusive_parameters"));
     }
-    if input.is_empty() && previous_response_id.is_none() && conversation.is_none() {
+    if input.is_empty() && !compact_now && previous_response_id.is_none() && conversation.is_none() {
         return Err(ApiError::invalid(
             "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must be provided.",
         )
@@ -47,6 +51,12 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
     let metadata = parse_metadata(&mut f)?;
     let parameters = parse_parameters(&mut f)?;
     let stream = parse_stream(&mut f)?;
+    let truncation = match f.choice("truncation", &["auto", "disabled"])?.as_deref() {
+        Some("auto") => Truncation::Auto,
+        _ => Truncation::Disabled,
+    };
+    let (compaction, compact_threshold) = parse_context_management(&mut f)?;
+    let context = ContextOptions { compaction, compact_threshold, compact_now, window: None };
     reject_unimplemented(&mut f)?;
     f.finish()?;
     let turn = TurnRequest {
@@ -60,8 +70,73 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
         parameters,
         conversation,
         request_id: Some(request_id),
+        truncation,
+        context,
     };
     Ok(CreateRequest { turn, stream })
+}
+
+/// The fields `POST /v1/responses/input_tokens` takes: those of a create that shape the context.
+const COUNT_FIELDS: [&str; 12] = [
+    "model",
+    "input",
+    "instructions",
+    "previous_response_id",
+    "conversation",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "text",
+    "reasoning",
+    "truncation",
+    "context_management",
+];
+
+/// Reads an input-tokens request: a create's context fields, read as a create reads them.
+pub fn parse_count(body: Value, tenant: String, request_id: String) -> ApiResult<TurnRequest> {
+    if let Value::Object(fields) = &body {
+        if let Some(key) = fields.keys().find(|key| !COUNT_FIELDS.contains(&key.as_str())) {
+            return Err(ApiError::invalid(format!("Unknown parameter: '{key}'."))
+                .param(key.clone())
+                .code("unknown_parameter"));
+        }
+    }
+    Ok(parse_create(body, tenant, request_id)?.turn)
+}
+
+/// Reads a compact request (`POST /v1/responses/compact`).
+pub fn parse_compact(body: Value, tenant: String, request_id: String) -> ApiResult<CompactRequest> {
+    let mut f = Fields::new(body, "")?;
+    let model = f.required_string("model")?;
+    let input = match f.take("input") {
+        Some(value) => parse_input(value, "input")?,
+        None => Vec::new(),
+    };
+    let request = CompactRequest {
+        tenant,
+        model,
+        input,
+        instructions: f.string("instructions")?,
+        previous_response_id: f.string("previous_response_id")?,
+        prompt_cache_key: f.string("prompt_cache_key")?,
+        request_id: Some(request_id),
+    };
+    f.finish()?;
+    Ok(request)
+}
+
+/// `context_management`: `[{"type":"compaction","compact_threshold":N}]` (N at least 1000 tokens; without it, the
+/// model's configured threshold): whether compaction is asked for, and its threshold.
+fn parse_context_management(f: &mut Fields) -> ApiResult<(bool, Option<u64>)> {
+    let (mut compaction, mut threshold) = (false, None);
+    for (i, entry) in f.array("context_management")?.unwrap_or_default().into_iter().enumerate() {
+        let mut entry = Fields::new(entry, &format!("context_management[{i}]"))?;
+        entry.choice("type", &["compaction"])?.ok_or_else(|| missing(&entry.param("type")))?;
+        compaction = true;
+        threshold = entry.integer("compact_threshold", 1000)?.or(threshold);
+        entry.finish()?;
+    }
+    Ok((compaction, threshold))
 }
 
 /// The sampling parameters, tools and output controls forwarded upstream.
@@ -132,9 +207,6 @@ fn parse_reasoning(f: &mut Fields) -> ApiResult<Option<String>> {
 
 /// Fields of the Responses API this server does not implement: a clear 400 rather than silence.
 fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
-    if f.choice("truncation", &["auto", "disabled"])?.as_deref() == Some("auto") {
-        return Err(ApiError::unsupported("truncation", "truncation 'auto'"));
-    }
     if f.bool("background")? == Some(true) {
         return Err(ApiError::unsupported("background", "Background responses"));
     }
@@ -148,7 +220,7 @@ fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
     if f.integer("top_logprobs", 0)?.is_some_and(|n| n > 0) {
         return Err(ApiError::unsupported("top_logprobs", "Log probabilities"));
     }
-    for key in ["prompt", "prompt_cache_retention", "context_management", "moderation"] {
+    for key in ["prompt", "prompt_cache_retention", "moderation"] {
         f.reject(key, &format!("The '{key}' parameter"))?;
     }
     Ok(())

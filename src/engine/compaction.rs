@@ -1,0 +1,203 @@
+//! Compaction: the upstream summarizes the older part of a conversation, and a `compaction` item, its summary sealed
+//! inside, stands for that part from then on. Made inside a turn (past a threshold, or asked for), the item is stored
+//! in that turn's output, so every later turn of the chain and every branch below it reuses the summary; made by
+//! `POST /v1/responses/compact`, it ends a window the client sends back as input.
+
+use std::sync::Arc;
+
+use super::context::{ContextRun, RunContext};
+use super::seal::Summary;
+use super::window::{HistoryRun, Plan};
+use super::{Engine, EngineError, EngineResult};
+use crate::model::{new_id, Compaction, ContentPart, Item, Message, Role, Usage};
+use crate::tokens::TokenCounter;
+use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, ChatRole, Parameters, Upstream};
+
+/// What the upstream is asked to do with the transcript.
+const INSTRUCTIONS: &str = "You are compacting a conversation so that it can go on within a limited context window. \
+Write a concise summary of the conversation below: what the user wants, the facts, decisions and results established \
+so far (tool calls and their results included), and what is still open. Write it so that the conversation can \
+continue from the summary alone. Answer with the summary only.";
+
+/// A compaction as `POST /v1/responses/compact` asks for it.
+#[derive(Clone, Debug)]
+pub struct CompactRequest {
+    pub tenant: String,
+    pub model: String,
+    pub input: Vec<Item>,
+    pub instructions: Option<String>,
+    pub previous_response_id: Option<String>,
+    /// Passed on with the summarization call.
+    pub prompt_cache_key: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Who a summarization call is made for: the model, and the client's request id and prompt cache key.
+#[derive(Clone, Copy, Debug)]
+pub struct SummaryCall<'a> {
+    pub model: &'a str,
+    pub request_id: Option<&'a str>,
+    pub prompt_cache_key: Option<&'a str>,
+}
+
+/// The compacted window: the user messages kept, then the compaction item; and the summarization's usage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactedWindow {
+    pub id: String,
+    pub created_at: i64,
+    pub output: Vec<Item>,
+    pub usage: Usage,
+}
+
+/// A summary the upstream wrote, and what writing it took.
+pub struct Written {
+    pub text: String,
+    pub usage: Usage,
+}
+
+impl Engine {
+    /// Compacts a conversation (its previous response's chain and the new input) into a window.
+    pub async fn compact(self: &Arc<Self>, request: CompactRequest) -> EngineResult<CompactedWindow> {
+        let upstream = self.upstreams.route(&request.model)?;
+        let settings = self.context.for_model(&request.model);
+        let window = self.window(&*upstream, &request.model, None, &settings).await;
+        let cx = RunContext { counter: settings.counter, sealer: &self.sealer, tenant: &request.tenant };
+        let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
+        let segments = history.segments(&cx)?;
+        let turns = history.turns(&segments, &cx)?;
+        let input = ContextRun::new(&request.input, &[], &cx, true)?;
+        let plan = Plan::new(None, turns, &input, 0);
+        let (previous, turns) = plan.to_summarize(plan.history_len());
+        let items: Vec<&Item> = turns.iter().flat_map(|turn| turn.items).chain(&request.input).collect();
+        let kept = kept_user_messages(&items, window / 4, settings.counter);
+        let rest = items.iter().copied().filter(|item| !kept.iter().any(|kept| std::ptr::eq(*kept, *item)));
+        let mut transcript = transcript(previous, rest, &cx, window / 2);
+        if let Some(instructions) = request.instructions.as_deref().filter(|_| !transcript.is_empty()) {
+            transcript = format!("The conversation's instructions: {instructions}\n\n{transcript}");
+        }
+        let call = SummaryCall {
+            model: &request.model,
+            request_id: request.request_id.as_deref(),
+            prompt_cache_key: request.prompt_cache_key.as_deref(),
+        };
+        let written = self.write_summary(&*upstream, call, &transcript, window).await?;
+        let summary = Summary { text: written.text, through: None };
+        let compaction =
+            Compaction { id: new_id("cmp"), encrypted_content: self.sealer.seal(&request.tenant, &summary) };
+        let mut output: Vec<Item> = kept.into_iter().map(renewed).collect();
+        output.push(Item::Compaction(compaction));
+        Ok(CompactedWindow {
+            id: new_id("resp"),
+            created_at: chrono::Utc::now().timestamp(),
+            output,
+            usage: written.usage,
+        })
+    }
+
+    /// Has the upstream summarize `transcript` (no call when there is nothing to summarize).
+    pub(super) async fn write_summary(
+        &self,
+        upstream: &dyn Upstream,
+        call: SummaryCall<'_>,
+        transcript: &str,
+        window: u64,
+    ) -> EngineResult<Written> {
+        if transcript.is_empty() {
+            return Ok(Written { text: String::new(), usage: Usage::default() });
+        }
+        let messages =
+            [ChatMessage::text(ChatRole::System, INSTRUCTIONS), ChatMessage::text(ChatRole::User, transcript)];
+        let chat = ChatRequest {
+            model: call.model.to_string(),
+            messages: ChatMessages::of(&messages).map_err(|err| EngineError::Context(err.to_string()))?,
+            parameters: Parameters {
+                max_output_tokens: Some((window / 4).max(64)),
+                prompt_cache_key: call.prompt_cache_key.map(str::to_string),
+                ..Parameters::default()
+            },
+            request_id: call.request_id.map(str::to_string),
+        };
+        let completion = upstream.complete(&chat).await?;
+        let text = completion.text.trim().to_string();
+        let counter = self.context.for_model(call.model).counter;
+        let counts = completion.usage;
+        let input = counts.map_or_else(|| u64::from(counter.message(transcript)) + 20, |counts| counts.input);
+        let output = counts.map_or_else(|| u64::from(counter.text(&text)), |counts| counts.output);
+        Ok(Written { text, usage: Usage::new(input, output, counts.map_or(0, |c| c.cached), 0) })
+    }
+}
+
+/// The transcript the upstream summarizes: the summary in force, then the turns to summarize, cut from the oldest
+/// end to at most `budget` tokens.
+pub fn transcript<'i>(
+    previous: Option<&str>,
+    items: impl Iterator<Item = &'i Item>,
+    cx: &RunContext<'_>,
+    budget: u64,
+) -> String {
+    let lines: Vec<String> = items.filter_map(|item| line(item, cx)).collect();
+    let mut spent = previous.map_or(0, |text| u64::from(cx.counter.text(text)));
+    let newest = lines.iter().rev().take_while(|line| {
+        spent += u64::from(cx.counter.text(line));
+        spent <= budget
+    });
+    let mut kept: Vec<&String> = newest.collect();
+    kept.reverse();
+    let earlier = previous.filter(|text| !text.is_empty()).map(|text| format!("Summary of what came before: {text}"));
+    earlier.iter().chain(kept).map(String::as_str).collect::<Vec<_>>().join("\n\n")
+}
+
+/// One item as a line of the transcript.
+fn line(item: &Item, cx: &RunContext<'_>) -> Option<String> {
+    match item {
+        Item::Message(message) => {
+            let who = match message.role {
+                Role::User => "User",
+                Role::Assistant => "Assistant",
+                Role::System | Role::Developer => "System",
+            };
+            let parts = message.content.iter().map(|part| part.text().unwrap_or("[attachment]"));
+            Some(format!("{who}: {}", parts.collect::<Vec<_>>().join("\n")))
+        }
+        Item::FunctionCall(call) => Some(format!("Assistant called {}({})", call.name, call.arguments)),
+        Item::FunctionCallOutput(output) => Some(format!("Result of {}: {}", output.call_id, output.output.text())),
+        Item::Compaction(compaction) => cx
+            .open(compaction)
+            .filter(|summary| summary.through.is_none() && !summary.text.is_empty())
+            .map(|summary| format!("Summary of what came before: {}", summary.text)),
+        Item::Reasoning(_) => None,
+    }
+}
+
+/// The newest user messages of `items` within `budget` tokens, in order.
+fn kept_user_messages<'i>(items: &[&'i Item], budget: u64, counter: TokenCounter) -> Vec<&'i Item> {
+    let mut spent = 0;
+    let users = items.iter().rev().filter(|item| matches!(item, Item::Message(m) if m.role == Role::User));
+    let mut kept: Vec<&Item> = users
+        .take_while(|item| {
+            spent += u64::from(counter.item(item));
+            spent <= budget
+        })
+        .copied()
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// A kept message as the window returns it: a new id, its content as parts.
+fn renewed(item: &Item) -> Item {
+    let mut item = item.clone();
+    if let Item::Message(Message { id, content, .. }) = &mut item {
+        *id = new_id("msg");
+        if content.is_empty() {
+            content.push(ContentPart::InputText { text: String::new() });
+        }
+    }
+    item
+}
+
+/// What a compaction inside a turn summarizes: the summary in force and the items of the turns cut.
+pub fn turn_transcript(plan: &Plan<'_>, cut: usize, cx: &RunContext<'_>, budget: u64) -> String {
+    let (previous, turns) = plan.to_summarize(cut);
+    transcript(previous, turns.iter().flat_map(|turn: &HistoryRun<'_>| turn.items), cx, budget)
+}
