@@ -1,21 +1,18 @@
-//! Long conversations: context windows (from the upstream's model list), `truncation` disabled and auto, backend
-//! overflow errors, compaction (in a turn, reused by later turns and branches; and `/v1/responses/compact`), and
-//! `/v1/responses/input_tokens` — with the exact messages the upstream receives.
+//! Long conversations: context windows (from the upstream's model list, the config, LM Studio's `context_length`),
+//! `truncation` disabled and auto, backends' overflow errors, the models' strategies, `/v1/responses/input_tokens`,
+//! and a 10,000-turn chain in a 4,096-token window — with the exact messages the upstream receives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{assert_error, is_summary_request, msg, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{
+    assert_error, msg, summarizations, summary, words, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp,
+};
 use rstest::rstest;
 use serde_json::{json, Value};
 use threadline::model::{new_id, Response as ModelResponse};
 use threadline::store::{NewTurn, Store};
 use threadline::tokens::TokenCounter;
-
-/// A text of `words` one-token words.
-fn words(words: usize) -> String {
-    vec!["apple"; words].join(" ")
-}
 
 /// A mock upstream whose model `m` has a window of `window` tokens, and threadline in front of it.
 async fn windowed(window: u64, store: StoreKind) -> Option<(MockUpstream, TestApp)> {
@@ -154,154 +151,88 @@ async fn with_truncation_auto_a_backends_overflow_drops_half_the_history_and_ret
     assert_eq!(mock.take().len(), 2);
 }
 
-/// The summary message threadline sends in place of compacted turns.
-fn summary(text: &str) -> Value {
-    msg("user", &format!("Summary of the earlier conversation:\n{text}"))
+#[tokio::test]
+async fn a_models_last_turns_strategy_sends_only_its_latest_turns() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder()
+        .upstream(&mock.url)
+        .config(|config| {
+            let entry = json!({"models": ["m*"], "strategy": "last_turns", "last_turns": 2});
+            config.context.models = vec![serde_json::from_value(entry).unwrap()];
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut previous: Option<String> = None;
+    for text in ["t1", "t2", "t3", "t4"] {
+        previous = Some(turn(&server, json!({"model": "m", "input": text, "previous_response_id": previous})).await);
+    }
+    mock.take();
+    turn(&server, json!({"model": "m", "input": "t5", "previous_response_id": previous})).await;
+    let answered = |text: &str| [msg("user", text), msg("assistant", &format!("answer to {text}"))];
+    let expected: Vec<Value> = answered("t3").into_iter().chain(answered("t4")).chain([msg("user", "t5")]).collect();
+    assert_eq!(mock.only_messages(), expected);
 }
 
-/// How many of these upstream requests were summarizations.
-fn summarizations(bodies: &[Value]) -> usize {
-    bodies.iter().filter(|body| is_summary_request(body)).count()
+#[tokio::test]
+async fn a_configured_window_wins_over_the_upstreams() {
+    let mock = MockUpstream::start().await;
+    mock.set_models(json!([{"id": "m", "object": "model", "created": 1, "owned_by": "mock", "context_length": 100}]));
+    let server = TestApp::builder()
+        .upstream(&mock.url)
+        .config(|config| {
+            config.context.models = vec![serde_json::from_value(json!({"models": ["m"], "window": 1000})).unwrap()];
+        })
+        .start()
+        .await
+        .unwrap();
+    // 600 tokens fit the configured 750 (1000 less a quarter), not the reported 100.
+    server.create(json!({"model": "m", "input": words(600)})).await;
+    let got = server.post("/v1/responses", json!({"model": "m", "input": words(800)})).await;
+    assert_error(&got, 400, Some("context_length_exceeded"), Some("input"));
+    // So does the request's own output reserve.
+    let got = server.post("/v1/responses", json!({"model": "m", "input": words(600), "max_output_tokens": 500})).await;
+    assert_error(&got, 400, Some("context_length_exceeded"), Some("input"));
 }
 
 #[rstest]
 #[tokio::test]
-async fn a_compaction_is_made_once_and_reused_by_every_later_turn_and_branch(
-    #[values(Sqlite, Postgres)] store: StoreKind,
-) {
-    let mock = MockUpstream::start().await;
-    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
-    let managed = json!([{"type": "compaction", "compact_threshold": 1000}]);
-    let create = |input: String, previous: Option<String>| json!({"model": "m", "input": input, "previous_response_id": previous, "context_management": managed});
-    let (mut previous, mut compacted) = (None, None);
-    for i in 0..12 {
-        let response = server.create(create(format!("{i} {}", words(60)), previous.clone())).await;
-        if response["output"][0]["type"] == "compaction" {
-            compacted = Some((i, response.clone()));
-            break;
-        }
-        previous = response["id"].as_str().map(str::to_string);
-    }
-    let (i, response) = compacted.expect("a compaction past 1000 tokens");
-    let output = response["output"].as_array().unwrap();
-    assert_eq!(output.len(), 2, "{response}");
-    assert!(output[0]["id"].as_str().unwrap().starts_with("cmp_"));
-    assert!(output[0]["encrypted_content"].as_str().unwrap().starts_with("tl1."));
-    assert_eq!(output[1]["type"], "message");
-    let bodies = mock.take();
-    assert_eq!(summarizations(&bodies), 1);
-    // The newest turn within a quarter of the threshold stays as it is.
-    let (kept, last) = (format!("{} {}", i - 1, words(60)), format!("{i} {}", words(60)));
-    let answer = |text: &str| msg("assistant", &format!("answer to {text}"));
-    let compacted = [summary("the story so far"), msg("user", &kept), answer(&kept), msg("user", &last)];
-    assert_eq!(bodies.last().unwrap()["messages"].as_array().unwrap(), &compacted);
-    // 50 later turns build on the summary without summarizing again.
-    let node = response["id"].as_str().unwrap().to_string();
-    let mut tip = node.clone();
-    for _ in 0..50 {
-        tip = turn(&server, create("ok".into(), Some(tip))).await;
-    }
-    let bodies = mock.take();
-    assert_eq!((bodies.len(), summarizations(&bodies)), (50, 0));
-    let sent = bodies.last().unwrap()["messages"].as_array().unwrap().clone();
-    assert_eq!(sent[..5], [&compacted[..], &[answer(&last)]].concat());
-    assert_eq!(sent.len(), 5 + 2 * 49 + 1);
-    // So do three branches below the compaction point.
-    for n in 0..3 {
-        turn(&server, create(format!("branch {n}"), Some(node.clone()))).await;
-    }
-    let bodies = mock.take();
-    assert_eq!((bodies.len(), summarizations(&bodies)), (3, 0));
-    assert_eq!(bodies[2]["messages"][0], summary("the story so far"));
+async fn a_conversation_is_truncated_by_whole_turns(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((mock, server)) = windowed(1000, store).await else { return };
+    let (a, b, c) = (words(200), format!("b {}", words(199)), format!("c {}", words(199)));
+    let items = json!([msg("developer", "Be brief."), msg("user", &a), msg("assistant", &format!("answer to {a}"))]);
+    let (_, conversation) = server.post("/v1/conversations", json!({"items": items})).await;
+    let id = conversation["id"].as_str().unwrap();
+    server.create(json!({"model": "m", "input": b, "conversation": id})).await;
+    mock.take();
+    let body = json!({"model": "m", "input": c, "conversation": id, "truncation": "auto"});
+    server.create(body).await;
+    let expected =
+        vec![msg("system", "Be brief."), msg("user", &b), msg("assistant", &format!("answer to {b}")), msg("user", &c)];
+    assert_eq!(mock.only_messages(), expected);
 }
 
 #[tokio::test]
-async fn a_compaction_trigger_compacts_the_history_of_that_turn() {
+async fn usage_keeps_the_backends_cached_and_reasoning_tokens() {
     let mock = MockUpstream::start().await;
     let server = TestApp::start(&mock.url).await;
-    let r1 = turn(&server, json!({"model": "m", "input": "u1"})).await;
-    let r2 = turn(&server, json!({"model": "m", "input": "u2", "previous_response_id": r1})).await;
-    mock.take();
-    let input = json!([msg("user", "u3"), {"type": "compaction_trigger"}]);
-    let response = server.create(json!({"model": "m", "input": input, "previous_response_id": r2})).await;
-    assert_eq!(response["output"][0]["type"], "compaction");
-    let bodies = mock.take();
-    assert_eq!(bodies.len(), 2);
+    let usage = json!({"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+        "prompt_tokens_details": {"cached_tokens": 100}, "completion_tokens_details": {"reasoning_tokens": 12}});
+    let steps = vec![
+        common::text("hi"),
+        common::finish("stop"),
+        common::Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [], "usage": usage})),
+        common::DONE,
+    ];
+    mock.set(Behavior::Stream(steps));
+    let events = server.stream("/v1/responses", json!({"model": "m", "input": "hello", "stream": true})).await;
+    let completed = events.rest_json().await.pop().unwrap();
+    assert_eq!(completed["type"], "response.completed");
     assert_eq!(
-        bodies[0]["messages"][1]["content"],
-        "User: u1\n\nAssistant: answer to u1\n\nUser: u2\n\nAssistant: answer to u2"
+        completed["response"]["usage"],
+        json!({"input_tokens": 120, "input_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 0},
+            "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 150})
     );
-    assert_eq!(bodies[1]["messages"], json!([summary("the story so far"), msg("user", "u3")]));
-    // Its input items hold no trigger.
-    let (_, items) = server.get(&format!("/v1/responses/{}/input_items", response["id"].as_str().unwrap())).await;
-    assert_eq!(items["data"].as_array().unwrap().len(), 1);
-    // A trigger anywhere but last is refused.
-    let input = json!([{"type": "compaction_trigger"}, msg("user", "u3")]);
-    let got = server.post("/v1/responses", json!({"model": "m", "input": input})).await;
-    assert_error(&got, 400, Some("invalid_value"), Some("input[0]"));
-}
-
-#[rstest]
-#[tokio::test]
-async fn the_compacted_window_goes_back_as_input_and_the_upstream_gets_the_summary(
-    #[values(Sqlite, Postgres)] store: StoreKind,
-) {
-    let mock = MockUpstream::start().await;
-    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
-    let r1 = turn(&server, json!({"model": "m", "input": "u1"})).await;
-    let r2 = turn(&server, json!({"model": "m", "input": "u2", "previous_response_id": r1})).await;
-    mock.take();
-    let (status, compacted) =
-        server.post("/v1/responses/compact", json!({"model": "m", "previous_response_id": r2})).await;
-    assert_eq!(status, 200, "{compacted}");
-    assert_eq!(compacted["object"], "response.compaction");
-    let bodies = mock.take();
-    assert_eq!(summarizations(&bodies), 1);
-    assert_eq!(bodies[0]["messages"][1]["content"], "Assistant: answer to u1\n\nAssistant: answer to u2");
-    let output = compacted["output"].as_array().unwrap().clone();
-    assert_eq!(output.len(), 3, "{compacted}");
-    for (item, text) in output.iter().zip(["u1", "u2"]) {
-        assert_eq!(item["type"], "message");
-        assert_eq!(item["role"], "user");
-        assert_eq!(item["content"], json!([{"type": "input_text", "text": text}]));
-    }
-    assert_eq!(output[2]["type"], "compaction");
-    assert_eq!(compacted["usage"]["input_tokens"], 11);
-    let mut input = output.clone();
-    input.push(msg("user", "u3"));
-    let response = server.create(json!({"model": "m", "input": input})).await;
-    assert_eq!(
-        mock.only_messages(),
-        vec![msg("user", "u1"), msg("user", "u2"), summary("the story so far"), msg("user", "u3")]
-    );
-    // Stored as input, the window is the next turn's history.
-    turn(&server, json!({"model": "m", "input": "u4", "previous_response_id": response["id"]})).await;
-    assert_eq!(mock.only_messages()[2], summary("the story so far"));
-    let got = server.post("/v1/responses/compact", json!({"input": "hi"})).await;
-    assert_error(&got, 400, Some("missing_required_parameter"), Some("model"));
-}
-
-#[tokio::test]
-async fn a_forged_or_foreign_compaction_is_refused() {
-    let mock = MockUpstream::start().await;
-    let server = TestApp::start(&mock.url).await;
-    let forged = json!([{"type": "compaction", "encrypted_content": "tl1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, msg("user", "hi")]);
-    let got = server.post("/v1/responses", json!({"model": "m", "input": forged})).await;
-    assert_error(&got, 400, Some("invalid_encrypted_content"), Some("input"));
-    let request = threadline::engine::CompactRequest {
-        tenant: "someone-else".into(),
-        model: "m".into(),
-        input: vec![common::user_item("a secret")],
-        instructions: None,
-        previous_response_id: None,
-        prompt_cache_key: None,
-        request_id: None,
-    };
-    let window = server.engine.compact(request).await.unwrap();
-    let foreign = serde_json::to_value(window.output.last().unwrap()).unwrap();
-    let got = server.post("/v1/responses", json!({"model": "m", "input": [foreign, msg("user", "hi")]})).await;
-    assert_error(&got, 400, Some("invalid_encrypted_content"), Some("input"));
-    assert_eq!(summarizations(&mock.take()), 0);
 }
 
 #[rstest]
@@ -413,4 +344,19 @@ async fn a_ten_thousand_turn_chain_keeps_going_in_a_4096_token_window() {
     let sent = mock.only_messages();
     assert_eq!(sent[0], summary("the story so far"));
     assert!(sent.len() < 400, "{}", sent.len());
+}
+
+#[rstest]
+#[tokio::test]
+async fn each_stored_item_keeps_the_token_count_it_was_sent_with(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let mock = MockUpstream::start().await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
+    let input = json!([msg("system", "Be brief."), msg("user", "hello world")]);
+    let id = turn(&server, json!({"model": "m", "input": input})).await;
+    let chain = server.store.history("default", &id, 10).await.unwrap().unwrap();
+    let counter = TokenCounter::default();
+    let expected: Vec<Option<u32>> = chain.tip.items().iter().map(|item| Some(counter.item(item))).collect();
+    assert_eq!(chain.tip.tokens(), expected);
+    // "Be brief." and "hello world" as messages, and the answer "answer to hello world".
+    assert_eq!(expected, [Some(7), Some(6), Some(8)]);
 }

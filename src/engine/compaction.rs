@@ -3,12 +3,10 @@
 //! in that turn's output, so every later turn of the chain and every branch below it reuses the summary; made by
 //! `POST /v1/responses/compact`, it ends a window the client sends back as input.
 
-use std::sync::Arc;
-
 use super::context::{ContextRun, RunContext};
 use super::seal::Summary;
-use super::window::{HistoryRun, Plan};
-use super::{Engine, EngineError, EngineResult};
+use super::window::Plan;
+use super::{Engine, EngineError, EngineResult, TurnRequest};
 use crate::model::{new_id, Compaction, ContentPart, Item, Message, Role, Usage};
 use crate::tokens::TokenCounter;
 use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, ChatRole, Parameters, Upstream};
@@ -34,10 +32,10 @@ pub struct CompactRequest {
 
 /// Who a summarization call is made for: the model, and the client's request id and prompt cache key.
 #[derive(Clone, Copy, Debug)]
-pub struct SummaryCall<'a> {
-    pub model: &'a str,
-    pub request_id: Option<&'a str>,
-    pub prompt_cache_key: Option<&'a str>,
+struct SummaryCall<'a> {
+    model: &'a str,
+    request_id: Option<&'a str>,
+    prompt_cache_key: Option<&'a str>,
 }
 
 /// The compacted window: the user messages kept, then the compaction item; and the summarization's usage.
@@ -50,14 +48,14 @@ pub struct CompactedWindow {
 }
 
 /// A summary the upstream wrote, and what writing it took.
-pub struct Written {
+struct Written {
     pub text: String,
     pub usage: Usage,
 }
 
 impl Engine {
     /// Compacts a conversation (its previous response's chain and the new input) into a window.
-    pub async fn compact(self: &Arc<Self>, request: CompactRequest) -> EngineResult<CompactedWindow> {
+    pub async fn compact(&self, request: CompactRequest) -> EngineResult<CompactedWindow> {
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, None, &settings).await;
@@ -94,8 +92,32 @@ impl Engine {
         })
     }
 
+    /// Compacts the first `cut` turns of a turn's history (and the summary in force): the compaction item the turn's
+    /// output opens with, and the summary's text.
+    pub(super) async fn compact_turns(
+        &self,
+        upstream: &dyn Upstream,
+        request: &TurnRequest,
+        plan: &Plan<'_>,
+        cut: usize,
+        cx: &RunContext<'_>,
+        window: u64,
+    ) -> EngineResult<(Item, String)> {
+        let (previous, turns) = plan.to_summarize(cut);
+        let transcript = transcript(previous, turns.iter().flat_map(|turn| turn.items), cx, window / 2);
+        let call = SummaryCall {
+            model: &request.model,
+            request_id: request.request_id.as_deref(),
+            prompt_cache_key: request.parameters.prompt_cache_key.as_deref(),
+        };
+        let written = self.write_summary(upstream, call, &transcript, window).await?;
+        let summary = Summary { text: written.text, through: Some(plan.position(cut)) };
+        let encrypted_content = self.sealer.seal(&request.tenant, &summary);
+        Ok((Item::Compaction(Compaction { id: new_id("cmp"), encrypted_content }), summary.text))
+    }
+
     /// Has the upstream summarize `transcript` (no call when there is nothing to summarize).
-    pub(super) async fn write_summary(
+    async fn write_summary(
         &self,
         upstream: &dyn Upstream,
         call: SummaryCall<'_>,
@@ -194,10 +216,4 @@ fn renewed(item: &Item) -> Item {
         }
     }
     item
-}
-
-/// What a compaction inside a turn summarizes: the summary in force and the items of the turns cut.
-pub fn turn_transcript(plan: &Plan<'_>, cut: usize, cx: &RunContext<'_>, budget: u64) -> String {
-    let (previous, turns) = plan.to_summarize(cut);
-    transcript(previous, turns.iter().flat_map(|turn: &HistoryRun<'_>| turn.items), cx, budget)
 }

@@ -10,14 +10,12 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::builder::TurnBuilder;
-use super::compaction::{turn_transcript, SummaryCall};
 use super::context::{chat_messages, ContextRun, RunContext};
 use super::events::TurnEvent;
-use super::seal::Summary;
 use super::window::Plan;
 use super::{Engine, EngineError, EngineResult, Truncation, TurnRequest};
 use crate::config::{ModelSettings, Strategy};
-use crate::model::{new_id, Compaction, Item, Pieces, Response, ResponseError, ResponseStatus};
+use crate::model::{new_id, Item, Pieces, Response, ResponseError, ResponseStatus};
 use crate::store::NewTurn;
 use crate::telemetry;
 use crate::tokens::{TokenCounter, REPLY_PRIMING};
@@ -205,19 +203,11 @@ impl Engine {
         let mut compaction = None;
         if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| purpose != Purpose::Count)
         {
-            let transcript = turn_transcript(&plan, cut, &cx, window / 2);
-            let call = SummaryCall {
-                model: &request.model,
-                request_id: request.request_id.as_deref(),
-                prompt_cache_key: request.parameters.prompt_cache_key.as_deref(),
-            };
-            let written = self.write_summary(&*upstream, call, &transcript, window).await?;
-            let summary = Summary { text: written.text, through: Some(plan.position(cut)) };
-            let encrypted_content = self.sealer.seal(tenant, &summary);
-            compaction = Some(Item::Compaction(Compaction { id: new_id("cmp"), encrypted_content }));
-            summary_text = summary.text;
+            let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, window).await?;
+            summary_text = text;
             summary_run = ContextRun::summary(&summary_text, counter)?;
             plan.compact(cut, (&summary_run, &summary_text));
+            compaction = Some(item);
         }
         let share = (window as f64 * self.context.output_share) as u64;
         let reserve = request.parameters.max_output_tokens.unwrap_or(share);

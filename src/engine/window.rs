@@ -77,12 +77,10 @@ impl<'a> Plan<'a> {
         self.drop_oldest(cut);
     }
 
-    /// Drops the oldest history — the summary, then whole turns — until the context is at most `limit` tokens;
-    /// false if it cannot get there.
+    /// Drops the oldest whole turns of history until the context is at most `limit` tokens, then — if that is not
+    /// enough — the summary of earlier turns, whose few tokens stand for the most history; false if it cannot get
+    /// there.
     pub fn fit(&mut self, limit: u64) -> bool {
-        if self.tokens() > limit {
-            self.summary = None;
-        }
         let mut tokens = self.tokens();
         let mut needed = 0;
         for turn in &self.history {
@@ -94,6 +92,9 @@ impl<'a> Plan<'a> {
         }
         if let Some(cut) = self.cut_from(needed) {
             self.drop_oldest(cut);
+        }
+        if self.tokens() > limit {
+            self.summary = None;
         }
         self.tokens() <= limit
     }

@@ -19,7 +19,8 @@ use super::spawn;
 /// How the mock upstream answers.
 #[derive(Clone, Debug)]
 pub enum Behavior {
-    /// `answer to <last user message>` with usage.
+    /// `answer to <last user message>` with usage (streamed when the request asks for a stream); a summarization
+    /// request is answered `the story so far`.
     Answer,
     /// This status and body.
     Fail(u16, Value),
@@ -101,6 +102,21 @@ pub const SUMMARY_PROMPT: &str = "You are compacting a conversation";
 /// Whether an upstream request body is a summarization request.
 pub fn is_summary_request(body: &Value) -> bool {
     body["messages"][0]["content"].as_str().is_some_and(|text| text.starts_with(SUMMARY_PROMPT))
+}
+
+/// How many of these upstream request bodies are summarization requests.
+pub fn summarizations(bodies: &[Value]) -> usize {
+    bodies.iter().filter(|body| is_summary_request(body)).count()
+}
+
+/// The message threadline sends upstream in place of compacted turns.
+pub fn summary(text: &str) -> Value {
+    json!({"role": "user", "content": format!("Summary of the earlier conversation:\n{text}")})
+}
+
+/// A text of `count` one-token words.
+pub fn words(count: usize) -> String {
+    vec!["apple"; count].join(" ")
 }
 
 pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
@@ -202,6 +218,13 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
     let answer = match is_summary_request(&body) {
         true => "the story so far".to_string(),
         false => format!("answer to {}", last_user_text(&body)),
+    };
+    let behavior = match behavior {
+        // Asked to stream, the plain answer comes as a stream.
+        Behavior::Answer if body["stream"] == true => {
+            Behavior::Stream(vec![text(&answer), finish("stop"), usage(11, 3), DONE])
+        }
+        other => other,
     };
     match behavior {
         Behavior::Answer => Json(json!({
