@@ -202,3 +202,61 @@ async fn a_models_summarize_strategy_compacts_and_streams_the_compaction_item_fi
     let id = completed["response"]["id"].as_str().unwrap();
     assert_eq!(server.get(&format!("/v1/responses/{id}")).await.1["output"][0], done["item"]);
 }
+
+#[tokio::test]
+async fn a_compaction_from_a_turns_output_sent_as_input_stands_where_it_is_put() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::start(&mock.url).await;
+    let r1 = turn(&server, json!({"model": "m", "input": "u1"})).await;
+    let input = json!([msg("user", "u2"), {"type": "compaction_trigger"}]);
+    let made = server.create(json!({"model": "m", "input": input, "previous_response_id": r1})).await;
+    let compaction = made["output"][0].clone();
+    assert_eq!(compaction["type"], "compaction");
+    mock.take();
+    // A client that keeps its own history resends it: the summary goes where the item is.
+    let input = json!([msg("user", "before"), compaction, msg("user", "after")]);
+    let r2 = turn(&server, json!({"model": "m", "input": input})).await;
+    assert_eq!(mock.only_messages(), vec![msg("user", "before"), summary("the story so far"), msg("user", "after")]);
+    // Stored as this chain's input, it stays a plain summary there, never replacing this chain's turns.
+    turn(&server, json!({"model": "m", "input": "next", "previous_response_id": r2})).await;
+    let sent = mock.only_messages();
+    assert_eq!(sent[..3], [msg("user", "before"), summary("the story so far"), msg("user", "after")]);
+    assert_eq!(sent.len(), 5);
+    // Also in a conversation.
+    let items = json!([made["output"][0], msg("user", "hi")]);
+    let (status, conversation) = server.post("/v1/conversations", json!({"items": items})).await;
+    assert_eq!(status, 200, "{conversation}");
+    let id = conversation["id"].as_str().unwrap();
+    turn(&server, json!({"model": "m", "input": "and?", "conversation": id})).await;
+    assert_eq!(mock.only_messages(), vec![summary("the story so far"), msg("user", "hi"), msg("user", "and?")]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_compaction_in_a_conversation_is_reused_by_its_later_turns(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let mock = MockUpstream::start().await;
+    let Some(server) = TestApp::builder().store(store).upstream(&mock.url).start().await else { return };
+    let items = json!([msg("user", "u1"), msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a2")]);
+    let (_, conversation) = server.post("/v1/conversations", json!({"items": items})).await;
+    let id = conversation["id"].as_str().unwrap();
+    let input = json!([msg("user", "u3"), {"type": "compaction_trigger"}]);
+    let response = server.create(json!({"model": "m", "input": input, "conversation": id})).await;
+    assert_eq!(response["output"][0]["type"], "compaction");
+    let bodies = mock.take();
+    assert_eq!(bodies[0]["messages"][1]["content"], "User: u1\n\nAssistant: a1\n\nUser: u2\n\nAssistant: a2");
+    assert_eq!(bodies[1]["messages"], json!([summary("the story so far"), msg("user", "u3")]));
+    for _ in 0..2 {
+        turn(&server, json!({"model": "m", "input": "u4", "conversation": id})).await;
+    }
+    let bodies = mock.take();
+    assert_eq!(summarizations(&bodies), 0);
+    let expected = json!([
+        summary("the story so far"),
+        msg("user", "u3"),
+        msg("assistant", "answer to u3"),
+        msg("user", "u4"),
+        msg("assistant", "answer to u4"),
+        msg("user", "u4")
+    ]);
+    assert_eq!(bodies[1]["messages"], expected);
+}

@@ -29,7 +29,7 @@ pub async fn create(
     };
     let metadata = parse_metadata(&mut f)?;
     f.finish()?;
-    Ok(Json(state.engine.create_conversation(&tenant, metadata, &items).await?))
+    Ok(Json(state.engine.create_conversation(&tenant, metadata, items).await?))
 }
 
 /// GET /v1/conversations/{id}
@@ -77,7 +77,7 @@ pub async fn add_items(
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
-    state.engine.add_conversation_items(&tenant, &id, &items).await?;
+    let items = state.engine.add_conversation_items(&tenant, &id, items).await?;
     Ok(Json(List::new(items, false)))
 }
 

@@ -55,7 +55,8 @@ struct Written {
 
 impl Engine {
     /// Compacts a conversation (its previous response's chain and the new input) into a window.
-    pub async fn compact(&self, request: CompactRequest) -> EngineResult<CompactedWindow> {
+    pub async fn compact(&self, mut request: CompactRequest) -> EngineResult<CompactedWindow> {
+        self.admit_compactions(&request.tenant, &mut request.input)?;
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, None, &settings).await;
@@ -90,6 +91,22 @@ impl Engine {
             output,
             usage: written.usage,
         })
+    }
+
+    /// Admits the compaction items of a new input: each must open (sealed by this server, for this tenant); one made
+    /// in a turn is sealed again as a plain summary, which stands where it is put and no longer for turns of the
+    /// chain it came from.
+    pub(super) fn admit_compactions(&self, tenant: &str, items: &mut [Item]) -> EngineResult<()> {
+        for item in items {
+            let Item::Compaction(compaction) = item else { continue };
+            let summary = self.sealer.open(tenant, &compaction.encrypted_content);
+            let summary = summary.ok_or_else(|| EngineError::InvalidCompaction(compaction.id.clone()))?;
+            if summary.through.is_some() {
+                let plain = Summary { through: None, ..summary };
+                compaction.encrypted_content = self.sealer.seal(tenant, &plain);
+            }
+        }
+        Ok(())
     }
 
     /// Compacts the first `cut` turns of a turn's history (and the summary in force): the compaction item the turn's

@@ -12,24 +12,20 @@ impl Engine {
         &self,
         tenant: &str,
         metadata: Metadata,
-        items: &[Item],
+        mut items: Vec<Item>,
     ) -> EngineResult<Conversation> {
         let conversation = Conversation::new(metadata);
-        self.store.create_conversation(tenant, &conversation, items, &self.item_counts(tenant, items)?).await?;
+        self.admit_compactions(tenant, &mut items)?;
+        self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;
         Ok(conversation)
     }
 
     /// The token count of each item added to a conversation outside a turn (no model is known: the default
-    /// encoding counts them); a compaction item must have been sealed by this server for this tenant.
-    fn item_counts(&self, tenant: &str, items: &[Item]) -> EngineResult<Vec<u32>> {
+    /// encoding counts them).
+    fn item_counts(&self, tenant: &str, items: &[Item]) -> Vec<u32> {
         let counter = TokenCounter::new(self.context.encoding, self.context.image_tokens);
         let cx = RunContext { counter, sealer: &self.sealer, tenant };
-        for item in items {
-            if let Item::Compaction(compaction) = item {
-                cx.open(compaction).ok_or_else(|| EngineError::InvalidCompaction(compaction.id.clone()))?;
-            }
-        }
-        Ok(items.iter().map(|item| cx.item_tokens(item)).collect())
+        items.iter().map(|item| cx.item_tokens(item)).collect()
     }
 
     /// A conversation.
@@ -50,10 +46,16 @@ impl Engine {
         }
     }
 
-    /// Appends items to a conversation.
-    pub async fn add_conversation_items(&self, tenant: &str, id: &str, items: &[Item]) -> EngineResult<()> {
-        match self.store.add_conversation_items(tenant, id, items, &self.item_counts(tenant, items)?).await? {
-            true => Ok(()),
+    /// Appends items to a conversation; returns them as stored.
+    pub async fn add_conversation_items(
+        &self,
+        tenant: &str,
+        id: &str,
+        mut items: Vec<Item>,
+    ) -> EngineResult<Vec<Item>> {
+        self.admit_compactions(tenant, &mut items)?;
+        match self.store.add_conversation_items(tenant, id, &items, &self.item_counts(tenant, &items)).await? {
+            true => Ok(items),
             false => Err(not_found(id)),
         }
     }

@@ -49,7 +49,8 @@ enum Purpose {
 
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
-    pub async fn respond(self: &Arc<Self>, request: TurnRequest) -> EngineResult<Response> {
+    pub async fn respond(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<Response> {
+        self.admit_compactions(&request.tenant, &mut request.input)?;
         let id = new_id("resp");
         let engine = self.clone();
         let turn = self.tasks.spawn(&id.clone(), async move { engine.complete(id, request).await });
@@ -71,7 +72,8 @@ impl Engine {
     /// Starts a streamed turn. Failures before the upstream starts answering are returned as errors; later ones
     /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
     /// receiver is still listening.
-    pub async fn respond_stream(self: &Arc<Self>, request: TurnRequest) -> EngineResult<TurnEvents> {
+    pub async fn respond_stream(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<TurnEvents> {
+        self.admit_compactions(&request.tenant, &mut request.input)?;
         let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
         let builder = TurnBuilder::new(new_id("resp"), &request, &prepared);
         let (events, receiver) = mpsc::unbounded_channel();
@@ -82,8 +84,9 @@ impl Engine {
     }
 
     /// The tokens of the context a create would send (`/v1/responses/input_tokens`).
-    pub async fn count_input_tokens(&self, request: &TurnRequest) -> EngineResult<u64> {
-        Ok(self.prepare(request, Purpose::Count).await?.tokens)
+    pub async fn count_input_tokens(&self, mut request: TurnRequest) -> EngineResult<u64> {
+        self.admit_compactions(&request.tenant, &mut request.input)?;
+        Ok(self.prepare(&request, Purpose::Count).await?.tokens)
     }
 
     /// Prepares the turn and makes the upstream call with `call`. When the backend finds the context too long

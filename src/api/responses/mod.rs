@@ -84,7 +84,7 @@ pub async fn input_tokens(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let turn = request::parse_count(body, tenant, request_id)?;
-    let tokens = state.engine.count_input_tokens(&turn).await?;
+    let tokens = state.engine.count_input_tokens(turn).await?;
     Ok(Json(json!({"object": "response.input_tokens", "input_tokens": tokens})))
 }
 
