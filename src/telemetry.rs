@@ -26,6 +26,7 @@ const HISTORY_DURATION: &str = "threadline_history_resolve_duration_seconds";
 const HISTORY_CACHE_REQUESTS: &str = "threadline_history_cache_requests_total";
 const HISTORY_CACHE_BYTES: &str = "threadline_history_cache_bytes";
 const DB_POOL: &str = "threadline_db_pool_connections";
+const CONTEXTS: &str = "threadline_turn_contexts_total";
 
 /// Histogram buckets (upper bounds) of each histogram.
 const BUCKETS: [(&str, &[f64]); 4] = [
@@ -96,7 +97,12 @@ fn describe() {
          whose body then fails counts again as bad_answer, timeout or unreachable."
     );
     describe_histogram!(UPSTREAM_DURATION, "Time from sending an upstream request to its response headers.");
-    describe_counter!(TOKENS, "Tokens of finished turns, as reported by the upstream (or estimated), by direction.");
+    describe_counter!(TOKENS, "Tokens of finished turns, as reported by the upstream (or counted), by direction.");
+    describe_counter!(
+        CONTEXTS,
+        "Turn contexts by how they fit the model's window: whole, truncated (turns dropped), compacted (summarized in \
+         the turn), too_long (refused with context_length_exceeded)."
+    );
     describe_gauge!(ACTIVE_STREAMS, "Server-Sent Event responses being streamed to clients.");
     describe_gauge!(ACTIVE_WEBSOCKETS, "WebSocket connections open.");
     describe_gauge!(BACKGROUND_QUEUE, "Background responses waiting to run.");
@@ -110,6 +116,9 @@ fn describe() {
     }
     for result in ["hit", "miss"] {
         counter!(HISTORY_CACHE_REQUESTS, "result" => result).increment(0);
+    }
+    for fit in ["whole", "truncated", "compacted", "too_long"] {
+        counter!(CONTEXTS, "fit" => fit).increment(0);
     }
     for state in ["idle", "in_use"] {
         gauge!(DB_POOL, "state" => state).set(0.0);
@@ -160,6 +169,11 @@ pub fn turn_tokens(usage: Option<&Usage>) {
         counter!(TOKENS, "direction" => "input").increment(usage.input_tokens);
         counter!(TOKENS, "direction" => "output").increment(usage.output_tokens);
     }
+}
+
+/// A turn's context was fitted to its model's window: `whole`, `truncated`, `compacted` or `too_long`.
+pub fn context_fit(fit: &'static str) {
+    counter!(CONTEXTS, "fit" => fit).increment(1);
 }
 
 /// One streamed response in progress: counted in `threadline_active_streams` from `start` until dropped.

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every series threadline exports, with its Prometheus type.
-const SERIES: [(&str, &str); 13] = [
+const SERIES: [(&str, &str); 14] = [
     ("threadline_http_requests_total", "counter"),
     ("threadline_http_request_duration_seconds", "histogram"),
     ("threadline_upstream_requests_total", "counter"),
@@ -32,6 +32,7 @@ const SERIES: [(&str, &str); 13] = [
     ("threadline_history_cache_requests_total", "counter"),
     ("threadline_history_cache_bytes", "gauge"),
     ("threadline_db_pool_connections", "gauge"),
+    ("threadline_turn_contexts_total", "counter"),
 ];
 
 /// One scrape of `/metrics`: its text and its samples.
@@ -368,4 +369,27 @@ async fn chains_resolved_from_the_cache_and_the_database_are_counted() {
     let connections = after.value("threadline_db_pool_connections", &[("state", "idle")])
         + after.value("threadline_db_pool_connections", &[("state", "in_use")]);
     assert!(connections >= 1.0, "{}", after.text);
+}
+
+#[tokio::test]
+async fn turn_contexts_are_counted_by_how_they_fit_the_window() {
+    let _serial = SERIAL.lock().await;
+    let mock = MockUpstream::start().await;
+    mock.set_models(json!([{"id": "m", "object": "model", "created": 1, "owned_by": "mock", "context_length": 1000}]));
+    let app = app(&mock.url, "obs-contexts", None).await;
+    let before = Scrape::of(&app).await;
+    let first = app.create(json!({"model": "m", "input": common::words(300)})).await;
+    let longer = json!({"model": "m", "input": common::words(500), "previous_response_id": first["id"]});
+    assert_eq!(app.post("/v1/responses", longer.clone()).await.0, 400);
+    let mut truncated = longer;
+    truncated["truncation"] = json!("auto");
+    app.create(truncated).await;
+    let trigger = json!([{"role": "user", "content": "x"}, {"type": "compaction_trigger"}]);
+    app.create(json!({"model": "m", "input": trigger, "previous_response_id": first["id"]})).await;
+    let after = Scrape::of(&app).await;
+    let moved = |fit| {
+        let labels = [("fit", fit)];
+        after.value("threadline_turn_contexts_total", &labels) - before.value("threadline_turn_contexts_total", &labels)
+    };
+    assert_eq!([moved("whole"), moved("too_long"), moved("truncated"), moved("compacted")], [1.0; 4]);
 }

@@ -218,9 +218,15 @@ impl Engine {
         if let Purpose::Send { cap: Some(cap) } = purpose {
             limit = limit.min(cap);
         }
-        if plan.tokens() > limit {
-            let fits = request.truncation == Truncation::Auto && plan.fit(limit);
-            if !fits && purpose != Purpose::Count {
+        let fits = plan.tokens() <= limit || (request.truncation == Truncation::Auto && plan.fit(limit));
+        if purpose != Purpose::Count {
+            telemetry::context_fit(match (fits, &compaction, plan.truncated()) {
+                (false, ..) => "too_long",
+                (true, Some(_), _) => "compacted",
+                (true, None, true) => "truncated",
+                (true, None, false) => "whole",
+            });
+            if !fits {
                 return Err(EngineError::ContextLengthExceeded);
             }
         }

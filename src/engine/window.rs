@@ -25,6 +25,8 @@ pub struct Plan<'a> {
     input: &'a ContextRun,
     /// Tokens outside the messages: tool definitions and the reply priming.
     fixed: u64,
+    /// Whether turns were dropped to fit (not counting those a compaction replaced).
+    truncated: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -36,7 +38,8 @@ impl<'a> Plan<'a> {
         input: &'a ContextRun,
         fixed: u64,
     ) -> Self {
-        let mut plan = Self { instructions, pinned: Vec::new(), summary: None, history, input, fixed };
+        let mut plan =
+            Self { instructions, pinned: Vec::new(), summary: None, history, input, fixed, truncated: false };
         let latest = plan.history.iter().rev().find_map(|turn| turn.run.compaction.as_deref());
         if let Some(compacted) = latest {
             let replaced = plan.history.iter().take_while(|turn| turn.position <= compacted.through).count();
@@ -54,6 +57,11 @@ impl<'a> Plan<'a> {
     /// Tokens of the history in it (summary and kept turns).
     pub fn history_tokens(&self) -> u64 {
         self.summary.map_or(0, |(run, _)| run.tokens) + self.history.iter().map(|turn| turn.run.tokens).sum::<u64>()
+    }
+
+    /// Whether turns were dropped to fit (by `keep_last` or `fit`).
+    pub fn truncated(&self) -> bool {
+        self.truncated
     }
 
     /// How many turns of history it keeps.
@@ -74,6 +82,7 @@ impl<'a> Plan<'a> {
     pub fn keep_last(&mut self, count: usize) {
         let cut = self.history.len().saturating_sub(count);
         let cut = self.cut_from(cut).unwrap_or(0);
+        self.truncated |= cut > 0;
         self.drop_oldest(cut);
     }
 
@@ -91,9 +100,11 @@ impl<'a> Plan<'a> {
             needed += 1;
         }
         if let Some(cut) = self.cut_from(needed) {
+            self.truncated |= cut > 0;
             self.drop_oldest(cut);
         }
-        if self.tokens() > limit {
+        if self.tokens() > limit && self.summary.is_some() {
+            self.truncated = true;
             self.summary = None;
         }
         self.tokens() <= limit
