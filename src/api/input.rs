@@ -39,9 +39,9 @@ pub fn take_compaction_trigger(input: &mut Value) -> ApiResult<bool> {
         return Ok(false);
     }
     let param = format!("input[{}]", items.len() - 1);
-    if let Some(mut trigger) = items.pop() {
-        trigger.as_object_mut().map(|fields| fields.remove("type"));
-        Fields::new(trigger, &param)?.finish()?;
+    if let Some(Value::Object(mut trigger)) = items.pop() {
+        trigger.remove("type");
+        Fields::new(Value::Object(trigger), &param)?.finish()?;
     }
     Ok(true)
 }
@@ -91,11 +91,8 @@ fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
             Item::Compaction(Compaction { id, encrypted_content: fields.required_string("encrypted_content")? })
         }
         "compaction_trigger" => {
-            return Err(ApiError::invalid(format!(
-            "Invalid '{path}': a 'compaction_trigger' item must be the last input item, and only in a create request."
-        ))
-            .param(path)
-            .code("invalid_value"))
+            let message = format!("Invalid '{path}': a compaction_trigger must be the last item of a create's input.");
+            return Err(ApiError::invalid(message).param(path).code("invalid_value"));
         }
         "reasoning" | "item_reference" => {
             return Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))

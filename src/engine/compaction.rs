@@ -64,7 +64,7 @@ impl Engine {
         let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
         let segments = history.segments(&cx)?;
         let turns = history.turns(&segments, &cx)?;
-        let input = ContextRun::new(&request.input, &[], &cx, true)?;
+        let input = ContextRun::new(&request.input, &[], &cx)?;
         let plan = Plan::new(None, turns, &input, 0);
         let (previous, turns) = plan.to_summarize(plan.history_len());
         let items: Vec<&Item> = turns.iter().flat_map(|turn| turn.items).chain(&request.input).collect();

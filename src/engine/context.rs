@@ -81,13 +81,12 @@ impl ContextRun {
     /// The run of `items` with their stored token counts (`None`, or missing: counted now). `developer` becomes
     /// `system` (not every backend knows it); function calls join the assistant message before them in the run;
     /// reasoning items are not sent back upstream; a compaction item sent as input becomes its summary, and one
-    /// made in a chain's turn (it names how many turns it replaces) is recorded for the chain to apply.
-    /// An unopenable compaction item is an error when `strict` (new input), else left out with a warning.
+    /// made in a turn (it names how many turns it replaces) is recorded for the chain to apply. A compaction item
+    /// that no longer opens (the server's key changed) is left out with a warning: new input was checked already.
     pub fn new<'i>(
         items: impl IntoIterator<Item = &'i Item>,
         tokens: &[Option<u32>],
         cx: &RunContext<'_>,
-        strict: bool,
     ) -> EngineResult<Self> {
         let mut messages: Vec<ChatMessage> = Vec::new();
         let mut pinned: Vec<ChatMessage> = Vec::new();
@@ -145,7 +144,6 @@ impl ContextRun {
                             messages.push(ChatMessage::text(ChatRole::User, summary_text(&text)));
                         }
                     }
-                    None if strict => return Err(EngineError::InvalidCompaction(item.id.clone())),
                     None => tracing::warn!(item = %item.id, "a stored compaction item does not open; left out"),
                 },
             }
@@ -162,7 +160,7 @@ impl ContextRun {
 
     /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
     pub fn of_turn<'t>(turn: &'t CachedTurn, cx: &RunContext<'_>) -> EngineResult<&'t Self> {
-        let run = turn.derived(|items, tokens| Self::new(items, tokens, cx, false).map_err(|err| err.to_string()));
+        let run = turn.derived(|items, tokens| Self::new(items, tokens, cx).map_err(|err| err.to_string()));
         match run {
             Some(Ok(run)) => Ok(run),
             Some(Err(err)) => Err(EngineError::Context(err.clone())),

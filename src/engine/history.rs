@@ -72,7 +72,7 @@ impl History {
             .windows(2)
             .map(|pair| {
                 let range = pair[0]..pair[1];
-                let run = ContextRun::new(&items[range.clone()], &tokens[range.clone()], cx, false)?;
+                let run = ContextRun::new(&items[range.clone()], &tokens[range.clone()], cx)?;
                 Ok(Segment { range, run })
             })
             .collect()

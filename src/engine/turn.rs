@@ -196,7 +196,7 @@ impl Engine {
         let instructions = instructions.transpose()?;
         let input_tokens: Vec<u32> = request.input.iter().map(|item| cx.item_tokens(item)).collect();
         let counts: Vec<Option<u32>> = input_tokens.iter().copied().map(Some).collect();
-        let input = ContextRun::new(&request.input, &counts, &cx, true)?;
+        let input = ContextRun::new(&request.input, &counts, &cx)?;
         let fixed = u64::from(counter.tools(&request.parameters.tools) + REPLY_PRIMING);
         let (summary_text, summary_run);
         let mut plan = Plan::new(instructions.as_ref(), history.turns(&segments, &cx)?, &input, fixed);
