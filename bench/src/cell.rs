@@ -1,5 +1,5 @@
 //! Timed cells: workers, each on its own keep-alive connection, sending the same request over and over for a while;
-//! and the time to the first bytes of a streamed answer.
+//! cells taken together, their requests interleaved; and the time to the first bytes of a streamed answer.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,41 @@ pub async fn run(post: &Post, concurrency: usize, timing: Timing) -> anyhow::Res
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
     })
+}
+
+/// Cells at c=1 taken together: one worker sends `posts` in turn, round and round, for the warm-up and then
+/// `posts.len()` times the duration, so each gets about a cell's worth of requests and any drift of the machine over
+/// that time falls on all of them alike. A cell's rate is its requests over the time they took.
+pub async fn run_interleaved<const N: usize>(posts: &[Post; N], timing: Timing) -> anyhow::Result<[CellStats; N]> {
+    let client = client()?;
+    let measured_from = Instant::now() + timing.warmup;
+    let end = measured_from + timing.duration * N as u32;
+    let mut cells: [(Vec<Duration>, u64); N] = std::array::from_fn(|_| (Vec::new(), 0));
+    'rounds: loop {
+        for (post, (latencies, errors)) in posts.iter().zip(&mut cells) {
+            let begun = Instant::now();
+            if begun >= end {
+                break 'rounds;
+            }
+            if post.send(&client).await.is_err() {
+                *errors += 1;
+            }
+            if begun >= measured_from {
+                latencies.push(begun.elapsed());
+            }
+        }
+    }
+    Ok(cells.map(|(mut latencies, errors)| {
+        latencies.sort_unstable();
+        let busy = latencies.iter().sum::<Duration>().as_secs_f64();
+        CellStats {
+            requests: latencies.len() as u64,
+            errors,
+            per_sec: if busy > 0.0 { latencies.len() as f64 / busy } else { 0.0 },
+            p50_ms: percentile_ms(&latencies, 0.50),
+            p99_ms: percentile_ms(&latencies, 0.99),
+        }
+    }))
 }
 
 /// Times to the first bytes of streamed answers, p50, in milliseconds.

@@ -4,3 +4,4 @@ pub mod cell;
 pub mod measure;
 pub mod report;
 pub mod results;
+pub mod truncation;

@@ -1,6 +1,7 @@
 //! One store's measurement: build a chain per depth through threadline; take threadline's memory idle and under many
 //! open streams; then per depth time direct calls to the mock against threadline turns (c=1 and high concurrency)
-//! and check the history threadline sent; then the streaming time to first byte.
+//! and check the history threadline sent; then what truncation costs (see `truncation`); then the streaming time to
+//! first byte.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::cell::{self, contains, Post, Timing};
 use crate::results::{DepthResults, Fidelity, StoreResults, StreamsRss, Ttfb};
+use crate::truncation;
 
 /// What to measure, and where.
 #[derive(Clone, Debug)]
@@ -76,6 +78,12 @@ pub async fn measure(s: &Settings) -> anyhow::Result<StoreResults> {
     for (depth, tip, build_secs) in &chains {
         depths.push(measure_depth(&client, s, *depth, tip, *build_secs).await?);
     }
+    // Truncation at the deepest chain up to 1,000 turns.
+    let deepest = chains.iter().filter(|(depth, _, _)| *depth <= 1000).max_by_key(|(depth, _, _)| *depth);
+    let truncation = match deepest {
+        Some((depth, tip, _)) => Some(truncation::measure(&client, s, *depth, tip).await?),
+        None => None,
+    };
     let ttfb = first_bytes(s, *near_10, tip).await?;
     let rss_after_load_mb = rss_mb(s.pid)?;
     Ok(StoreResults {
@@ -87,6 +95,7 @@ pub async fn measure(s: &Settings) -> anyhow::Result<StoreResults> {
         depths,
         ttfb: Some(ttfb),
         streams,
+        truncation,
     })
 }
 
@@ -117,10 +126,14 @@ fn direct_post(s: &Settings, depth: u32, last: &str, stream: bool) -> anyhow::Re
     Post::new(format!("{}/v1/chat/completions", s.mock), &body)
 }
 
+/// The body of a turn through threadline continuing `tip`.
+pub(crate) fn threadline_body(model: &str, tip: &str, input: &str, stream: bool) -> Value {
+    json!({"model": model, "input": input, "previous_response_id": tip, "stream": stream})
+}
+
 /// A turn through threadline continuing `tip`.
 fn threadline_post(s: &Settings, model: &str, tip: &str, input: &str, stream: bool) -> anyhow::Result<Post> {
-    let body = json!({"model": model, "input": input, "previous_response_id": tip, "stream": stream});
-    Post::new(format!("{}/v1/responses", s.threadline), &body)
+    Post::new(format!("{}/v1/responses", s.threadline), &threadline_body(model, tip, input, stream))
 }
 
 async fn measure_depth(
@@ -170,7 +183,7 @@ async fn fidelity(client: &Client, s: &Settings, depth: u32, tip: &str) -> anyho
 }
 
 /// The messages the mock received last under `key`.
-async fn received(client: &Client, s: &Settings, key: &str) -> anyhow::Result<Vec<Box<RawValue>>> {
+pub(crate) async fn received(client: &Client, s: &Settings, key: &str) -> anyhow::Result<Vec<Box<RawValue>>> {
     let response = client.get(format!("{}/received", s.mock)).query(&[("key", key)]).send().await?;
     let body = response.error_for_status()?.bytes().await?;
     Ok(serde_json::from_slice::<Received>(&body)?.messages)

@@ -1,8 +1,9 @@
-//! The markdown report: the machine, the commit, a table per store, and the targets checked against the figures.
+//! The markdown report: the machine, the commit, a table per store, what truncation costs, and the targets checked
+//! against the figures.
 
 use std::fmt::Write;
 
-use crate::results::{DepthResults, StoreResults};
+use crate::results::{DepthResults, StoreResults, TruncationResults};
 
 /// The depths of a full run, each a row of the tables (those not measured show "–").
 pub const FULL_DEPTHS: [u32; 5] = [1, 10, 100, 1000, 10_000];
@@ -31,6 +32,7 @@ pub fn render(meta: &Meta, stores: &[StoreResults]) -> String {
     for store in stores {
         store_section(&mut out, store);
     }
+    truncation_section(&mut out, stores);
     targets_section(&mut out, meta, stores);
     out
 }
@@ -143,6 +145,51 @@ fn fidelity(d: &DepthResults) -> String {
     }
 }
 
+/// Per store, the c=1 latency of a turn with truncation off and on, and what the upstream received when it dropped.
+fn truncation_section(out: &mut String, stores: &[StoreResults]) {
+    let measured: Vec<(&str, &TruncationResults)> =
+        stores.iter().filter_map(|s| Some((title(&s.store), s.truncation.as_ref()?))).collect();
+    if measured.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Truncation\n");
+    let _ = writeln!(
+        out,
+        "The same turn continuing a chain of D at c=1: off (`bench`), `truncation: auto` on `bench` (nothing to drop) \
+         and on `bench-window` (its window of W tokens less a quarter for output holds about half the chain: the \
+         oldest turns dropped).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| store | D | off p50 / p99 (ms) | auto, nothing dropped p50 / p99 (ms) | × off | W | auto, dropping p50 / p99 \
+         (ms) | × off | sent upstream when dropping | errors | check |"
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(11));
+    for (store, t) in measured {
+        let sent = if t.kept.tail {
+            format!("{} msgs: turns {}–{} and the new one", t.kept.messages, t.kept.first_turn, t.depth)
+        } else {
+            format!("{} msgs, not the history's tail", t.kept.messages)
+        };
+        let _ = writeln!(
+            out,
+            "| {store} | {} | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} | {} | {:.3} / {:.3} | {:.2} | {sent} | {} | {} |",
+            t.depth,
+            t.off.p50_ms,
+            t.off.p99_ms,
+            t.auto_kept.p50_ms,
+            t.auto_kept.p99_ms,
+            t.kept_ratio(),
+            t.window,
+            t.auto_dropped.p50_ms,
+            t.auto_dropped.p99_ms,
+            t.dropped_ratio(),
+            t.errors(),
+            if t.pass() { "pass" } else { "**FAIL**" },
+        );
+    }
+}
+
 /// One target: a figure (none when not measured) against a limit.
 struct Target {
     store: String,
@@ -186,6 +233,15 @@ fn targets(s: &StoreResults) -> Vec<Target> {
     // The cost per turn beyond the upstream's own at D=10000, against three times that at D=1000.
     let limit = added(1000).map(|shallow| 3.0 * shallow);
     list.push(target("added p50 at D=10000 (limit: 3 × D=1000's)".to_string(), added(10_000), limit, false, "ms"));
+    let truncation = s.truncation.as_ref();
+    let depth = truncation.map_or(1000, |t| t.depth);
+    for (what, figure) in [
+        ("nothing dropped", truncation.map(TruncationResults::kept_ratio)),
+        ("oldest turns dropped", truncation.map(TruncationResults::dropped_ratio)),
+    ] {
+        let what = format!("c=1 p50 at D={depth}, truncation auto ({what}) / off");
+        list.push(target(what, figure, Some(1.5), false, "×"));
+    }
     list.push(target("RSS idle".to_string(), Some(s.rss_start_mb.max(s.rss_idle_mb)), Some(30.0), false, "MB"));
     list
 }

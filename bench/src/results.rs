@@ -59,11 +59,66 @@ impl DepthResults {
 
     /// Threadline's stored turns per second at high concurrency, as a share of the direct calls per second.
     pub fn ratio(&self) -> f64 {
-        if self.direct_cn.per_sec > 0.0 {
-            self.threadline_cn.per_sec / self.direct_cn.per_sec
-        } else {
-            0.0
-        }
+        ratio(self.threadline_cn.per_sec, self.direct_cn.per_sec)
+    }
+}
+
+/// The cost of fitting a turn's context into the model's window: the same turn continuing one chain, at c=1, with
+/// truncation off and on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TruncationResults {
+    /// The chain's depth: the deepest measured up to 1,000.
+    pub depth: u32,
+    /// Model `bench`, no `truncation`: the baseline.
+    pub off: CellStats,
+    /// `truncation: auto` on `bench`, whose window holds the whole chain: the budget computed, nothing dropped.
+    pub auto_kept: CellStats,
+    /// `truncation: auto` on `bench-window`: the oldest turns dropped.
+    pub auto_dropped: CellStats,
+    /// The window of `bench-window` as the mock lists it, in tokens.
+    pub window: u64,
+    /// What the upstream received for a turn like `auto_dropped`'s.
+    pub kept: Kept,
+}
+
+impl TruncationResults {
+    pub fn errors(&self) -> u64 {
+        self.off.errors + self.auto_kept.errors + self.auto_dropped.errors
+    }
+
+    /// The c=1 p50 with truncation on and nothing dropped, over the baseline's.
+    pub fn kept_ratio(&self) -> f64 {
+        ratio(self.auto_kept.p50_ms, self.off.p50_ms)
+    }
+
+    /// The c=1 p50 with truncation on and the oldest turns dropped, over the baseline's.
+    pub fn dropped_ratio(&self) -> f64 {
+        ratio(self.auto_dropped.p50_ms, self.off.p50_ms)
+    }
+
+    /// The upstream received the newest whole turns, not all of them, and at least the last.
+    pub fn pass(&self) -> bool {
+        self.kept.tail && self.kept.first_turn > 1 && self.kept.first_turn <= self.depth
+    }
+}
+
+/// The messages the upstream received for a turn that dropped the oldest turns of a chain of D.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Kept {
+    /// Messages received, the new one included.
+    pub messages: usize,
+    /// They are exactly the last ones of the direct history (equal as parsed JSON) and start with a user message:
+    /// whole turns, `turn k`/`ok` through `turn D`/`ok`, then the new message.
+    pub tail: bool,
+    /// k, the first turn kept (0 when they are not such a tail).
+    pub first_turn: u32,
+}
+
+fn ratio(x: f64, baseline: f64) -> f64 {
+    if baseline > 0.0 {
+        x / baseline
+    } else {
+        0.0
     }
 }
 
@@ -103,16 +158,21 @@ pub struct StoreResults {
     pub depths: Vec<DepthResults>,
     pub ttfb: Option<Ttfb>,
     pub streams: StreamsRss,
+    /// None when no depth up to 1,000 was measured.
+    #[serde(default)]
+    pub truncation: Option<TruncationResults>,
 }
 
 impl StoreResults {
     pub fn errors(&self) -> u64 {
         let depths: u64 = self.depths.iter().map(DepthResults::errors).sum();
-        depths + self.ttfb.as_ref().map_or(0, |t| t.errors) + self.streams.errors
+        let truncation = self.truncation.as_ref().map_or(0, TruncationResults::errors);
+        depths + self.ttfb.as_ref().map_or(0, |t| t.errors) + self.streams.errors + truncation
     }
 
-    pub fn fidelity_ok(&self) -> bool {
-        self.depths.iter().all(|d| d.fidelity.pass())
+    /// Every fidelity check passed, and the truncation check.
+    pub fn checks_ok(&self) -> bool {
+        self.depths.iter().all(|d| d.fidelity.pass()) && self.truncation.as_ref().is_none_or(TruncationResults::pass)
     }
 
     pub fn depth(&self, depth: u32) -> Option<&DepthResults> {

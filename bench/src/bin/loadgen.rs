@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Measure one running threadline against the mock upstream it uses; write the figures as JSON.
     Measure(MeasureArgs),
-    /// Print the markdown report of measured stores; exits 1 if a request failed or a fidelity check did.
+    /// Print the markdown report of measured stores; exits 1 if a request failed or a fidelity or truncation check did.
     Report(ReportArgs),
 }
 
@@ -110,9 +110,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
             let meta = Meta { commit: args.commit, date: args.date, quick: args.quick, notes: args.note };
             print!("{}", report::render(&meta, &stores));
-            let failed = stores.iter().any(|s| s.errors() > 0 || !s.fidelity_ok());
+            let failed = stores.iter().any(|s| s.errors() > 0 || !s.checks_ok());
             if failed {
-                eprintln!("benchmark failed: a request errored or a fidelity check failed (see the report)");
+                eprintln!(
+                    "benchmark failed: a request errored, or a fidelity or truncation check failed (see the report)"
+                );
             }
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }

@@ -3,7 +3,10 @@
 //! `POST /v1/chat/completions` parses the body (the messages as raw JSON values) and answers "ok", whole or streamed
 //! (`"stream": true`, with a usage chunk when `stream_options.include_usage`). A stream waits a delay between its
 //! chunks: `--chunk-delay-ms`, the `x-mock-chunk-delay-ms` header, or a model named `…-delay-MS` (the one way through
-//! threadline, which forwards the model name but not headers). `GET /v1/models` lists one model.
+//! threadline, which forwards the model name but not headers). `GET /v1/models` lists two models with their
+//! `context_length`: `bench`, whose window holds the deepest chain measured, and `bench-window`, of 8,000 tokens
+//! (`--bench-window-tokens`), to make threadline truncate a long chain. Other names (`bench-delay-500`…) work too;
+//! unlisted, they get threadline's default window.
 //!
 //! It reports what it received: a request whose last message's content starts with `capture-` is kept under that
 //! content, and `GET /received?key=capture-…` answers its body as received (404 when none was kept).
@@ -30,6 +33,8 @@ use serde_json::{json, Value};
 const REPLY: &str = "ok";
 /// A fixed `created` timestamp.
 const CREATED: u64 = 1_700_000_000;
+/// The window of the model `bench`, in tokens: a chain of 10,000 turns (about 11 tokens each) with room to spare.
+const BENCH_WINDOW: u64 = 1_000_000;
 
 #[derive(Parser)]
 #[command(about = "A mock OpenAI Chat Completions upstream (POST /v1/chat/completions, GET /v1/models)")]
@@ -40,10 +45,16 @@ struct Args {
     /// Default delay between the chunks of a streamed answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     chunk_delay_ms: u64,
+    /// The context window listed for the model `bench-window`, in tokens. 8,000 leaves 6,000 once a quarter is set
+    /// aside for output: about half a chain of 1,000 turns.
+    #[arg(long, default_value_t = 8_000)]
+    bench_window_tokens: u64,
 }
 
 struct Mock {
     chunk_delay: Duration,
+    /// The models listed, with their context windows.
+    models: Vec<(&'static str, u64)>,
     /// Bodies of the `capture-…` requests, by that last message's content.
     captured: Mutex<HashMap<String, Bytes>>,
 }
@@ -82,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mock = Arc::new(Mock {
         chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        models: vec![("bench", BENCH_WINDOW), ("bench-window", args.bench_window_tokens)],
         captured: Mutex::new(HashMap::new()),
     });
     let app = Router::new()
@@ -176,10 +188,15 @@ fn stream_frames(model: &str, usage: Option<Value>) -> Vec<Vec<u8>> {
     frames
 }
 
-async fn models() -> Json<Value> {
-    Json(
-        json!({"object": "list", "data": [{"id": "bench", "object": "model", "created": CREATED, "owned_by": "mock"}]}),
-    )
+async fn models(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    let data: Vec<Value> = mock
+        .models
+        .iter()
+        .map(|(id, window)| {
+            json!({"id": id, "object": "model", "created": CREATED, "owned_by": "mock", "context_length": window})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
 }
 
 /// The body of the last request captured under `key`.
