@@ -34,7 +34,8 @@ def test_input_tokens_of_an_unknown_previous_response_is_a_400(client: openai.Op
 def test_a_compacted_window_goes_back_as_input(client: openai.OpenAI) -> None:
     first = client.responses.create(model=MODEL, input="My name is Ada.")
     second = client.responses.create(model=MODEL, input="I like tea.", previous_response_id=first.id)
-    compacted = client.responses.compact(model=MODEL, previous_response_id=second.id)
+    raw = client.responses.with_raw_response.compact(model=MODEL, previous_response_id=second.id)
+    compacted = raw.parse()
     assert compacted.object == "response.compaction"
     assert compacted.id.startswith("resp_")
     assert [item.type for item in compacted.output] == ["message", "message", "compaction"]
@@ -45,7 +46,8 @@ def test_a_compacted_window_goes_back_as_input(client: openai.OpenAI) -> None:
     assert compaction.encrypted_content.startswith("tl1.")
     assert "tea" not in compaction.encrypted_content
     assert compacted.usage.total_tokens == compacted.usage.input_tokens + compacted.usage.output_tokens
-    window = [item.model_dump(exclude_none=True) for item in compacted.output]
+    # Passed back as it came (the SDK types kept user messages as output messages, so re-serialising them warns).
+    window = raw.http_response.json()["output"]
     after = client.responses.create(model=MODEL, input=[*window, {"role": "user", "content": "Who am I?"}])
     # The two kept messages, the summary (sent as a user message) and the new question.
     assert after.output_text == "echo: Who am I? [turn 4, 4 messages in context]"
@@ -92,3 +94,10 @@ def test_a_context_past_the_window_is_a_400(client: openai.OpenAI) -> None:
     assert raised.value.param == "input"
     truncated = client.responses.create(model=MODEL, input="apple " * 100, truncation="auto")
     assert truncated.truncation == "auto"
+
+
+def test_compacting_only_user_messages_keeps_them_and_calls_no_model(client: openai.OpenAI) -> None:
+    compacted = client.responses.compact(model=MODEL, input="Hello there.")
+    assert [item.type for item in compacted.output] == ["message", "compaction"]
+    assert compacted.output[0].content[0].text == "Hello there."
+    assert compacted.usage.total_tokens == 0
