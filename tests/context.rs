@@ -235,6 +235,23 @@ async fn usage_keeps_the_backends_cached_and_reasoning_tokens() {
     );
 }
 
+#[tokio::test]
+async fn a_usage_of_zeros_is_replaced_by_the_count() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::start(&mock.url).await;
+    mock.set(Behavior::Stream(vec![
+        common::text("hello world"),
+        common::finish("stop"),
+        common::usage(0, 0),
+        common::DONE,
+    ]));
+    let events = server.stream("/v1/responses", json!({"model": "m", "input": "hello world", "stream": true})).await;
+    let completed = events.rest_json().await.pop().unwrap();
+    // A message of two tokens and its framing, the reply priming; two tokens out.
+    let usage = &completed["response"]["usage"];
+    assert_eq!((usage["input_tokens"].as_u64(), usage["output_tokens"].as_u64()), (Some(9), Some(2)));
+}
+
 #[rstest]
 #[tokio::test]
 async fn input_tokens_counts_what_a_create_sends(#[values("disabled", "auto")] truncation: &str) {

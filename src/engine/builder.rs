@@ -220,7 +220,8 @@ impl TurnBuilder {
         response.incomplete_details = cut_reason.map(|reason| IncompleteDetails { reason: reason.into() });
         response.error = failure;
         let counter = self.counter;
-        let counts = self.usage.unwrap_or_else(|| TokenCounts {
+        // A backend's usage wins, unless it says no input at all (some report zeros): then the count here.
+        let counts = self.usage.filter(|usage| usage.input > 0).unwrap_or_else(|| TokenCounts {
             input: self.counted_input,
             output: response.output.iter().map(|item| u64::from(counter.text(&item.text()))).sum(),
             ..TokenCounts::default()

@@ -204,8 +204,9 @@ impl Engine {
             plan.keep_last(settings.last_turns as usize);
         }
         let mut compaction = None;
-        if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| purpose != Purpose::Count)
-        {
+        // A count makes no compaction, nor does a retry (the first try's summary is not made twice).
+        let compacts = purpose == Purpose::Send { cap: None };
+        if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| compacts) {
             let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, window).await?;
             summary_text = text;
             summary_run = ContextRun::summary(&summary_text, counter)?;
