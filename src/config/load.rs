@@ -13,8 +13,8 @@ use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
 /// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
-const KEYS: [&str; 8] =
-    ["listen", "database_url", "drain_timeout", "database", "limits", "upstream", "upstreams", "log"];
+const KEYS: [&str; 9] =
+    ["listen", "database_url", "drain_timeout", "database", "limits", "context", "upstream", "upstreams", "log"];
 
 /// The prefix of every setting's environment variable.
 const PREFIX: &str = "THREADLINE_";

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Strategy};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -135,6 +135,24 @@ fn variables_that_name_no_setting_are_ignored() {
     assert_eq!(config.listen, "127.0.0.1:8080", "an empty variable counts as unset");
     let vars = [("THREADLINE_CONFIG", "a.toml"), ("THREADLINE_LOG__FORMAT", "json"), ("THREADLINE_PORT", "1")];
     assert_eq!(unknown_variables(env(&vars)), ["THREADLINE_PORT"], "warned about once logging is set up");
+}
+
+#[test]
+fn context_settings_come_from_the_environment() {
+    let vars = env(&[
+        ("THREADLINE_CONTEXT__DEFAULT_WINDOW", "32768"),
+        ("THREADLINE_CONTEXT__STRATEGY", "summarize"),
+        ("THREADLINE_CONTEXT__MODELS", r#"[{models = ["llama3*"], window = 8192, strategy = "last_turns"}]"#),
+    ]);
+    let config = load_from(&Flags::default(), vars).unwrap();
+    assert_eq!(config.context.default_window, 32768);
+    assert_eq!(config.context.strategy, Strategy::Summarize);
+    let llama = config.context.for_model("llama3.1:8b");
+    assert_eq!((llama.window, llama.strategy), (Some(8192), Strategy::LastTurns));
+    assert_eq!(config.context.for_model("qwen").window, None);
+    assert!(unknown_variables(env(&[("THREADLINE_CONTEXT__LAST_TURNS", "5")])).is_empty());
+    let message = error(&Flags::default(), &[("THREADLINE_CONTEXT__OUTPUT_SHARE", "1.5")]);
+    assert!(message.contains("context.output_share"), "{message}");
 }
 
 #[test]
