@@ -22,8 +22,10 @@ COPY --from=build /src/target/release/threadline /usr/local/bin/threadline
 USER threadline
 WORKDIR /data
 VOLUME ["/data"]
+# Reachable from outside the container, so clients must authenticate: set THREADLINE_API_KEYS=tenant:key,….
 ENV THREADLINE_LISTEN=0.0.0.0:8080 \
-    THREADLINE_DATABASE_URL=sqlite:///data/threadline.db
+    THREADLINE_DATABASE_URL=sqlite:///data/threadline.db \
+    THREADLINE_AUTH__MODE=keys
 EXPOSE 8080
 # On SIGTERM threadline drains: running turns get up to THREADLINE_DRAIN_TIMEOUT (30s) to be stored, so give
 # `docker stop` / the orchestrator a longer grace period (docker run --stop-timeout 35).

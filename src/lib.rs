@@ -37,21 +37,26 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     telemetry::init();
     let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
-    let sealer = compaction_sealer(config, &*store).await?;
+    let compaction_key = server_secret(&*store, &config.context.compaction_key, "compaction_key").await?;
+    let sealer = Sealer::from_base64(&compaction_key).context("invalid configuration: context.compaction_key")?;
+    let passthrough = server_secret(&*store, &config.auth.passthrough_secret, "passthrough_secret").await?;
+    let auth = Arc::new(api::auth::Authenticator::new(&config.auth, &passthrough));
     let limits = &config.limits;
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
-    let router = api::router(api::AppState { engine: engine.clone() }, config.limits.max_body_bytes);
+    let router = api::router(api::AppState { engine: engine.clone(), auth }, config.limits.max_body_bytes);
     Ok(App { router, engine })
 }
 
-/// The key that seals compaction summaries: the configured one, else the one kept in the database (made by the
-/// first server to need it), so every replica opens what any of them sealed.
-async fn compaction_sealer(config: &Config, store: &dyn store::Store) -> anyhow::Result<Sealer> {
-    let key = match &config.context.compaction_key {
-        Some(config::Secret(key)) => key.clone(),
-        None => {
-            store.setting("compaction_key", &Sealer::generate_key()).await.context("cannot read the compaction key")?
-        }
-    };
-    Sealer::from_base64(&key).context("invalid configuration: context.compaction_key")
+/// A server secret (the key sealing compaction summaries, the one passthrough tenants are derived with): the
+/// configured one, else the one kept in the database under `name`, made by the first server to need it, so every
+/// replica agrees.
+async fn server_secret(
+    store: &dyn store::Store,
+    configured: &Option<config::Secret>,
+    name: &str,
+) -> anyhow::Result<String> {
+    match configured {
+        Some(config::Secret(secret)) => Ok(secret.clone()),
+        None => store.setting(name, &Sealer::generate_key()).await.with_context(|| format!("cannot read the {name}")),
+    }
 }

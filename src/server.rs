@@ -18,6 +18,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
     let upstreams: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
     tracing::info!(upstreams = ?upstreams, "listening on http://{}", listener.local_addr()?);
+    if config.auth.is_open(&config.listen) {
+        tracing::warn!(
+            listen = %config.listen,
+            "auth.mode is \"none\" on an address other machines can reach: anyone who reaches it reads every \
+             stored conversation"
+        );
+    }
     let stop = CancellationToken::new();
     // Small writes (stream events) go out at once instead of waiting for the client's ACK (Nagle's algorithm).
     let listener = listener.tap_io(|connection| {

@@ -146,6 +146,7 @@ async fn a_forged_or_foreign_compaction_is_refused() {
         previous_response_id: None,
         prompt_cache_key: None,
         request_id: None,
+        upstream_key: None,
     };
     let window = server.engine.compact(request).await.unwrap();
     let foreign = serde_json::to_value(window.output.last().unwrap()).unwrap();

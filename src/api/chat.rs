@@ -9,6 +9,7 @@ use axum::Json;
 use futures::{stream, Stream, StreamExt};
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::extract::JsonBody;
 use super::fields::{invalid_type, missing, Fields};
 use super::request_id::RequestId;
@@ -16,11 +17,14 @@ use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::new_id;
 use crate::upstream::wire::{AnswerMessage, ChatChunk, ChatCompletion, Choice, ChunkChoice, ToolCallDelta, WireUsage};
-use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, Delta, FinishReason, Parameters, TokenCounts, Upstream};
+use crate::upstream::{
+    ChatMessage, ChatMessages, ChatRequest, Delta, FinishReason, OnBehalf, Parameters, TokenCounts, Upstream,
+};
 
 /// Forwards the body to the upstream serving its model, or runs a built-in model.
 pub async fn completions(
     State(state): State<AppState>,
+    caller: Caller,
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -34,11 +38,10 @@ pub async fn completions(
     };
     let upstream = state.engine.upstreams().route(model)?;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let on_behalf = OnBehalf { request_id: Some(&request_id), api_key: caller.upstream_key.as_ref() };
     match upstream.chat_endpoint() {
-        Some(endpoint) if stream => {
-            Ok(sse::response(until_failure(endpoint.forward_stream(&body, Some(&request_id)).await?)))
-        }
-        Some(endpoint) => Ok(Json(endpoint.forward(&body, Some(&request_id)).await?).into_response()),
+        Some(endpoint) if stream => Ok(sse::response(until_failure(endpoint.forward_stream(&body, on_behalf).await?))),
+        Some(endpoint) => Ok(Json(endpoint.forward(&body, on_behalf).await?).into_response()),
         None => builtin(&*upstream, body, request_id).await,
     }
 }
@@ -60,7 +63,7 @@ async fn builtin(upstream: &dyn Upstream, body: Value, request_id: String) -> Ap
     };
     let parameters = Parameters { max_output_tokens: max_tokens, ..Parameters::default() };
     let messages = ChatMessages::of(&messages).map_err(|err| ApiError::internal(err.to_string()))?;
-    let request = ChatRequest { model, messages, parameters, request_id: Some(request_id) };
+    let request = ChatRequest { model, messages, parameters, request_id: Some(request_id), api_key: None };
     let answer =
         Answer { id: new_id("chatcmpl"), created: chrono::Utc::now().timestamp(), model: request.model.clone() };
     if !stream {

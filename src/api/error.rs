@@ -66,6 +66,11 @@ impl ApiError {
         self
     }
 
+    /// An `invalid_request_error` with this status.
+    pub fn status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, ErrorKind::InvalidRequestError, message)
+    }
+
     /// A 400 `invalid_request_error`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidRequestError, message)

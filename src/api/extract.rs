@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::fields::invalid_type;
 use crate::api::error::{ApiError, ApiResult};
 
@@ -20,8 +21,18 @@ pub struct Tenant(pub String);
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Ok(Tenant(DEFAULT_TENANT.to_string()))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Ok(Tenant(Caller::from_request_parts(parts, state).await?.tenant))
+    }
+}
+
+/// The caller, as authentication named it (the default tenant where it did not run).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let caller = parts.extensions.get::<Caller>().cloned();
+        Ok(caller.unwrap_or_else(|| Caller { tenant: DEFAULT_TENANT.into(), admin: false, upstream_key: None }))
     }
 }
 

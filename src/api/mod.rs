@@ -1,5 +1,6 @@
 //! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
 
+pub mod auth;
 mod chat;
 mod conversations;
 pub mod error;
@@ -20,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -29,34 +30,49 @@ use crate::api::error::ApiError;
 use crate::engine::Engine;
 use crate::telemetry;
 
-/// What every handler shares: the engine.
+/// What every handler shares: the engine, and who may call.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub auth: Arc<auth::Authenticator>,
+}
+
+/// The routes that serve a caller (behind authentication), by path.
+fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/responses", post(responses::create)),
+        ("/v1/responses/compact", post(responses::compact)),
+        ("/v1/responses/input_tokens", post(responses::input_tokens)),
+        ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),
+        ("/v1/responses/{id}/input_items", get(responses::input_items)),
+        ("/v1/conversations", post(conversations::create)),
+        (
+            "/v1/conversations/{id}",
+            get(conversations::retrieve).post(conversations::update).delete(conversations::delete),
+        ),
+        ("/v1/conversations/{id}/items", post(conversations::add_items).get(conversations::list_items)),
+        (
+            "/v1/conversations/{id}/items/{item_id}",
+            get(conversations::retrieve_item).delete(conversations::delete_item),
+        ),
+        ("/v1/chat/completions", post(chat::completions)),
+        ("/v1/models", get(models::list)),
+        ("/api/v1/chat", post(lmstudio::chat)),
+    ]
+}
+
+/// The paths of every route that serves a caller (the tests check each against tenant isolation).
+pub fn caller_paths() -> Vec<&'static str> {
+    caller_routes().into_iter().map(|(path, _)| path).collect()
 }
 
 /// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every
-/// request counted and timed, and given an `x-request-id`.
+/// request counted and timed, and given an `x-request-id`; every route but health and metrics authenticated.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
+    let callers = callers.route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
     Router::new()
-        .route("/v1/responses", post(responses::create))
-        .route("/v1/responses/compact", post(responses::compact))
-        .route("/v1/responses/input_tokens", post(responses::input_tokens))
-        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
-        .route("/v1/responses/{id}/input_items", get(responses::input_items))
-        .route("/v1/conversations", post(conversations::create))
-        .route(
-            "/v1/conversations/{id}",
-            get(conversations::retrieve).post(conversations::update).delete(conversations::delete),
-        )
-        .route("/v1/conversations/{id}/items", post(conversations::add_items).get(conversations::list_items))
-        .route(
-            "/v1/conversations/{id}/items/{item_id}",
-            get(conversations::retrieve_item).delete(conversations::delete_item),
-        )
-        .route("/v1/chat/completions", post(chat::completions))
-        .route("/v1/models", get(models::list))
-        .route("/api/v1/chat", post(lmstudio::chat))
+        .merge(callers)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))

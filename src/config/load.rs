@@ -13,8 +13,21 @@ use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
 /// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
-const KEYS: [&str; 9] =
-    ["listen", "database_url", "drain_timeout", "database", "limits", "context", "upstream", "upstreams", "log"];
+const KEYS: [&str; 10] = [
+    "listen",
+    "database_url",
+    "drain_timeout",
+    "database",
+    "limits",
+    "context",
+    "auth",
+    "upstream",
+    "upstreams",
+    "log",
+];
+
+/// Variables read beside the settings: client and admin keys as `tenant:key,tenant:key` lists.
+const KEY_LISTS: [&str; 2] = ["THREADLINE_API_KEYS", "THREADLINE_ADMIN_KEYS"];
 
 /// The prefix of every setting's environment variable.
 const PREFIX: &str = "THREADLINE_";
@@ -60,7 +73,9 @@ pub fn load(flags: &Flags) -> anyhow::Result<Config> {
 /// The `THREADLINE_*` variables among `vars` that name no setting, which loading ignores: the caller warns about
 /// them once logging is set up (its format being a setting).
 pub fn unknown_variables(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
-    let unknown = |name: &String| key(name).is_some_and(|key| key != "config" && !is_setting(&key));
+    let unknown = |name: &String| {
+        !KEY_LISTS.contains(&name.as_str()) && key(name).is_some_and(|key| key != "config" && !is_setting(&key))
+    };
     vars.into_iter().map(|(name, _)| name).filter(unknown).collect()
 }
 
@@ -78,9 +93,17 @@ pub fn load_from(flags: &Flags, env: impl IntoIterator<Item = (String, String)>)
         }
         figment = figment.merge(Toml::file(path));
     }
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let list = |name: &str| env.iter().find(|(variable, _)| variable == name).map(|(_, value)| value.clone());
+    let (api_keys, admin_keys) = (list(KEY_LISTS[0]), list(KEY_LISTS[1]));
     let figment = figment.merge(Layer::environment(env)).merge(Layer::flags(flags));
     let mut config: Config = figment.extract().map_err(|err| anyhow!("invalid configuration: {err}"))?;
     config.resolve_upstreams()?;
+    let listen = config.listen.clone();
+    config
+        .auth
+        .resolve(&listen, api_keys.as_deref(), admin_keys.as_deref())
+        .map_err(|err| anyhow!("invalid configuration: auth: {err}"))?;
     config.validate().map_err(|(key, problem)| anyhow!("invalid configuration: {key}: {problem}"))?;
     Ok(config)
 }
@@ -126,6 +149,7 @@ impl Config {
             return fail("limits", "max_body_bytes and max_chain_depth must be at least 1");
         }
         self.context.validate()?;
+        self.auth.validate()?;
         for (i, upstream) in self.upstreams.iter().enumerate() {
             upstream.validate().map_err(|(key, problem)| (format!("upstreams[{i}].{key}"), problem))?;
             if self.upstreams[..i].iter().any(|other| other.name == upstream.name) {

@@ -1,6 +1,7 @@
 //! The server's settings, each documented once here with its default. `load.rs` layers them (defaults → TOML file
 //! → `THREADLINE_*` environment → flags) and validates the result in one place at start-up.
 
+mod auth;
 mod context;
 mod load;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use auth::{AuthConfig, AuthMode, KeyEntry};
 pub use context::{ContextConfig, ModelContext, ModelSettings, Strategy};
 pub use load::{load, unknown_variables, Flags};
 
@@ -30,6 +32,8 @@ pub struct Config {
     pub limits: Limits,
     /// Context windows, token counting and what long conversations do.
     pub context: ContextConfig,
+    /// Who may call the server, and which tenant each caller is.
+    pub auth: AuthConfig,
     /// The single upstream serving every model: used when `upstreams` is empty, and replacing it when `url` is set.
     pub upstream: DefaultUpstream,
     /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
@@ -47,6 +51,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             limits: Limits::default(),
             context: ContextConfig::default(),
+            auth: AuthConfig::default(),
             upstream: DefaultUpstream::default(),
             upstreams: Vec::new(),
             log: LogConfig::default(),

@@ -7,6 +7,7 @@ use super::context::{ContextRun, RunContext};
 use super::seal::Summary;
 use super::window::Plan;
 use super::{Engine, EngineError, EngineResult, TurnRequest};
+use crate::config::Secret;
 use crate::model::{new_id, Compaction, ContentPart, Item, Message, Role, Usage};
 use crate::tokens::TokenCounter;
 use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, ChatRole, Parameters, Upstream};
@@ -28,14 +29,17 @@ pub struct CompactRequest {
     /// Passed on with the summarization call.
     pub prompt_cache_key: Option<String>,
     pub request_id: Option<String>,
+    /// The client's own upstream key (`passthrough`).
+    pub upstream_key: Option<Secret>,
 }
 
-/// Who a summarization call is made for: the model, and the client's request id and prompt cache key.
+/// Who a summarization call is made for: the model, and the client's request id, prompt cache key and own key.
 #[derive(Clone, Copy, Debug)]
 struct SummaryCall<'a> {
     model: &'a str,
     request_id: Option<&'a str>,
     prompt_cache_key: Option<&'a str>,
+    api_key: Option<&'a Secret>,
 }
 
 /// The compacted window: the user messages kept, then the compaction item; and the summarization's usage.
@@ -78,6 +82,7 @@ impl Engine {
             model: &request.model,
             request_id: request.request_id.as_deref(),
             prompt_cache_key: request.prompt_cache_key.as_deref(),
+            api_key: request.upstream_key.as_ref(),
         };
         let written = self.write_summary(&*upstream, call, &transcript, window).await?;
         let summary = Summary { text: written.text, through: None };
@@ -126,6 +131,7 @@ impl Engine {
             model: &request.model,
             request_id: request.request_id.as_deref(),
             prompt_cache_key: request.parameters.prompt_cache_key.as_deref(),
+            api_key: request.upstream_key.as_ref(),
         };
         let written = self.write_summary(upstream, call, &transcript, window).await?;
         let summary = Summary { text: written.text, through: Some(plan.position(cut)) };
@@ -155,6 +161,7 @@ impl Engine {
                 ..Parameters::default()
             },
             request_id: call.request_id.map(str::to_string),
+            api_key: call.api_key.cloned(),
         };
         let completion = upstream.complete(&chat).await?;
         let text = completion.text.trim().to_string();

@@ -15,7 +15,7 @@ mod window;
 
 use std::sync::Arc;
 
-use crate::config::ContextConfig;
+use crate::config::{ContextConfig, Secret};
 use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::{ItemList, Page, PageRequest, Store};
 use crate::upstream::{ContextWindows, Parameters, Upstreams};
@@ -46,6 +46,8 @@ pub struct TurnRequest {
     pub conversation: Option<String>,
     /// The client request's id, passed to the upstream request (`x-request-id`).
     pub request_id: Option<String>,
+    /// The client's own upstream key (`passthrough` authentication), sent in place of the configured one.
+    pub upstream_key: Option<Secret>,
     /// What to do when the context does not fit the model's window.
     pub truncation: Truncation,
     /// Compaction and window settings of this turn.

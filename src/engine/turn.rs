@@ -236,6 +236,7 @@ impl Engine {
             messages: chat_messages(&plan.runs())?,
             parameters: request.parameters.clone(),
             request_id: request.request_id.clone(),
+            api_key: request.upstream_key.clone(),
         };
         let (tokens, history_tokens) = (plan.tokens(), plan.history_tokens());
         Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction })

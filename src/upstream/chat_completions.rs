@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::http::{ByteStream, HttpBackend};
+use super::http::{ByteStream, HttpBackend, OnBehalf};
 use super::stream::deltas;
 use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, WireUsage};
 use super::{ChatFunction, UpstreamResult};
@@ -34,15 +34,15 @@ impl ChatCompletions {
 
     /// Forwards a Chat Completions request body unchanged (with the client's request id) and returns the backend's
     /// answer.
-    pub async fn forward(&self, body: &Value, request_id: Option<&str>) -> UpstreamResult<Value> {
-        let response = self.http.post("/chat/completions", body, request_id).await?;
+    pub async fn forward(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<Value> {
+        let response = self.http.post("/chat/completions", body, on_behalf).await?;
         self.http.json(response).await
     }
 
     /// Forwards a streaming Chat Completions request body unchanged (with the client's request id) and passes the
     /// answer's bytes through.
-    pub async fn forward_stream(&self, body: &Value, request_id: Option<&str>) -> UpstreamResult<ByteStream> {
-        Ok(HttpBackend::bytes(self.http.post("/chat/completions", body, request_id).await?))
+    pub async fn forward_stream(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<ByteStream> {
+        Ok(HttpBackend::bytes(self.http.post("/chat/completions", body, on_behalf).await?))
     }
 }
 
@@ -54,7 +54,7 @@ impl Upstream for ChatCompletions {
 
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
         let body = self.request_json(request, false)?;
-        let response = self.http.post_json("/chat/completions", body, request.request_id.as_deref()).await?;
+        let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
         let answer: ChatCompletion = self.http.json(response).await?;
         let choice = answer.choices.into_iter().next().ok_or_else(|| self.http.bad_answer("no choices"))?;
         let message = choice.message;
@@ -77,7 +77,7 @@ impl Upstream for ChatCompletions {
 
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
-        let response = self.http.post_json("/chat/completions", body, request.request_id.as_deref()).await?;
+        let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
         Ok(deltas(self.http.name.clone(), response.bytes_stream()))
     }
 

@@ -18,6 +18,13 @@ use crate::telemetry;
 /// The error type llama.cpp server gives a request longer than the context it was started with.
 const LLAMA_CPP_OVERFLOW_TYPE: &str = "exceed_context_size_error";
 
+/// The client a request is made for: its request id, and its own key when it brought one (`passthrough`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OnBehalf<'a> {
+    pub request_id: Option<&'a str>,
+    pub api_key: Option<&'a Secret>,
+}
+
 /// Raw bytes of a streamed answer, passed through as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -46,36 +53,37 @@ impl HttpBackend {
         })
     }
 
-    /// `POST {base_url}{path}` with a JSON body and the client's request id; the 2xx answer, its body unread.
+    /// `POST {base_url}{path}` with a JSON body, for the client `on_behalf`; the 2xx answer, its body unread.
     pub async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
-        request_id: Option<&str>,
+        on_behalf: OnBehalf<'_>,
     ) -> UpstreamResult<reqwest::Response> {
         let body = serde_json::to_vec(body).map_err(|err| self.bad_request(&err))?;
-        self.post_json(path, body, request_id).await
+        self.post_json(path, body, on_behalf).await
     }
 
-    /// `POST {base_url}{path}` with a body that is JSON already; the 2xx answer, its body unread.
+    /// `POST {base_url}{path}` with a body that is JSON already, for the client `on_behalf`: its request id goes as
+    /// `x-request-id`, its own key (`passthrough`) in place of the configured one; the 2xx answer, its body unread.
     pub async fn post_json(
         &self,
         path: &str,
         body: Vec<u8>,
-        request_id: Option<&str>,
+        on_behalf: OnBehalf<'_>,
     ) -> UpstreamResult<reqwest::Response> {
         let request = self.client.post(format!("{}{path}", self.base_url));
         let mut request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
-        if let Some(id) = request_id {
+        if let Some(id) = on_behalf.request_id {
             request = request.header("x-request-id", id);
         }
-        self.send(request).await
+        self.send(request, on_behalf.api_key).await
     }
 
     /// `GET {base_url}{path}`, waiting at most `timeout` (or the upstream's own, if shorter).
     pub async fn get(&self, path: &str, timeout: Duration) -> UpstreamResult<reqwest::Response> {
         let request = self.client.get(format!("{}{path}", self.base_url)).timeout(self.timeout.min(timeout));
-        self.send(request).await
+        self.send(request, None).await
     }
 
     /// The JSON body of an answer (a failure counts once more in the metrics, under its error class).
@@ -96,8 +104,12 @@ impl HttpBackend {
         response.bytes_stream().map_err(std::io::Error::other).boxed()
     }
 
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> UpstreamResult<reqwest::Response> {
-        if let Some(Secret(key)) = &self.api_key {
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        key: Option<&Secret>,
+    ) -> UpstreamResult<reqwest::Response> {
+        if let Some(Secret(key)) = key.or(self.api_key.as_ref()) {
             request = request.bearer_auth(key);
         }
         let started = Instant::now();

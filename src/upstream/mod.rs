@@ -14,12 +14,13 @@ pub mod wire;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::config::Secret;
 use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 pub use chat_completions::ChatCompletions;
 pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
-pub use http::ByteStream;
+pub use http::{ByteStream, OnBehalf};
 pub use routing::{glob_match, Upstreams};
 pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
@@ -57,6 +58,15 @@ pub struct ChatRequest {
     pub parameters: Parameters,
     /// The id of the client request this serves, sent upstream as `x-request-id` (not part of the body).
     pub request_id: Option<String>,
+    /// The client's own key (`passthrough`), sent in place of the upstream's configured one.
+    pub api_key: Option<Secret>,
+}
+
+impl ChatRequest {
+    /// The client it is made for.
+    pub fn on_behalf(&self) -> OnBehalf<'_> {
+        OnBehalf { request_id: self.request_id.as_deref(), api_key: self.api_key.as_ref() }
+    }
 }
 
 /// Why the model stopped.

@@ -125,6 +125,7 @@ pub const DONE: Step = Step::Raw("data: [DONE]\n\n");
 struct MockState {
     bodies: Mutex<Vec<Value>>,
     request_ids: Mutex<Vec<Option<String>>>,
+    authorizations: Mutex<Vec<Option<String>>>,
     behavior: Mutex<Option<Behavior>>,
     /// Failures (status, body) for the next requests, one each, before `behavior`.
     failures: Mutex<VecDeque<(u16, Value)>>,
@@ -180,6 +181,11 @@ impl MockUpstream {
         std::mem::take(&mut *self.state.request_ids.lock().unwrap())
     }
 
+    /// The `Authorization` header of every completion request received so far, emptying the record.
+    pub fn take_authorizations(&self) -> Vec<Option<String>> {
+        std::mem::take(&mut *self.state.authorizations.lock().unwrap())
+    }
+
     /// The `messages` of the only request received since the last `take`.
     pub fn only_messages(&self) -> Vec<Value> {
         let bodies = self.take();
@@ -197,6 +203,8 @@ fn last_user_text(body: &Value) -> String {
 async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let request_id = headers.get("x-request-id").map(|id| id.to_str().unwrap().to_string());
     state.request_ids.lock().unwrap().push(request_id);
+    let authorization = headers.get("authorization").map(|value| value.to_str().unwrap().to_string());
+    state.authorizations.lock().unwrap().push(authorization);
     state.bodies.lock().unwrap().push(body.clone());
     let failure = state.failures.lock().unwrap().pop_front();
     if let Some((status, body)) = failure {

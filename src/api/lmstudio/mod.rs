@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::extract::{JsonBody, Tenant};
+use super::auth::Caller;
+use super::extract::JsonBody;
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::input::user_text;
 use super::request_id::RequestId;
@@ -23,11 +24,11 @@ use crate::upstream::Parameters;
 /// POST /api/v1/chat
 pub async fn chat(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     RequestId(request_id): RequestId,
     body: Result<JsonBody, ApiError>,
 ) -> Result<Response, LmStudioError> {
-    let (turn, stream) = parse_chat(body?.0, tenant, request_id)?;
+    let (turn, stream) = parse_chat(body?.0, caller, request_id)?;
     let started = Instant::now();
     if stream {
         let events = state.engine.respond_stream(turn).await?;
@@ -73,7 +74,7 @@ fn error_object(error: &ApiError) -> Value {
 }
 
 /// Reads an LM Studio chat request into a turn and whether to stream it.
-fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRequest, bool), ApiError> {
+fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRequest, bool), ApiError> {
     let mut f = Fields::new(body, "")?;
     let model = f.required_string("model")?;
     let mut input = match f.required("input")? {
@@ -116,7 +117,7 @@ fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRe
     }
     f.finish()?;
     let turn = TurnRequest {
-        tenant,
+        tenant: caller.tenant,
         model,
         input,
         instructions: None,
@@ -126,6 +127,7 @@ fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRe
         parameters,
         conversation: None,
         request_id: Some(request_id),
+        upstream_key: caller.upstream_key,
         // LM Studio keeps a chat going when it outgrows the window, dropping its oldest part.
         truncation: Truncation::Auto,
         context: ContextOptions { window, ..ContextOptions::default() },

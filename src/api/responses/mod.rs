@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
@@ -19,11 +20,11 @@ use crate::api::error::{ApiError, ApiResult};
 /// POST /v1/responses
 pub async fn create(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let request = request::parse_create(body, tenant, request_id)?;
+    let request = request::parse_create(body, caller, request_id)?;
     if request.stream {
         let events = state.engine.respond_stream(request.turn).await?;
         return Ok(stream::into_sse(sse::turn_events(events), None));
@@ -79,11 +80,11 @@ pub async fn input_items(
 /// POST /v1/responses/input_tokens: the tokens of the context a create with these fields would send.
 pub async fn input_tokens(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let turn = request::parse_count(body, tenant, request_id)?;
+    let turn = request::parse_count(body, caller, request_id)?;
     let tokens = state.engine.count_input_tokens(turn).await?;
     Ok(Json(json!({"object": "response.input_tokens", "input_tokens": tokens})))
 }
@@ -91,11 +92,11 @@ pub async fn input_tokens(
 /// POST /v1/responses/compact: the conversation compacted into a window of kept user messages and a compaction item.
 pub async fn compact(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let window = state.engine.compact(request::parse_compact(body, tenant, request_id)?).await?;
+    let window = state.engine.compact(request::parse_compact(body, caller, request_id)?).await?;
     Ok(Json(json!({
         "id": window.id,
         "object": "response.compaction",

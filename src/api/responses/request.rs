@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::tools::{parse_text, parse_tool_choice, parse_tools};
+use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::{invalid_type, missing, parse_metadata, Fields};
 use crate::api::input::{parse_input, take_compaction_trigger};
@@ -16,7 +17,7 @@ pub struct CreateRequest {
 }
 
 /// Reads a create request body, rejecting what this server does not implement.
-pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResult<CreateRequest> {
+pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResult<CreateRequest> {
     let mut f = Fields::new(body, "")?;
     if f.take("messages").is_some() {
         return Err(ApiError::invalid(
@@ -60,7 +61,7 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
     reject_unimplemented(&mut f)?;
     f.finish()?;
     let turn = TurnRequest {
-        tenant,
+        tenant: caller.tenant,
         model,
         input,
         instructions,
@@ -70,6 +71,7 @@ pub fn parse_create(body: Value, tenant: String, request_id: String) -> ApiResul
         parameters,
         conversation,
         request_id: Some(request_id),
+        upstream_key: caller.upstream_key,
         truncation,
         context,
     };
@@ -93,7 +95,7 @@ const COUNT_FIELDS: [&str; 12] = [
 ];
 
 /// Reads an input-tokens request: a create's context fields, read as a create reads them.
-pub fn parse_count(body: Value, tenant: String, request_id: String) -> ApiResult<TurnRequest> {
+pub fn parse_count(body: Value, caller: Caller, request_id: String) -> ApiResult<TurnRequest> {
     if let Value::Object(fields) = &body {
         if let Some(key) = fields.keys().find(|key| !COUNT_FIELDS.contains(&key.as_str())) {
             return Err(ApiError::invalid(format!("Unknown parameter: '{key}'."))
@@ -101,11 +103,11 @@ pub fn parse_count(body: Value, tenant: String, request_id: String) -> ApiResult
                 .code("unknown_parameter"));
         }
     }
-    Ok(parse_create(body, tenant, request_id)?.turn)
+    Ok(parse_create(body, caller, request_id)?.turn)
 }
 
 /// Reads a compact request (`POST /v1/responses/compact`).
-pub fn parse_compact(body: Value, tenant: String, request_id: String) -> ApiResult<CompactRequest> {
+pub fn parse_compact(body: Value, caller: Caller, request_id: String) -> ApiResult<CompactRequest> {
     let mut f = Fields::new(body, "")?;
     let model = f.required_string("model")?;
     let input = match f.take("input") {
@@ -113,13 +115,14 @@ pub fn parse_compact(body: Value, tenant: String, request_id: String) -> ApiResu
         None => Vec::new(),
     };
     let request = CompactRequest {
-        tenant,
+        tenant: caller.tenant,
         model,
         input,
         instructions: f.string("instructions")?,
         previous_response_id: f.string("previous_response_id")?,
         prompt_cache_key: f.string("prompt_cache_key")?,
         request_id: Some(request_id),
+        upstream_key: caller.upstream_key,
     };
     f.finish()?;
     Ok(request)

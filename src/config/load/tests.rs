@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{LogFormat, Strategy};
+use crate::config::{AuthMode, LogFormat, Strategy};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -135,6 +135,27 @@ fn variables_that_name_no_setting_are_ignored() {
     assert_eq!(config.listen, "127.0.0.1:8080", "an empty variable counts as unset");
     let vars = [("THREADLINE_CONFIG", "a.toml"), ("THREADLINE_LOG__FORMAT", "json"), ("THREADLINE_PORT", "1")];
     assert_eq!(unknown_variables(env(&vars)), ["THREADLINE_PORT"], "warned about once logging is set up");
+}
+
+#[test]
+fn authentication_is_required_off_loopback_and_keys_come_from_the_environment() {
+    let outside = Flags { listen: Some("0.0.0.0:8080".into()), ..Flags::default() };
+    let message = error(&outside, &[]);
+    assert!(message.contains("auth.mode") && message.contains("without authentication"), "{message}");
+    let config = load_from(&outside, env(&[("THREADLINE_AUTH__MODE", "none")])).unwrap();
+    assert!(config.auth.is_open("0.0.0.0:8080"));
+    let vars = [("THREADLINE_API_KEYS", "alice:sk-1,bob:sk-2"), ("THREADLINE_ADMIN_KEYS", "ops:sk-3")];
+    let config = load_from(&outside, env(&vars)).unwrap();
+    assert_eq!(config.auth.mode, Some(AuthMode::Keys));
+    let tenants: Vec<&str> = config.auth.keys.iter().map(|key| key.tenant.as_str()).collect();
+    assert_eq!((tenants, config.auth.admin_keys.len()), (vec!["alice", "bob"], 1));
+    assert!(unknown_variables(env(&vars)).is_empty());
+    assert!(!format!("{config:?}").contains("sk-1"));
+    let message = error(&outside, &[("THREADLINE_API_KEYS", "alice:sk-1,sk-2")]);
+    assert!(message.contains("THREADLINE_API_KEYS: entry 2") && !message.contains("sk-2"), "{message}");
+    let message = error(&Flags::default(), &[("THREADLINE_AUTH__MODE", "keys")]);
+    assert!(message.contains("auth.keys"), "{message}");
+    assert_eq!(load_from(&Flags::default(), Vec::new()).unwrap().auth.mode, Some(AuthMode::None));
 }
 
 #[test]
