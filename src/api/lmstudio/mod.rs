@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::extract::{JsonBody, Tenant};
 use super::fields::{invalid_type, invalid_value, missing, Fields};
+use super::ids;
 use super::input::user_text;
 use super::request_id::RequestId;
 use super::{sse, AppState};
@@ -115,6 +116,7 @@ fn parse_chat(body: Value, tenant: String, request_id: String) -> Result<(TurnRe
         f.reject(key, &format!("The '{key}' parameter"))?;
     }
     f.finish()?;
+    ids::known_if_some(previous_response_id.as_deref(), EngineError::PreviousResponseNotFound)?;
     let turn = TurnRequest {
         tenant,
         model,
