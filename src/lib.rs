@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod listener;
 pub mod model;
 mod server;
 pub mod store;
