@@ -117,8 +117,9 @@ impl HttpBackend {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
-        Err(self.status_error(status.as_u16(), &body))
+        Err(self.status_error(status.as_u16(), &body, retry_after))
     }
 
     pub fn transport_error(&self, err: &reqwest::Error) -> UpstreamError {
@@ -135,7 +136,7 @@ impl HttpBackend {
     }
 
     /// A non-2xx answer with what its error body says (what the status means to the client is the api's call).
-    fn status_error(&self, status: u16, body: &[u8]) -> UpstreamError {
+    fn status_error(&self, status: u16, body: &[u8], retry_after: Option<Box<str>>) -> UpstreamError {
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
         let (message, param, code) = match envelope.error {
@@ -145,7 +146,7 @@ impl HttpBackend {
             Some(ErrorDetail::Text(message)) => (message, None, None),
             None => (envelope.message.unwrap_or_else(raw), None, None),
         };
-        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code }
+        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code, retry_after }
     }
 
     /// A request body that could not be serialised.
@@ -164,6 +165,13 @@ fn error_code(code: Option<Value>, kind: Option<Value>) -> Option<String> {
     let named_code = code.as_ref().and_then(Value::as_str).map(str::to_string);
     let overflow = || kind.filter(|kind| kind == LLAMA_CPP_OVERFLOW_TYPE).map(|_| LLAMA_CPP_OVERFLOW_TYPE.to_string());
     named_code.or_else(overflow).or_else(|| code.map(|code| code.to_string()))
+}
+
+/// A `Retry-After` header worth passing on: seconds or an HTTP date, short and printable.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Box<str>> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let printable = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+    (printable && !value.is_empty() && value.len() <= 64).then(|| value.into())
 }
 
 /// The metrics' name for how a request failed.
@@ -190,7 +198,7 @@ mod tests {
 
     /// The message and code of the error an error body makes.
     fn message_and_code(body: &str) -> (String, Option<String>) {
-        match backend().status_error(400, body.as_bytes()) {
+        match backend().status_error(400, body.as_bytes(), None) {
             UpstreamError::Status { message, code, .. } => (message, code),
             other => panic!("not a status error: {other:?}"),
         }
@@ -201,7 +209,7 @@ mod tests {
         let body = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
         let message = "the request exceeds the available context size, try increasing it";
         assert_eq!(message_and_code(body), (message.into(), Some("exceed_context_size_error".into())));
-        assert!(backend().status_error(400, body.as_bytes()).is_context_overflow());
+        assert!(backend().status_error(400, body.as_bytes(), None).is_context_overflow());
         let without_code = r#"{"error":{"message":"too long","type":"exceed_context_size_error"}}"#;
         assert_eq!(message_and_code(without_code), ("too long".into(), Some("exceed_context_size_error".into())));
     }

@@ -56,7 +56,9 @@ impl From<EngineError> for LmStudioError {
 impl IntoResponse for LmStudioError {
     fn into_response(self) -> Response {
         self.0.log();
-        (self.0.status, Json(json!({"error": error_object(&self.0)}))).into_response()
+        let mut response = (self.0.status, Json(json!({"error": error_object(&self.0)}))).into_response();
+        self.0.add_headers(&mut response);
+        response
     }
 }
 
