@@ -37,7 +37,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 /// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).
 pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     telemetry::init();
-    let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
+    let upstreams = upstream::Upstreams::from_config(&config.upstreams, config.limits.max_upstream_reply_bytes)?;
     let sealer = compaction_sealer(config, &*store).await?;
     let limits = &config.limits;
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));

@@ -194,9 +194,10 @@ impl From<UpstreamError> for ApiError {
                 error
             }
             UpstreamError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::UpstreamError, message),
-            UpstreamError::Unreachable { .. } | UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message)
-            }
+            UpstreamError::Unreachable { .. }
+            | UpstreamError::BadAnswer { .. }
+            | UpstreamError::MidStream { .. }
+            | UpstreamError::TooLarge { .. } => Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message),
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum UpstreamError {
     /// The backend answered something that is not a valid answer.
     #[error("Upstream '{upstream}' returned an unexpected answer: {what}.")]
     BadAnswer { upstream: String, what: String },
+    /// The backend's answer grew past `limits.max_upstream_reply_bytes`.
+    #[error("Upstream '{upstream}' sent a reply larger than {max_bytes} bytes.")]
+    TooLarge { upstream: String, max_bytes: usize },
     /// A streamed answer broke off or reported an error after it had started.
     #[error("Upstream '{upstream}' failed mid-stream: {what}.")]
     MidStream { upstream: String, what: String },
@@ -76,7 +79,8 @@ impl UpstreamError {
             UpstreamError::ModelNotFound(_)
             | UpstreamError::Unreachable { .. }
             | UpstreamError::Timeout { .. }
-            | UpstreamError::BadAnswer { .. } => false,
+            | UpstreamError::BadAnswer { .. }
+            | UpstreamError::TooLarge { .. } => false,
         }
     }
 }

@@ -28,11 +28,13 @@ pub struct HttpBackend {
     api_key: Option<Secret>,
     timeout: Duration,
     connect_timeout: Duration,
+    /// The largest answer body read, in bytes (`limits.max_upstream_reply_bytes`).
+    pub max_reply_bytes: usize,
     client: reqwest::Client,
 }
 
 impl HttpBackend {
-    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
         let client =
             reqwest::Client::builder().connect_timeout(config.connect_timeout).timeout(config.timeout).build()?;
         telemetry::upstream_configured(&config.name);
@@ -42,6 +44,7 @@ impl HttpBackend {
             api_key: config.api_key.clone(),
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
+            max_reply_bytes,
             client,
         })
     }
@@ -78,22 +81,53 @@ impl HttpBackend {
         self.send(request).await
     }
 
-    /// The JSON body of an answer (a failure counts once more in the metrics, under its error class).
+    /// The JSON body of an answer, read up to `max_reply_bytes` (a failure counts once more in the metrics, under
+    /// its error class).
     pub async fn json<T: DeserializeOwned>(&self, response: reqwest::Response) -> UpstreamResult<T> {
-        let parsed = match response.bytes().await {
-            Ok(body) => serde_json::from_slice(&body)
-                .map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})"))),
-            Err(err) => Err(self.transport_error(&err)),
-        };
+        let parsed = self.body(response).await.and_then(|body| {
+            serde_json::from_slice(&body).map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})")))
+        });
         if let Err(err) = &parsed {
             telemetry::upstream_outcome(&self.name, outcome(err));
         }
         parsed
     }
 
-    /// The body of an answer as a stream of bytes.
-    pub fn bytes(response: reqwest::Response) -> ByteStream {
-        response.bytes_stream().map_err(std::io::Error::other).boxed()
+    /// A whole answer body, refused (`TooLarge`) as soon as it is known to pass `max_reply_bytes`.
+    async fn body(&self, mut response: reqwest::Response) -> UpstreamResult<Vec<u8>> {
+        if response.content_length().is_some_and(|length| length > self.max_reply_bytes as u64) {
+            return Err(self.too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|err| self.transport_error(&err))? {
+            if body.len() + chunk.len() > self.max_reply_bytes {
+                return Err(self.too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The body of an answer as a stream of bytes, broken off with an error past `max_reply_bytes`.
+    pub fn bytes(&self, response: reqwest::Response) -> ByteStream {
+        let (max, error) = (self.max_reply_bytes, self.too_large().to_string());
+        let mut seen = 0usize;
+        response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len();
+                match seen > max {
+                    true => Err(std::io::Error::other(error.clone())),
+                    false => Ok(chunk),
+                }
+            })
+            .boxed()
+    }
+
+    pub fn too_large(&self) -> UpstreamError {
+        UpstreamError::TooLarge { upstream: self.name.clone(), max_bytes: self.max_reply_bytes }
     }
 
     async fn send(&self, mut request: reqwest::RequestBuilder) -> UpstreamResult<reqwest::Response> {
@@ -181,9 +215,10 @@ fn outcome(err: &UpstreamError) -> &'static str {
         UpstreamError::Status { .. } => "status_5xx",
         UpstreamError::Timeout { .. } => "timeout",
         UpstreamError::Unreachable { .. } => "unreachable",
-        UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } | UpstreamError::ModelNotFound(_) => {
-            "bad_answer"
-        }
+        UpstreamError::BadAnswer { .. }
+        | UpstreamError::MidStream { .. }
+        | UpstreamError::ModelNotFound(_)
+        | UpstreamError::TooLarge { .. } => "bad_answer",
     }
 }
 
@@ -193,7 +228,7 @@ mod tests {
     use crate::config::DefaultUpstream;
 
     fn backend() -> HttpBackend {
-        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default())).unwrap()
+        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default()), 1024).unwrap()
     }
 
     /// The message and code of the error an error body makes.
