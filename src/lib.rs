@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod listener;
 pub mod model;
 mod server;
 pub mod store;
@@ -36,7 +37,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 /// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).
 pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     telemetry::init();
-    let upstreams = upstream::Upstreams::from_config(&config.upstreams)?;
+    let upstreams = upstream::Upstreams::from_config(&config.upstreams, config.limits.max_upstream_reply_bytes)?;
     let compaction_key = server_secret(&*store, &config.context.compaction_key, "compaction_key").await?;
     let sealer = Sealer::from_base64(&compaction_key).context("invalid configuration: context.compaction_key")?;
     let passthrough = server_secret(&*store, &config.auth.passthrough_secret, "passthrough_secret").await?;

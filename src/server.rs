@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build_app;
 use crate::config::Config;
+use crate::listener::EnvelopeListener;
 
 /// Runs the server until a shutdown signal, then drains it.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -27,7 +28,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let stop = CancellationToken::new();
     // Small writes (stream events) go out at once instead of waiting for the client's ACK (Nagle's algorithm).
-    let listener = listener.tap_io(|connection| {
+    let listener = EnvelopeListener(listener).tap_io(|connection| {
         if let Err(err) = connection.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }

@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
 use super::fields::{invalid_type, metadata, parse_metadata, Fields};
+use super::ids;
 use super::input::parse_input;
 use super::list::{List, PageQuery};
 use super::AppState;
 use crate::api::error::{ApiError, ApiResult};
+use crate::engine::EngineError;
 use crate::model::{Conversation, Item};
 
 /// Most items one request may add.
@@ -38,6 +40,7 @@ pub async fn retrieve(
     Tenant(tenant): Tenant,
     PathId(id): PathId,
 ) -> ApiResult<Json<Conversation>> {
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
     Ok(Json(state.engine.conversation(&tenant, &id).await?))
 }
 
@@ -51,6 +54,7 @@ pub async fn update(
     let mut f = Fields::new(body, "")?;
     let metadata = metadata(f.required("metadata")?)?;
     f.finish()?;
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
     Ok(Json(state.engine.update_conversation(&tenant, &id, &metadata).await?))
 }
 
@@ -60,6 +64,7 @@ pub async fn delete(
     Tenant(tenant): Tenant,
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
     state.engine.delete_conversation(&tenant, &id).await?;
     Ok(super::deleted(id, "conversation.deleted"))
 }
@@ -77,6 +82,7 @@ pub async fn add_items(
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
     let items = state.engine.add_conversation_items(&tenant, &id, items).await?;
     Ok(Json(List::new(items, false)))
 }
@@ -88,6 +94,8 @@ pub async fn list_items(
     PathId(id): PathId,
     PageQuery(page): PageQuery,
 ) -> ApiResult<Json<List>> {
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
+    ids::cursor(page.after.as_deref())?;
     Ok(Json(state.engine.conversation_items(&tenant, &id, &page).await?.into()))
 }
 
@@ -100,6 +108,8 @@ pub async fn retrieve_item(
 ) -> ApiResult<Json<Item>> {
     query.reject_include()?;
     query.finish()?;
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
+    ids::known_or(&item_id, EngineError::ItemNotFound)?;
     Ok(Json(state.engine.conversation_item(&tenant, &id, &item_id).await?))
 }
 
@@ -109,6 +119,8 @@ pub async fn delete_item(
     Tenant(tenant): Tenant,
     PathIds(id, item_id): PathIds,
 ) -> ApiResult<Json<Conversation>> {
+    ids::known_or(&id, EngineError::ConversationNotFound)?;
+    ids::known_or(&item_id, EngineError::ItemNotFound)?;
     Ok(Json(state.engine.delete_conversation_item(&tenant, &id, &item_id).await?))
 }
 

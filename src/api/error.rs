@@ -7,7 +7,8 @@
 //!   below are the one place where the lower layers' errors become statuses and codes.
 //! - `anyhow` only at start-up (`main`, configuration, opening the store) and in background tasks.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -44,6 +45,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
     detail: Option<String>,
+    /// A `Retry-After` header for the answer (an upstream's 429 passes its own on).
+    retry_after: Option<Box<HeaderValue>>,
 }
 
 /// The result of every fallible step of a handler.
@@ -51,7 +54,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { message: message.into(), kind, param: None, code: None }, detail: None }
+        Self {
+            status,
+            body: ErrorBody { message: message.into(), kind, param: None, code: None },
+            detail: None,
+            retry_after: None,
+        }
     }
 
     /// Sets the `param` the error is about.
@@ -125,6 +133,13 @@ impl ApiError {
         error
     }
 
+    /// Adds the headers that go with this error (`Retry-After`) to its answer.
+    pub fn add_headers(&self, response: &mut Response) {
+        if let Some(value) = &self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::clone(value));
+        }
+    }
+
     /// Logs a server-side failure (5xx) with its detail, which the client does not see.
     pub fn log(&self) {
         if self.status.is_server_error() {
@@ -141,7 +156,9 @@ impl IntoResponse for ApiError {
         struct Envelope {
             error: ErrorBody,
         }
-        (self.status, Json(Envelope { error: self.body })).into_response()
+        let mut response = (self.status, Json(Envelope { error: self.body.clone() })).into_response();
+        self.add_headers(&mut response);
+        response
     }
 }
 
@@ -174,13 +191,18 @@ impl From<UpstreamError> for ApiError {
         let message = err.to_string();
         match err {
             UpstreamError::ModelNotFound(_) => Self::not_found(message).code("model_not_found"),
-            UpstreamError::Status { upstream, status, message, param, code } => {
-                upstream_status(&upstream, status, message, param, code)
+            UpstreamError::Status { upstream, status, message, param, code, retry_after } => {
+                let mut error = upstream_status(&upstream, status, message, param, code);
+                if error.status == StatusCode::TOO_MANY_REQUESTS {
+                    error.retry_after = retry_after.and_then(|value| HeaderValue::from_str(&value).ok()).map(Box::new);
+                }
+                error
             }
             UpstreamError::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::UpstreamError, message),
-            UpstreamError::Unreachable { .. } | UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message)
-            }
+            UpstreamError::Unreachable { .. }
+            | UpstreamError::BadAnswer { .. }
+            | UpstreamError::MidStream { .. }
+            | UpstreamError::TooLarge { .. } => Self::new(StatusCode::BAD_GATEWAY, ErrorKind::UpstreamError, message),
         }
     }
 }

@@ -112,7 +112,10 @@ fn item_id(fields: &mut Fields, prefix: &str) -> ApiResult<String> {
         ))
         .param(fields.param("id"))
         .code("invalid_value")),
-        Some(id) => Ok(id),
+        Some(id) => {
+            super::ids::new_item_id(&fields.param("id"), &id)?;
+            Ok(id)
+        }
         None => Ok(new_id(prefix)),
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod fields;
 mod health;
+pub mod ids;
 pub mod input;
 mod list;
 mod lmstudio;

@@ -110,11 +110,13 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most turns a chain may hold; continuing a longer chain is a 400 `chain_too_deep`.
     pub max_chain_depth: u32,
+    /// Largest upstream answer read, in bytes: a larger one is a 502 (or, streamed, ends the turn `failed`).
+    pub max_upstream_reply_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000 }
+        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000, max_upstream_reply_bytes: 16 * 1024 * 1024 }
     }
 }
 

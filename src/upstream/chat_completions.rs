@@ -22,8 +22,8 @@ pub struct ChatCompletions {
 }
 
 impl ChatCompletions {
-    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
-        Ok(Self { http: HttpBackend::new(config)? })
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
+        Ok(Self { http: HttpBackend::new(config, max_reply_bytes)? })
     }
 
     /// The JSON body of a completion request.
@@ -42,7 +42,7 @@ impl ChatCompletions {
     /// Forwards a streaming Chat Completions request body unchanged (with the client's request id) and passes the
     /// answer's bytes through.
     pub async fn forward_stream(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<ByteStream> {
-        Ok(HttpBackend::bytes(self.http.post("/chat/completions", body, on_behalf).await?))
+        Ok(self.http.bytes(self.http.post("/chat/completions", body, on_behalf).await?))
     }
 }
 
@@ -78,7 +78,7 @@ impl Upstream for ChatCompletions {
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
         let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
-        Ok(deltas(self.http.name.clone(), response.bytes_stream()))
+        Ok(deltas(self.http.name.clone(), response.bytes_stream(), self.http.max_reply_bytes))
     }
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {

@@ -13,12 +13,22 @@ pub enum UpstreamError {
     #[error("Upstream '{upstream}' did not answer within {seconds}s.")]
     Timeout { upstream: String, seconds: f64 },
     /// The backend answered with an error status: the status, and the message, param and code of its error body
-    /// (the message may quote a credential, so it is not part of this error's text).
+    /// (the message may quote a credential, so it is not part of this error's text), and its `Retry-After` header.
     #[error("Upstream '{upstream}' answered HTTP {status}.")]
-    Status { upstream: String, status: u16, message: String, param: Option<String>, code: Option<String> },
+    Status {
+        upstream: String,
+        status: u16,
+        message: String,
+        param: Option<String>,
+        code: Option<String>,
+        retry_after: Option<Box<str>>,
+    },
     /// The backend answered something that is not a valid answer.
     #[error("Upstream '{upstream}' returned an unexpected answer: {what}.")]
     BadAnswer { upstream: String, what: String },
+    /// The backend's answer grew past `limits.max_upstream_reply_bytes`.
+    #[error("Upstream '{upstream}' sent a reply larger than {max_bytes} bytes.")]
+    TooLarge { upstream: String, max_bytes: usize },
     /// A streamed answer broke off or reported an error after it had started.
     #[error("Upstream '{upstream}' failed mid-stream: {what}.")]
     MidStream { upstream: String, what: String },
@@ -69,7 +79,8 @@ impl UpstreamError {
             UpstreamError::ModelNotFound(_)
             | UpstreamError::Unreachable { .. }
             | UpstreamError::Timeout { .. }
-            | UpstreamError::BadAnswer { .. } => false,
+            | UpstreamError::BadAnswer { .. }
+            | UpstreamError::TooLarge { .. } => false,
         }
     }
 }
@@ -116,6 +127,7 @@ mod tests {
             message: message.into(),
             param: None,
             code: code.map(str::to_string),
+            retry_after: None,
         }
     }
 

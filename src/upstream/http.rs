@@ -35,11 +35,13 @@ pub struct HttpBackend {
     api_key: Option<Secret>,
     timeout: Duration,
     connect_timeout: Duration,
+    /// The largest answer body read, in bytes (`limits.max_upstream_reply_bytes`).
+    pub max_reply_bytes: usize,
     client: reqwest::Client,
 }
 
 impl HttpBackend {
-    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
         let client =
             reqwest::Client::builder().connect_timeout(config.connect_timeout).timeout(config.timeout).build()?;
         telemetry::upstream_configured(&config.name);
@@ -49,6 +51,7 @@ impl HttpBackend {
             api_key: config.api_key.clone(),
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
+            max_reply_bytes,
             client,
         })
     }
@@ -86,22 +89,53 @@ impl HttpBackend {
         self.send(request, None).await
     }
 
-    /// The JSON body of an answer (a failure counts once more in the metrics, under its error class).
+    /// The JSON body of an answer, read up to `max_reply_bytes` (a failure counts once more in the metrics, under
+    /// its error class).
     pub async fn json<T: DeserializeOwned>(&self, response: reqwest::Response) -> UpstreamResult<T> {
-        let parsed = match response.bytes().await {
-            Ok(body) => serde_json::from_slice(&body)
-                .map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})"))),
-            Err(err) => Err(self.transport_error(&err)),
-        };
+        let parsed = self.body(response).await.and_then(|body| {
+            serde_json::from_slice(&body).map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})")))
+        });
         if let Err(err) = &parsed {
             telemetry::upstream_outcome(&self.name, outcome(err));
         }
         parsed
     }
 
-    /// The body of an answer as a stream of bytes.
-    pub fn bytes(response: reqwest::Response) -> ByteStream {
-        response.bytes_stream().map_err(std::io::Error::other).boxed()
+    /// A whole answer body, refused (`TooLarge`) as soon as it is known to pass `max_reply_bytes`.
+    async fn body(&self, mut response: reqwest::Response) -> UpstreamResult<Vec<u8>> {
+        if response.content_length().is_some_and(|length| length > self.max_reply_bytes as u64) {
+            return Err(self.too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|err| self.transport_error(&err))? {
+            if body.len() + chunk.len() > self.max_reply_bytes {
+                return Err(self.too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The body of an answer as a stream of bytes, broken off with an error past `max_reply_bytes`.
+    pub fn bytes(&self, response: reqwest::Response) -> ByteStream {
+        let (max, error) = (self.max_reply_bytes, self.too_large().to_string());
+        let mut seen = 0usize;
+        response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len();
+                match seen > max {
+                    true => Err(std::io::Error::other(error.clone())),
+                    false => Ok(chunk),
+                }
+            })
+            .boxed()
+    }
+
+    pub fn too_large(&self) -> UpstreamError {
+        UpstreamError::TooLarge { upstream: self.name.clone(), max_bytes: self.max_reply_bytes }
     }
 
     async fn send(
@@ -129,8 +163,9 @@ impl HttpBackend {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
-        Err(self.status_error(status.as_u16(), &body))
+        Err(self.status_error(status.as_u16(), &body, retry_after))
     }
 
     pub fn transport_error(&self, err: &reqwest::Error) -> UpstreamError {
@@ -147,7 +182,7 @@ impl HttpBackend {
     }
 
     /// A non-2xx answer with what its error body says (what the status means to the client is the api's call).
-    fn status_error(&self, status: u16, body: &[u8]) -> UpstreamError {
+    fn status_error(&self, status: u16, body: &[u8], retry_after: Option<Box<str>>) -> UpstreamError {
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
         let (message, param, code) = match envelope.error {
@@ -157,7 +192,7 @@ impl HttpBackend {
             Some(ErrorDetail::Text(message)) => (message, None, None),
             None => (envelope.message.unwrap_or_else(raw), None, None),
         };
-        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code }
+        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code, retry_after }
     }
 
     /// A request body that could not be serialised.
@@ -178,6 +213,13 @@ fn error_code(code: Option<Value>, kind: Option<Value>) -> Option<String> {
     named_code.or_else(overflow).or_else(|| code.map(|code| code.to_string()))
 }
 
+/// A `Retry-After` header worth passing on: seconds or an HTTP date, short and printable.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Box<str>> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let printable = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+    (printable && !value.is_empty() && value.len() <= 64).then(|| value.into())
+}
+
 /// The metrics' name for how a request failed.
 fn outcome(err: &UpstreamError) -> &'static str {
     match err {
@@ -185,9 +227,10 @@ fn outcome(err: &UpstreamError) -> &'static str {
         UpstreamError::Status { .. } => "status_5xx",
         UpstreamError::Timeout { .. } => "timeout",
         UpstreamError::Unreachable { .. } => "unreachable",
-        UpstreamError::BadAnswer { .. } | UpstreamError::MidStream { .. } | UpstreamError::ModelNotFound(_) => {
-            "bad_answer"
-        }
+        UpstreamError::BadAnswer { .. }
+        | UpstreamError::MidStream { .. }
+        | UpstreamError::ModelNotFound(_)
+        | UpstreamError::TooLarge { .. } => "bad_answer",
     }
 }
 
@@ -197,12 +240,12 @@ mod tests {
     use crate::config::DefaultUpstream;
 
     fn backend() -> HttpBackend {
-        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default())).unwrap()
+        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default()), 1024).unwrap()
     }
 
     /// The message and code of the error an error body makes.
     fn message_and_code(body: &str) -> (String, Option<String>) {
-        match backend().status_error(400, body.as_bytes()) {
+        match backend().status_error(400, body.as_bytes(), None) {
             UpstreamError::Status { message, code, .. } => (message, code),
             other => panic!("not a status error: {other:?}"),
         }
@@ -213,7 +256,7 @@ mod tests {
         let body = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
         let message = "the request exceeds the available context size, try increasing it";
         assert_eq!(message_and_code(body), (message.into(), Some("exceed_context_size_error".into())));
-        assert!(backend().status_error(400, body.as_bytes()).is_context_overflow());
+        assert!(backend().status_error(400, body.as_bytes(), None).is_context_overflow());
         let without_code = r#"{"error":{"message":"too long","type":"exceed_context_size_error"}}"#;
         assert_eq!(message_and_code(without_code), ("too long".into(), Some("exceed_context_size_error".into())));
     }

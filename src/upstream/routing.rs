@@ -13,13 +13,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds every configured upstream (each with its own connection pool).
-    pub fn from_config(configs: &[UpstreamConfig]) -> anyhow::Result<Self> {
+    /// Builds every configured upstream (each with its own connection pool, reading answers of at most
+    /// `max_reply_bytes`).
+    pub fn from_config(configs: &[UpstreamConfig], max_reply_bytes: usize) -> anyhow::Result<Self> {
         let routes = configs
             .iter()
             .map(|config| {
                 let upstream: Arc<dyn Upstream> = match config.kind {
-                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config)?),
+                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config, max_reply_bytes)?),
                     UpstreamKind::Echo => Arc::new(Echo::new(&config.name)),
                 };
                 Ok((config.models.clone(), upstream))

@@ -2,8 +2,11 @@
 //! leading byte-order mark, comments, events without data), each chunk read into deltas.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future;
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 use sse_stream::{Sse, SseStream};
 
@@ -11,10 +14,34 @@ use super::chat_completions::token_counts;
 use super::wire::ChatChunk;
 use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
 
-/// The deltas of a streamed answer from `upstream`, whose body is `bytes`.
-pub fn deltas(upstream: String, bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static) -> DeltaStream {
-    let reader =
-        ChunkReader { upstream, events: events(bytes), pending: VecDeque::new(), finished: false, ended: false };
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes`, read up to `max_bytes`: past it, the
+/// body is no longer read and the deltas end with `TooLarge`.
+pub fn deltas(
+    upstream: String,
+    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    max_bytes: usize,
+) -> DeltaStream {
+    let too_large = Arc::new(AtomicBool::new(false));
+    let flag = too_large.clone();
+    let capped = bytes.scan(0usize, move |seen, chunk| {
+        if let Ok(chunk) = &chunk {
+            *seen += chunk.len();
+            if *seen > max_bytes {
+                flag.store(true, Ordering::Relaxed);
+                return future::ready(None);
+            }
+        }
+        future::ready(Some(chunk))
+    });
+    let reader = ChunkReader {
+        upstream,
+        events: events(capped),
+        pending: VecDeque::new(),
+        finished: false,
+        ended: false,
+        too_large,
+        max_bytes,
+    };
     stream::unfold(reader, ChunkReader::next).boxed()
 }
 
@@ -34,6 +61,9 @@ struct ChunkReader {
     finished: bool,
     /// Nothing more will be read.
     ended: bool,
+    /// The body passed `max_bytes` and was cut there.
+    too_large: Arc<AtomicBool>,
+    max_bytes: usize,
 }
 
 impl ChunkReader {
@@ -45,7 +75,14 @@ impl ChunkReader {
             if self.ended {
                 return None;
             }
-            match self.events.next().await {
+            let event = self.events.next().await;
+            if self.too_large.load(Ordering::Relaxed) {
+                let error = UpstreamError::TooLarge { upstream: self.upstream.clone(), max_bytes: self.max_bytes };
+                self.pending.push_back(Err(error));
+                self.ended = true;
+                continue;
+            }
+            match event {
                 // An event without data (a named keep-alive, say) carries nothing to read.
                 Some(Ok(Sse { data: None, .. })) => {}
                 Some(Ok(Sse { data: Some(data), .. })) => self.read(&data),

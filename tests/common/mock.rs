@@ -24,6 +24,8 @@ pub enum Behavior {
     Answer,
     /// This status and body.
     Fail(u16, Value),
+    /// This status and body, with these headers.
+    FailWithHeaders(u16, Value, Vec<(&'static str, &'static str)>),
     /// Never answers.
     Hang,
     /// A 200 whose body is not JSON.
@@ -244,6 +246,13 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
         }))
         .into_response(),
         Behavior::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
+        Behavior::FailWithHeaders(status, body, headers) => {
+            let mut response = (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
         Behavior::Message(_) => unreachable!("answered above"),

@@ -42,6 +42,7 @@ pub use StoreKind::{Postgres, Sqlite};
 pub async fn spawn(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = threadline::listener::EnvelopeListener(listener);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
 }

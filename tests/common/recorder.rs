@@ -1,5 +1,5 @@
 //! A store wrapper for tests: it reports each saved turn (so a test can wait for a write without sleeping) and
-//! counts the reads that resolve a turn's context — test-only instruments kept out of the product's `Store`.
+//! counts the reads that resolve a turn's context and the writes asked for — test-only instruments kept out of the product's `Store`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 pub struct Recorder {
     inner: Arc<dyn Store>,
     reads: AtomicU64,
+    writes: AtomicU64,
     saved: mpsc::UnboundedSender<String>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
@@ -21,12 +22,17 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         let (saved, receiver) = mpsc::unbounded_channel();
-        Self { inner, reads: AtomicU64::new(0), saved, receiver: Mutex::new(Some(receiver)) }
+        Self { inner, reads: AtomicU64::new(0), writes: AtomicU64::new(0), saved, receiver: Mutex::new(Some(receiver)) }
     }
 
     /// How many reads (chain histories, responses, conversations' items) this store has served.
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// How many writes (turns, deletions, conversations and their items) this store has been asked for.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// Waits (at most 10 s, then fails) until the next turn is stored, and returns its id.
@@ -40,11 +46,16 @@ impl Recorder {
     fn read(&self) {
         self.reads.fetch_add(1, Ordering::SeqCst);
     }
+
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl Store for Recorder {
     async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> StoreResult<()> {
+        self.write();
         self.inner.save_turn(tenant, turn).await?;
         let _ = self.saved.send(turn.response.id.clone());
         Ok(())
@@ -62,6 +73,7 @@ impl Store for Recorder {
         self.inner.items_page(tenant, list, page).await
     }
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.write();
         self.inner.delete_response(tenant, id).await
     }
     async fn create_conversation(
@@ -71,6 +83,7 @@ impl Store for Recorder {
         items: &[Item],
         tokens: &[u32],
     ) -> StoreResult<()> {
+        self.write();
         self.inner.create_conversation(tenant, conversation, items, tokens).await
     }
     async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>> {
@@ -83,9 +96,11 @@ impl Store for Recorder {
         id: &str,
         metadata: &Metadata,
     ) -> StoreResult<Option<Conversation>> {
+        self.write();
         self.inner.update_conversation(tenant, id, metadata).await
     }
     async fn delete_conversation(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        self.write();
         self.inner.delete_conversation(tenant, id).await
     }
     async fn add_conversation_items(
@@ -95,6 +110,7 @@ impl Store for Recorder {
         items: &[Item],
         tokens: &[u32],
     ) -> StoreResult<bool> {
+        self.write();
         self.inner.add_conversation_items(tenant, id, items, tokens).await
     }
     async fn conversation_items(&self, tenant: &str, id: &str) -> StoreResult<Option<Vec<(Item, Option<u32>)>>> {
@@ -106,6 +122,7 @@ impl Store for Recorder {
         self.inner.conversation_item(tenant, id, item_id).await
     }
     async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool> {
+        self.write();
         self.inner.delete_conversation_item(tenant, id, item_id).await
     }
     async fn setting(&self, name: &str, default: &str) -> StoreResult<String> {

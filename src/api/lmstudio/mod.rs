@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::extract::JsonBody;
 use super::fields::{invalid_type, invalid_value, missing, Fields};
+use super::ids;
 use super::input::user_text;
 use super::request_id::RequestId;
 use super::{sse, AppState};
@@ -56,7 +57,9 @@ impl From<EngineError> for LmStudioError {
 impl IntoResponse for LmStudioError {
     fn into_response(self) -> Response {
         self.0.log();
-        (self.0.status, Json(json!({"error": error_object(&self.0)}))).into_response()
+        let mut response = (self.0.status, Json(json!({"error": error_object(&self.0)}))).into_response();
+        self.0.add_headers(&mut response);
+        response
     }
 }
 
@@ -116,6 +119,7 @@ fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRe
         f.reject(key, &format!("The '{key}' parameter"))?;
     }
     f.finish()?;
+    ids::known_if_some(previous_response_id.as_deref(), EngineError::PreviousResponseNotFound)?;
     let turn = TurnRequest {
         tenant: caller.tenant,
         model,

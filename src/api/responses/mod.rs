@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
+use super::ids;
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
+use crate::engine::EngineError;
 
 /// POST /v1/responses
 pub async fn create(
@@ -50,6 +52,7 @@ pub async fn retrieve(
             .param("starting_after")
             .code("invalid_value"));
     }
+    ids::known_or(&id, EngineError::ResponseNotFound)?;
     if stream {
         let events = state.engine.replay(&tenant, &id).await?;
         return Ok(stream::into_sse(futures::stream::iter(events), starting_after));
@@ -63,6 +66,7 @@ pub async fn delete(
     Tenant(tenant): Tenant,
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
+    ids::known_or(&id, EngineError::ResponseNotFound)?;
     state.engine.delete_response(&tenant, &id).await?;
     Ok(crate::api::deleted(id, "response.deleted"))
 }
@@ -74,6 +78,8 @@ pub async fn input_items(
     PathId(id): PathId,
     PageQuery(page): PageQuery,
 ) -> ApiResult<Json<List>> {
+    ids::known_or(&id, EngineError::ResponseNotFound)?;
+    ids::cursor(page.after.as_deref())?;
     Ok(Json(state.engine.input_items(&tenant, &id, &page).await?.into()))
 }
 

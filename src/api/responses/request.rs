@@ -6,8 +6,9 @@ use super::tools::{parse_text, parse_tool_choice, parse_tools};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::{invalid_type, missing, parse_metadata, Fields};
+use crate::api::ids;
 use crate::api::input::{parse_input, take_compaction_trigger};
-use crate::engine::{CompactRequest, ContextOptions, Truncation, TurnRequest};
+use crate::engine::{CompactRequest, ContextOptions, EngineError, Truncation, TurnRequest};
 use crate::upstream::Parameters;
 
 /// A create request: the turn, and whether to stream it.
@@ -60,6 +61,8 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
     let context = ContextOptions { compaction, compact_threshold, compact_now, window: None };
     reject_unimplemented(&mut f)?;
     f.finish()?;
+    ids::known_if_some(previous_response_id.as_deref(), EngineError::PreviousResponseNotFound)?;
+    ids::known_if_some(conversation.as_deref(), EngineError::ConversationNotFound)?;
     let turn = TurnRequest {
         tenant: caller.tenant,
         model,
@@ -125,6 +128,7 @@ pub fn parse_compact(body: Value, caller: Caller, request_id: String) -> ApiResu
         upstream_key: caller.upstream_key,
     };
     f.finish()?;
+    ids::known_if_some(request.previous_response_id.as_deref(), EngineError::PreviousResponseNotFound)?;
     Ok(request)
 }
 
