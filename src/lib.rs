@@ -40,7 +40,8 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let sealer = compaction_sealer(config, &*store).await?;
     let limits = &config.limits;
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
-    let router = api::router(api::AppState { engine: engine.clone() }, config.limits.max_body_bytes);
+    let state = api::AppState { engine: engine.clone(), max_input_items: limits.max_input_items };
+    let router = api::router(state, limits.max_body_bytes);
     Ok(App { router, engine })
 }
 

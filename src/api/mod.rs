@@ -29,10 +29,11 @@ use crate::api::error::ApiError;
 use crate::engine::Engine;
 use crate::telemetry;
 
-/// What every handler shares: the engine.
+/// What every handler shares: the engine, and the most items an `input` array may hold.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub max_input_items: usize,
 }
 
 /// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every

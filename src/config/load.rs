@@ -122,8 +122,8 @@ impl Config {
         if self.database.acquire_timeout.is_zero() || self.database.statement_timeout.is_zero() {
             return fail("database", "acquire_timeout and statement_timeout must be longer than 0s");
         }
-        if self.limits.max_body_bytes == 0 || self.limits.max_chain_depth == 0 {
-            return fail("limits", "max_body_bytes and max_chain_depth must be at least 1");
+        if self.limits.max_body_bytes == 0 || self.limits.max_chain_depth == 0 || self.limits.max_input_items == 0 {
+            return fail("limits", "max_body_bytes, max_chain_depth and max_input_items must be at least 1");
         }
         self.context.validate()?;
         for (i, upstream) in self.upstreams.iter().enumerate() {

@@ -105,11 +105,14 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most turns a chain may hold; continuing a longer chain is a 400 `chain_too_deep`.
     pub max_chain_depth: u32,
+    /// Most items an `input` array may hold (`/v1/responses`, its `input_tokens` and `compact`, `/api/v1/chat`);
+    /// more is a 400 `array_above_max_length`.
+    pub max_input_items: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000 }
+        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000, max_input_items: 2048 }
     }
 }
 

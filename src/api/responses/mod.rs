@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
+use super::input::check_input_items;
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
 use super::{sse, AppState};
@@ -23,6 +24,7 @@ pub async fn create(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    check_input_items(&body, state.max_input_items)?;
     let request = request::parse_create(body, tenant, request_id)?;
     if request.stream {
         let events = state.engine.respond_stream(request.turn).await?;
@@ -83,6 +85,7 @@ pub async fn input_tokens(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    check_input_items(&body, state.max_input_items)?;
     let turn = request::parse_count(body, tenant, request_id)?;
     let tokens = state.engine.count_input_tokens(turn).await?;
     Ok(Json(json!({"object": "response.input_tokens", "input_tokens": tokens})))
@@ -95,6 +98,7 @@ pub async fn compact(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    check_input_items(&body, state.max_input_items)?;
     let window = state.engine.compact(request::parse_compact(body, tenant, request_id)?).await?;
     Ok(Json(json!({
         "id": window.id,
