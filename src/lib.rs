@@ -41,7 +41,7 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let limits = &config.limits;
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
     let state = api::AppState { engine: engine.clone(), max_input_items: limits.max_input_items };
-    let router = api::router(state, limits.max_body_bytes);
+    let router = api::router(state, limits);
     Ok(App { router, engine })
 }
 

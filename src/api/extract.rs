@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use serde_json::Value;
 
 use super::fields::invalid_type;
@@ -14,14 +14,21 @@ use crate::api::error::{ApiError, ApiResult};
 /// The tenant every stored object belongs to until authentication assigns one per API key.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// The caller's tenant; every store operation is scoped to it.
+/// The caller's tenant; every store operation is scoped to it. Authentication puts one in the request's
+/// extensions; without one a request is the default tenant's.
+#[derive(Clone, Debug)]
 pub struct Tenant(pub String);
+
+/// The tenant a request acts for: the one place it is decided, read by this extractor and by the per-tenant limits.
+pub fn tenant_of(extensions: &Extensions) -> String {
+    extensions.get::<Tenant>().map_or_else(|| DEFAULT_TENANT.to_string(), |tenant| tenant.0.clone())
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Ok(Tenant(DEFAULT_TENANT.to_string()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Tenant(tenant_of(&parts.extensions)))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod fields;
 mod health;
 pub mod input;
+pub mod limits;
 mod list;
 mod lmstudio;
 mod models;
@@ -26,6 +27,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
+use crate::config::Limits;
 use crate::engine::Engine;
 use crate::telemetry;
 
@@ -38,7 +40,13 @@ pub struct AppState {
 
 /// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every
 /// request counted and timed, and given an `x-request-id`.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+///
+/// Layers, outermost first: `request_id::assign`, the tracing span, `telemetry::track_http`, the panic catcher, the
+/// body limit; then, on the API routes only (not health, readiness, metrics or unknown paths), `limits::enforce`:
+/// the per-tenant concurrency and rate limits and the request timeout. An authentication layer that decides the
+/// tenant goes outside `limits::enforce` (a `route_layer` added after it), so the limits count the right tenant.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let limiter = Arc::new(limits::Limiter::new(limits));
     Router::new()
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/compact", post(responses::compact))
@@ -58,12 +66,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models::list))
         .route("/api/v1/chat", post(lmstudio::chat))
+        .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(middleware::from_fn(telemetry::track_http))
         // Every log line of a request — also from the turn task it spawns — carries its method, path and id.

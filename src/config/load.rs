@@ -125,6 +125,9 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_chain_depth == 0 || self.limits.max_input_items == 0 {
             return fail("limits", "max_body_bytes, max_chain_depth and max_input_items must be at least 1");
         }
+        if self.limits.request_timeout.is_zero() {
+            return fail("limits.request_timeout", "must be longer than 0s");
+        }
         self.context.validate()?;
         for (i, upstream) in self.upstreams.iter().enumerate() {
             upstream.validate().map_err(|(key, problem)| (format!("upstreams[{i}].{key}"), problem))?;
