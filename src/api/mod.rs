@@ -18,18 +18,24 @@ mod sse;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{HeaderName, AUTHORIZATION};
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::config::Limits;
 use crate::engine::Engine;
 use crate::telemetry;
+
+/// The request headers that carry a client's key.
+static CLIENT_KEY_HEADERS: [HeaderName; 3] =
+    [AUTHORIZATION, HeaderName::from_static("x-api-key"), HeaderName::from_static("api-key")];
 
 /// What every handler shares: the engine, and the most items an `input` array may hold.
 #[derive(Clone)]
@@ -41,7 +47,8 @@ pub struct AppState {
 /// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every
 /// request counted and timed, and given an `x-request-id`.
 ///
-/// Layers, outermost first: `request_id::assign`, the tracing span, `telemetry::track_http`, the panic catcher, the
+/// Layers, outermost first: the clients' keys (`authorization`, `x-api-key`, `api-key`) marked sensitive, so that
+/// no layer or log can print them (`Debug` shows `Sensitive`); `request_id::assign`, the tracing span, `telemetry::track_http`, the panic catcher, the
 /// body limit; then, on the API routes only (not health, readiness, metrics or unknown paths), `limits::enforce`:
 /// the per-tenant concurrency and rate limits and the request timeout. An authentication layer that decides the
 /// tenant goes outside `limits::enforce` (a `route_layer` added after it), so the limits count the right tenant.
@@ -78,6 +85,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         // Every log line of a request — also from the turn task it spawns — carries its method, path and id.
         .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(SetSensitiveRequestHeadersLayer::new(CLIENT_KEY_HEADERS.clone()))
         .with_state(state)
 }
 

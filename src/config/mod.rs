@@ -262,6 +262,17 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A database URL fit for a log line: its password, if any, replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some("***")) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => "(a URL with a password)".into(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 fn all_models() -> Vec<String> {
     vec!["*".into()]
 }
