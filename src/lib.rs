@@ -44,7 +44,8 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let auth = Arc::new(api::auth::Authenticator::new(&config.auth, &passthrough));
     let limits = &config.limits;
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
-    let router = api::router(api::AppState { engine: engine.clone(), auth }, config.limits.max_body_bytes);
+    let state = api::AppState { engine: engine.clone(), auth, max_input_items: limits.max_input_items };
+    let router = api::router(state, limits);
     Ok(App { router, engine })
 }
 

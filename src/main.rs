@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { database_url } => {
             let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
             threadline::store::open(&config.database_url, &config.database).await?;
-            tracing::info!(database = %config.database_url, "migrations applied");
+            tracing::info!(database = %config::without_password(&config.database_url), "migrations applied");
             Ok(())
         }
     }

@@ -27,6 +27,7 @@ const HISTORY_CACHE_REQUESTS: &str = "threadline_history_cache_requests_total";
 const HISTORY_CACHE_BYTES: &str = "threadline_history_cache_bytes";
 const DB_POOL: &str = "threadline_db_pool_connections";
 const CONTEXTS: &str = "threadline_turn_contexts_total";
+const REJECTED: &str = "threadline_rejected_requests_total";
 
 /// Histogram buckets (upper bounds) of each histogram.
 const BUCKETS: [(&str, &[f64]); 4] = [
@@ -103,6 +104,11 @@ fn describe() {
         "Turn contexts by how they fit the model's window: whole, truncated (turns dropped), compacted (summarized in \
          the turn), too_long (refused with context_length_exceeded)."
     );
+    describe_counter!(
+        REJECTED,
+        "Requests refused with 429 by a per-tenant limit, by reason: rate (requests per minute) or concurrency \
+         (requests in progress)."
+    );
     describe_gauge!(ACTIVE_STREAMS, "Server-Sent Event responses being streamed to clients.");
     describe_gauge!(ACTIVE_WEBSOCKETS, "WebSocket connections open.");
     describe_gauge!(BACKGROUND_QUEUE, "Background responses waiting to run.");
@@ -119,6 +125,9 @@ fn describe() {
     }
     for fit in ["whole", "truncated", "compacted", "too_long"] {
         counter!(CONTEXTS, "fit" => fit).increment(0);
+    }
+    for reason in ["rate", "concurrency"] {
+        counter!(REJECTED, "reason" => reason).increment(0);
     }
     for state in ["idle", "in_use"] {
         gauge!(DB_POOL, "state" => state).set(0.0);
@@ -174,6 +183,11 @@ pub fn turn_tokens(usage: Option<&Usage>) {
 /// A turn's context was fitted to its model's window: `whole`, `truncated`, `compacted` or `too_long`.
 pub fn context_fit(fit: &'static str) {
     counter!(CONTEXTS, "fit" => fit).increment(1);
+}
+
+/// A request was refused by a per-tenant limit: `rate` or `concurrency`.
+pub fn request_rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
 }
 
 /// One streamed response in progress: counted in `threadline_active_streams` from `start` until dropped.

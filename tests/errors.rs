@@ -307,3 +307,40 @@ async fn chat_completions_validation() {
     let got = server.post("/v1/chat/completions", json!({"model": 1})).await;
     assert_error(&got, 400, Some("invalid_type"), Some("model"));
 }
+
+#[tokio::test]
+async fn input_arrays_over_the_limit_are_refused_before_they_are_read() {
+    // The default limit: 2049 items are refused before any is read (these would be invalid items).
+    let server = echo_server().await;
+    let items = vec![json!(0); 2049];
+    let got = server.post("/v1/responses", json!({"model": "echo", "input": items})).await;
+    assert_eq!(
+        got,
+        (
+            400,
+            json!({"error": {
+                "message": "Invalid 'input': array too long. Expected an array with maximum length 2048, but got an array with length 2049 instead.",
+                "type": "invalid_request_error",
+                "param": "input",
+                "code": "array_above_max_length",
+            }})
+        )
+    );
+
+    // A configured limit, on every surface that takes an `input` array; at the limit is fine.
+    let server = TestApp::builder().upstream("echo").config(|c| c.limits.max_input_items = 2).start().await.unwrap();
+    let two = vec![json!({"role": "user", "content": "a"}), json!({"role": "user", "content": "b"})];
+    let mut three = two.clone();
+    three.push(json!({"role": "user", "content": "c"}));
+    for path in ["/v1/responses", "/v1/responses/input_tokens", "/v1/responses/compact"] {
+        let got = server.post(path, json!({"model": "echo", "input": three})).await;
+        assert_error(&got, 400, Some("array_above_max_length"), Some("input"));
+        assert_eq!(got.1["error"]["type"], "invalid_request_error");
+        assert_eq!(server.post(path, json!({"model": "echo", "input": two})).await.0, 200, "{path}");
+    }
+    let parts = |n: usize| vec![json!({"type": "text", "content": "a"}); n];
+    let got = server.post("/api/v1/chat", json!({"model": "echo", "input": parts(3)})).await;
+    assert_error(&got, 400, Some("array_above_max_length"), Some("input"));
+    assert_eq!(got.1["error"]["type"], "invalid_request");
+    assert_eq!(server.post("/api/v1/chat", json!({"model": "echo", "input": parts(2)})).await.0, 200);
+}

@@ -72,7 +72,10 @@ async fn two_replicas_share_chains_and_deletes() {
 #[tokio::test]
 async fn a_hundred_concurrent_branches_each_see_their_own_history() {
     let Some(db) = PostgresDb::create().await else { return };
-    let server = TestApp::builder().database(Arc::new(TestDb::Postgres(db))).upstream("echo").start().await.unwrap();
+    // 100 requests at once: more than a tenant's default limit of requests in progress.
+    let unlimited = |c: &mut threadline::config::Config| c.limits.max_concurrent_requests_per_tenant = 0;
+    let database = Arc::new(TestDb::Postgres(db));
+    let server = TestApp::builder().database(database).upstream("echo").config(unlimited).start().await.unwrap();
     let root = server.turn("root", None).await;
     let branches = futures::future::join_all((0..100).map(|n| {
         let (server, root) = (&server, root.clone());

@@ -6,12 +6,12 @@ use axum::Json;
 use serde_json::Value;
 
 use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
-use super::fields::{invalid_type, metadata, parse_metadata, Fields};
+use super::fields::{check_array_length, invalid_type, metadata, parse_metadata, Fields};
 use super::ids;
 use super::input::parse_input;
 use super::list::{List, PageQuery};
 use super::AppState;
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::ApiResult;
 use crate::engine::EngineError;
 use crate::model::{Conversation, Item};
 
@@ -127,11 +127,10 @@ pub async fn delete_item(
 /// `items`: an array of at most 20 input items.
 fn parse_items(value: Value) -> ApiResult<Vec<Item>> {
     match &value {
-        Value::Array(items) if items.len() > MAX_ITEMS => Err(ApiError::invalid(format!(
-                "Invalid 'items': array too long. Expected an array with maximum length {MAX_ITEMS}, but got an array with {} elements instead.",
-                items.len()
-            )).param("items").code("array_above_max_length")),
-        Value::Array(_) => parse_input(value, "items"),
+        Value::Array(items) => {
+            check_array_length("items", items.len(), MAX_ITEMS)?;
+            parse_input(value, "items")
+        }
         other => Err(invalid_type("items", "an array", other)),
     }
 }

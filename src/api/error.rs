@@ -35,8 +35,10 @@ pub enum ErrorKind {
     InvalidRequestError,
     /// The upstream backend failed (502/504).
     UpstreamError,
-    /// This server failed (500/503).
+    /// This server failed, or gave up waiting (500/503/504).
     ServerError,
+    /// Too many requests (429), as OpenAI's request rate limits name it.
+    Requests,
 }
 
 /// A failed request: the status, the body the client sees, and for server faults the detail that is only logged.
@@ -108,6 +110,25 @@ impl ApiError {
             "The request body is larger than this server accepts.",
         )
         .code("request_too_large")
+    }
+
+    /// A 429 `rate_limit_exceeded` (the caller adds `retry-after`).
+    pub fn rate_limited(message: String) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorKind::Requests, message).code("rate_limit_exceeded")
+    }
+
+    /// A 504 `timeout`: the answer did not start within `limits.request_timeout`.
+    pub fn timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::ServerError,
+            format!(
+                "The server did not answer within its request timeout of {}s. A response it started is still \
+                 completed and stored.",
+                after.as_secs_f64()
+            ),
+        )
+        .code("timeout")
     }
 
     /// A 500: a bug or an unexpected failure, logged with `detail` and answered with a generic message.

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use serde_json::Value;
 
 use super::auth::Caller;
@@ -16,23 +16,29 @@ use crate::api::error::{ApiError, ApiResult};
 pub const DEFAULT_TENANT: &str = "default";
 
 /// The caller's tenant; every store operation is scoped to it.
+#[derive(Clone, Debug)]
 pub struct Tenant(pub String);
+
+/// The caller a request acts for, as authentication named it (the default tenant's where it did not run): the one
+/// place it is decided, read by the extractors and by the per-tenant limits.
+pub fn caller_of(extensions: &Extensions) -> Caller {
+    let caller = extensions.get::<Caller>().cloned();
+    caller.unwrap_or_else(|| Caller { tenant: DEFAULT_TENANT.into(), admin: false, upstream_key: None })
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Ok(Tenant(Caller::from_request_parts(parts, state).await?.tenant))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Tenant(caller_of(&parts.extensions).tenant))
     }
 }
 
-/// The caller, as authentication named it (the default tenant where it did not run).
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let caller = parts.extensions.get::<Caller>().cloned();
-        Ok(caller.unwrap_or_else(|| Caller { tenant: DEFAULT_TENANT.into(), admin: false, upstream_key: None }))
+        Ok(caller_of(&parts.extensions))
     }
 }
 

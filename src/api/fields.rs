@@ -233,6 +233,16 @@ pub fn check_length(param: &str, s: &str, max: usize) -> ApiResult<()> {
         )).param(param).code("string_above_max_length"))
 }
 
+/// 400 `array_above_max_length` when an array of `length` items is longer than `max`.
+pub fn check_array_length(param: &str, length: usize, max: usize) -> ApiResult<()> {
+    if length <= max {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+            "Invalid '{param}': array too long. Expected an array with maximum length {max}, but got an array with length {length} instead."
+        )).param(param).code("array_above_max_length"))
+}
+
 fn out_of_range(param: &str, what: &str, expected: &str, got: &Value) -> ApiError {
     let code = match what {
         "decimal below minimum value" => "decimal_below_min_value",

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::fields::{invalid_type, invalid_value, Fields};
+use super::fields::{check_array_length, invalid_type, invalid_value, Fields};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::{
     new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
@@ -18,6 +18,14 @@ const ITEM_TYPES: [&str; 7] = [
     "compaction",
     "compaction_trigger",
 ];
+
+/// Refuses a body whose `input` array holds more than `max` items, before any of them is read.
+pub fn check_input_items(body: &Value, max: usize) -> ApiResult<()> {
+    match body.get("input") {
+        Some(Value::Array(items)) => check_array_length("input", items.len(), max),
+        _ => Ok(()),
+    }
+}
 
 /// The items of `input`, each with an id; an empty string or array gives no items.
 pub fn parse_input(value: Value, param: &str) -> ApiResult<Vec<Item>> {

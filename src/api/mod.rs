@@ -9,6 +9,7 @@ pub mod fields;
 mod health;
 pub mod ids;
 pub mod input;
+pub mod limits;
 mod list;
 mod lmstudio;
 mod models;
@@ -19,26 +20,34 @@ mod sse;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{HeaderName, AUTHORIZATION};
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
+use crate::config::Limits;
 use crate::engine::Engine;
 use crate::telemetry;
 
-/// What every handler shares: the engine, and who may call.
+/// The request headers that carry a client's key.
+static CLIENT_KEY_HEADERS: [HeaderName; 3] =
+    [AUTHORIZATION, HeaderName::from_static("x-api-key"), HeaderName::from_static("api-key")];
+
+/// What every handler shares: the engine, who may call, and the most items an `input` array may hold.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::Authenticator>,
+    pub max_input_items: usize,
 }
 
-/// The routes that serve a caller (behind authentication), by path.
+/// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
 fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/v1/responses", post(responses::create)),
@@ -68,10 +77,19 @@ pub fn caller_paths() -> Vec<&'static str> {
 }
 
 /// All routes, with OpenAI-shaped answers for unknown paths, wrong methods, oversized bodies and panics; every
-/// request counted and timed, and given an `x-request-id`; every route but health and metrics authenticated.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// request counted and timed, and given an `x-request-id`.
+///
+/// Layers, outermost first: the clients' keys (`authorization`, `x-api-key`, `api-key`) marked sensitive, so that
+/// no layer or log can print them (`Debug` shows `Sensitive`); `request_id::assign`, the tracing span,
+/// `telemetry::track_http`, the panic catcher, the body limit; then, on the caller routes only (not health,
+/// readiness, metrics or unknown paths), `auth::authenticate`, which names the caller and its tenant, and inside it
+/// `limits::enforce`: that tenant's concurrency and rate limits and the request timeout.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let limiter = Arc::new(limits::Limiter::new(limits));
     let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
-    let callers = callers.route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
+    let callers = callers
+        .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))
+        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
     Router::new()
         .merge(callers)
         .route("/healthz", get(health::live))
@@ -79,12 +97,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(middleware::from_fn(telemetry::track_http))
         // Every log line of a request — also from the turn task it spawns — carries its method, path and id.
         .layer(TraceLayer::new_for_http().make_span_with(request_id::span))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(SetSensitiveRequestHeadersLayer::new(CLIENT_KEY_HEADERS.clone()))
         .with_state(state)
 }
 

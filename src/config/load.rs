@@ -146,8 +146,15 @@ impl Config {
             return fail("database", "acquire_timeout and statement_timeout must be longer than 0s");
         }
         let limits = &self.limits;
-        if limits.max_body_bytes == 0 || limits.max_chain_depth == 0 || limits.max_upstream_reply_bytes == 0 {
-            return fail("limits", "max_body_bytes, max_chain_depth and max_upstream_reply_bytes must be at least 1");
+        let sizes = [limits.max_body_bytes, limits.max_upstream_reply_bytes, limits.max_input_items];
+        if sizes.contains(&0) || limits.max_chain_depth == 0 {
+            return fail(
+                "limits",
+                "max_body_bytes, max_chain_depth, max_upstream_reply_bytes and max_input_items must be at least 1",
+            );
+        }
+        if limits.request_timeout.is_zero() {
+            return fail("limits.request_timeout", "must be longer than 0s");
         }
         self.context.validate()?;
         self.auth.validate()?;

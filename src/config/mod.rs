@@ -112,11 +112,31 @@ pub struct Limits {
     pub max_chain_depth: u32,
     /// Largest upstream answer read, in bytes: a larger one is a 502 (or, streamed, ends the turn `failed`).
     pub max_upstream_reply_bytes: usize,
+    /// Most items an `input` array may hold (`/v1/responses`, its `input_tokens` and `compact`, `/api/v1/chat`);
+    /// more is a 400 `array_above_max_length`.
+    pub max_input_items: usize,
+    /// How long a request may take until its answer starts (a whole non-streamed answer; a stream once it has
+    /// started is not cut); past it the client gets a 504 `timeout`, and a turn it started still runs and is stored.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most requests one tenant may have in progress (a stream counts until it ends); more is a 429. 0: no limit.
+    pub max_concurrent_requests_per_tenant: u32,
+    /// Most requests one tenant may start per minute (spread evenly, bursts up to the whole minute's); more is a
+    /// 429 with `retry-after`. 0: no limit.
+    pub requests_per_minute_per_tenant: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, max_chain_depth: 10_000, max_upstream_reply_bytes: 16 * 1024 * 1024 }
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_chain_depth: 10_000,
+            max_upstream_reply_bytes: 16 * 1024 * 1024,
+            max_input_items: 2048,
+            request_timeout: Duration::from_secs(600),
+            max_concurrent_requests_per_tenant: 64,
+            requests_per_minute_per_tenant: 0,
+        }
     }
 }
 
@@ -247,6 +267,17 @@ impl<'de> Deserialize<'de> for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// A database URL fit for a log line: its password, if any, replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some("***")) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => "(a URL with a password)".into(),
+        },
+        _ => url.to_string(),
     }
 }
 

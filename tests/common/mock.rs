@@ -28,6 +28,8 @@ pub enum Behavior {
     FailWithHeaders(u16, Value, Vec<(&'static str, &'static str)>),
     /// Never answers.
     Hang,
+    /// `Answer`, once the test calls `release`.
+    Held,
     /// A 200 whose body is not JSON.
     Garbage,
     /// A streamed answer, step by step.
@@ -229,6 +231,13 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
         true => "the story so far".to_string(),
         false => format!("answer to {}", last_user_text(&body)),
     };
+    if let Behavior::Held = behavior {
+        state.gate.notified().await;
+    }
+    let behavior = match behavior {
+        Behavior::Held => Behavior::Answer,
+        other => other,
+    };
     let behavior = match behavior {
         // Asked to stream, the plain answer comes as a stream.
         Behavior::Answer if body["stream"] == true => {
@@ -255,7 +264,7 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
         }
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
-        Behavior::Message(_) => unreachable!("answered above"),
+        Behavior::Message(_) | Behavior::Held => unreachable!("answered above"),
         Behavior::Stream(steps) => {
             let frames = futures::stream::unfold((steps.into_iter(), state), |(mut steps, state)| async move {
                 loop {

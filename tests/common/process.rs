@@ -18,14 +18,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `threadline serve --listen 127.0.0.1:0` with more `args` and `env`; returns once it listens.
+    /// Starts `threadline serve --listen 127.0.0.1:0` with more `args` and `env` (`RUST_LOG` is `info` unless `env`
+    /// sets it); returns once it listens.
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // A test's own variables win (`RUST_LOG=trace`, say).
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

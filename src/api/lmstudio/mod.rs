@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::extract::JsonBody;
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::ids;
-use super::input::user_text;
+use super::input::{check_input_items, user_text};
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::ApiError;
@@ -29,7 +29,9 @@ pub async fn chat(
     RequestId(request_id): RequestId,
     body: Result<JsonBody, ApiError>,
 ) -> Result<Response, LmStudioError> {
-    let (turn, stream) = parse_chat(body?.0, caller, request_id)?;
+    let body = body?.0;
+    check_input_items(&body, state.max_input_items)?;
+    let (turn, stream) = parse_chat(body, caller, request_id)?;
     let started = Instant::now();
     if stream {
         let events = state.engine.respond_stream(turn).await?;

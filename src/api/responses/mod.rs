@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
 use super::ids;
+use super::input::check_input_items;
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
 use super::{sse, AppState};
@@ -26,6 +27,7 @@ pub async fn create(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    check_input_items(&body, state.max_input_items)?;
     let request = request::parse_create(body, caller, request_id)?;
     if request.stream {
         let events = state.engine.respond_stream(request.turn).await?;
@@ -90,6 +92,7 @@ pub async fn input_tokens(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    check_input_items(&body, state.max_input_items)?;
     let turn = request::parse_count(body, caller, request_id)?;
     let tokens = state.engine.count_input_tokens(turn).await?;
     Ok(Json(json!({"object": "response.input_tokens", "input_tokens": tokens})))
@@ -102,6 +105,7 @@ pub async fn compact(
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    check_input_items(&body, state.max_input_items)?;
     let window = state.engine.compact(request::parse_compact(body, caller, request_id)?).await?;
     Ok(Json(json!({
         "id": window.id,

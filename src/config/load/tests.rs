@@ -212,6 +212,14 @@ fn the_example_config_loads_and_names_every_keys_variable() {
 }
 
 #[test]
+fn database_passwords_are_left_out_of_logged_urls() {
+    use crate::config::without_password;
+    assert_eq!(without_password("postgres://app:s3cret@db:5432/threadline"), "postgres://app:***@db:5432/threadline");
+    assert_eq!(without_password("postgres://app@db/threadline"), "postgres://app@db/threadline");
+    assert_eq!(without_password("sqlite://threadline.db"), "sqlite://threadline.db");
+}
+
+#[test]
 fn secrets_are_hidden_from_debug() {
     let config = load_from(&Flags::default(), env(&[("THREADLINE_UPSTREAM_API_KEY", "sk-123")])).unwrap();
     assert!(!format!("{config:?}").contains("sk-123"));
