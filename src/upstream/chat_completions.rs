@@ -78,7 +78,7 @@ impl Upstream for ChatCompletions {
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
         let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
-        Ok(deltas(self.http.name.clone(), response.bytes_stream(), self.http.max_reply_bytes))
+        Ok(deltas(self.http.name.clone(), self.http.bytes(response)))
     }
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {

@@ -116,22 +116,21 @@ impl HttpBackend {
         Ok(body)
     }
 
-    /// The body of an answer as a stream of bytes, broken off with an error past `max_reply_bytes`.
+    /// The body of an answer as a stream of bytes, read up to `max_reply_bytes`: past it, the stream ends with an
+    /// error holding `TooLarge`, and the body is read no further.
     pub fn bytes(&self, response: reqwest::Response) -> ByteStream {
-        let (max, error) = (self.max_reply_bytes, self.too_large().to_string());
+        let max = self.max_reply_bytes;
+        let mut too_large = Some(self.too_large());
         let mut seen = 0usize;
-        response
-            .bytes_stream()
-            .map_err(std::io::Error::other)
-            .map(move |chunk| {
-                let chunk = chunk?;
-                seen += chunk.len();
-                match seen > max {
-                    true => Err(std::io::Error::other(error.clone())),
-                    false => Ok(chunk),
-                }
-            })
-            .boxed()
+        let chunks = response.bytes_stream().map_err(std::io::Error::other).scan((), move |(), chunk| {
+            seen += chunk.as_ref().map_or(0, Bytes::len);
+            let item = match chunk {
+                Ok(_) if seen > max => too_large.take().map(|error| Err(std::io::Error::other(error))),
+                other => Some(other),
+            };
+            futures::future::ready(item)
+        });
+        chunks.boxed()
     }
 
     pub fn too_large(&self) -> UpstreamError {

@@ -2,54 +2,41 @@
 //! leading byte-order mark, comments, events without data), each chunk read into deltas.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future;
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 use sse_stream::{Sse, SseStream};
 
 use super::chat_completions::token_counts;
+use super::http::ByteStream;
 use super::wire::ChatChunk;
 use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
 
-/// The deltas of a streamed answer from `upstream`, whose body is `bytes`, read up to `max_bytes`: past it, the
-/// body is no longer read and the deltas end with `TooLarge`.
-pub fn deltas(
-    upstream: String,
-    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
-    max_bytes: usize,
-) -> DeltaStream {
-    let too_large = Arc::new(AtomicBool::new(false));
-    let flag = too_large.clone();
-    let capped = bytes.scan(0usize, move |seen, chunk| {
-        if let Ok(chunk) = &chunk {
-            *seen += chunk.len();
-            if *seen > max_bytes {
-                flag.store(true, Ordering::Relaxed);
-                return future::ready(None);
-            }
-        }
-        future::ready(Some(chunk))
-    });
-    let reader = ChunkReader {
-        upstream,
-        events: events(capped),
-        pending: VecDeque::new(),
-        finished: false,
-        ended: false,
-        too_large,
-        max_bytes,
-    };
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
+/// past the cap ends the deltas with `TooLarge`).
+pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
+    let reader =
+        ChunkReader { upstream, events: events(bytes), pending: VecDeque::new(), finished: false, ended: false };
     stream::unfold(reader, ChunkReader::next).boxed()
 }
 
 /// The Server-Sent Events of a body.
-fn events(
-    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+fn events<E: std::error::Error + Send + Sync + 'static>(
+    bytes: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
 ) -> BoxStream<'static, Result<Sse, sse_stream::Error>> {
     SseStream::from_bytes_stream(bytes).boxed()
+}
+
+/// The `TooLarge` a capped body (`HttpBackend::bytes`) ended with, if that is what broke the stream.
+fn too_large(err: &sse_stream::Error) -> Option<UpstreamError> {
+    let sse_stream::Error::Body(body) = err else { return None };
+    let io = body.downcast_ref::<std::io::Error>()?;
+    match io.get_ref()?.downcast_ref::<UpstreamError>()? {
+        UpstreamError::TooLarge { upstream, max_bytes } => {
+            Some(UpstreamError::TooLarge { upstream: upstream.clone(), max_bytes: *max_bytes })
+        }
+        _ => None,
+    }
 }
 
 /// Reads events into deltas, one at a time.
@@ -61,9 +48,6 @@ struct ChunkReader {
     finished: bool,
     /// Nothing more will be read.
     ended: bool,
-    /// The body passed `max_bytes` and was cut there.
-    too_large: Arc<AtomicBool>,
-    max_bytes: usize,
 }
 
 impl ChunkReader {
@@ -75,18 +59,17 @@ impl ChunkReader {
             if self.ended {
                 return None;
             }
-            let event = self.events.next().await;
-            if self.too_large.load(Ordering::Relaxed) {
-                let error = UpstreamError::TooLarge { upstream: self.upstream.clone(), max_bytes: self.max_bytes };
-                self.pending.push_back(Err(error));
-                self.ended = true;
-                continue;
-            }
-            match event {
+            match self.events.next().await {
                 // An event without data (a named keep-alive, say) carries nothing to read.
                 Some(Ok(Sse { data: None, .. })) => {}
                 Some(Ok(Sse { data: Some(data), .. })) => self.read(&data),
-                Some(Err(err)) => self.fail(&format!("the stream broke off ({err})")),
+                Some(Err(err)) => match too_large(&err) {
+                    Some(too_large) => {
+                        self.pending.push_back(Err(too_large));
+                        self.ended = true;
+                    }
+                    None => self.fail(&format!("the stream broke off ({err})")),
+                },
                 None if self.finished => self.ended = true,
                 None => self.fail("the stream ended before the completion finished"),
             }
