@@ -43,7 +43,10 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let passthrough = server_secret(&*store, &config.auth.passthrough_secret, "passthrough_secret").await?;
     let auth = Arc::new(api::auth::Authenticator::new(&config.auth, &passthrough));
     let limits = &config.limits;
-    let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, config.context.clone(), sealer));
+    let context = config.context.clone();
+    let background = config.background.clone();
+    let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, context, sealer, background));
+    engine.start_background();
     let state = api::AppState { engine: engine.clone(), auth, max_input_items: limits.max_input_items };
     let router = api::router(state, limits);
     Ok(App { router, engine })

@@ -43,6 +43,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let deadline = tokio::time::Instant::now() + config.drain_timeout;
+    app.engine.stop_background();
     let tasks = app.engine.tasks();
     tracing::info!(
         running_turns = ?tasks.running(),

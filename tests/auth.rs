@@ -101,6 +101,8 @@ fn probes() -> Vec<Probe> {
         probe(Method::GET, "/v1/responses/{id}", "/v1/responses/{resp}", None),
         probe(Method::GET, "/v1/responses/{id}", "/v1/responses/{resp}?stream=true", None),
         probe(Method::GET, "/v1/responses/{id}/input_items", "/v1/responses/{resp}/input_items", None),
+        probe(Method::POST, "/v1/responses/{id}/cancel", "/v1/responses/{resp}/cancel", None),
+        probe(Method::POST, "/v1/responses", "/v1/responses", Some(chain(json!({"background": true})))),
         probe(Method::POST, "/v1/responses", "/v1/responses", Some(chain(json!({})))),
         probe(Method::POST, "/v1/responses", "/v1/responses", Some(chain(json!({"stream": true})))),
         probe(

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::db::TestDb;
-use common::{msg, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{assert_error, msg, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use rstest::rstest;
 use serde_json::json;
 use threadline::model::{new_id, ContentPart, Item, ItemStatus, Message, Role};
@@ -50,6 +50,48 @@ async fn the_upstream_request_carries_model_and_sampling() {
             "user": "u-1",
         })]
     );
+}
+
+#[rstest]
+#[tokio::test]
+async fn prompt_cache_and_safety_fields_are_echoed_stored_and_forwarded(#[values(false, true)] background: bool) {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::start(&mock.url).await;
+    let body = json!({"model": "m", "input": "hi", "background": background, "prompt_cache_key": "tenant-7",
+        "prompt_cache_retention": "24h", "prompt_cache_options": {"mode": "explicit", "ttl": "1h"},
+        "safety_identifier": "user-42"});
+    let created = server.create(body).await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(server.next_saved().await, id);
+    let (_, stored) = server.get(&format!("/v1/responses/{id}")).await;
+    for response in [&created, &stored] {
+        assert_eq!(response["prompt_cache_key"], "tenant-7");
+        assert_eq!(response["prompt_cache_retention"], "24h");
+        assert_eq!(response["safety_identifier"], "user-42");
+        // OpenAI's Response object has no such field: it is not added.
+        assert_eq!(response.get("prompt_cache_options"), None);
+    }
+    let sent = &mock.take()[0];
+    assert_eq!(sent["prompt_cache_key"], "tenant-7");
+    assert_eq!(sent["prompt_cache_retention"], "24h");
+    assert_eq!(sent["prompt_cache_options"], json!({"mode": "explicit", "ttl": "1h"}));
+    assert_eq!(sent["safety_identifier"], "user-42");
+}
+
+#[tokio::test]
+async fn bad_prompt_cache_fields_are_400s() {
+    let server = TestApp::start("echo").await;
+    let create = |extra: serde_json::Value| {
+        let mut body = json!({"model": "m", "input": "hi"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        server.post("/v1/responses", body)
+    };
+    let retention = create(json!({"prompt_cache_retention": "forever"})).await;
+    assert_error(&retention, 400, Some("invalid_value"), Some("prompt_cache_retention"));
+    let mode = create(json!({"prompt_cache_options": {"mode": "sometimes"}})).await;
+    assert_error(&mode, 400, Some("invalid_value"), Some("prompt_cache_options.mode"));
+    let unknown = create(json!({"prompt_cache_options": {"size": 3}})).await;
+    assert_error(&unknown, 400, Some("unknown_parameter"), Some("prompt_cache_options.size"));
 }
 
 #[tokio::test]

@@ -146,7 +146,6 @@ async fn fields_of_later_features_are_refused_not_ignored() {
     let cases = vec![
         (base(json!({"tools": [{"type": "web_search"}]})), "tools[0].type"),
         (base(json!({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}})), "tool_choice.type"),
-        (base(json!({"background": true})), "background"),
         (base(json!({"include": ["message.output_text.logprobs"]})), "include"),
         (base(json!({"top_logprobs": 3})), "top_logprobs"),
         (base(json!({"reasoning": {"summary": "auto"}})), "reasoning.summary"),

@@ -268,6 +268,10 @@ impl From<EngineError> for ApiError {
             EngineError::PreviousResponseFailed(_) => {
                 Self::invalid(message).param("previous_response_id").code("previous_response_failed")
             }
+            EngineError::PreviousResponseInProgress(_) => {
+                Self::invalid(message).param("previous_response_id").code("previous_response_in_progress")
+            }
+            EngineError::NotBackground(_) => Self::invalid(message),
             EngineError::ResponseNotFound(_) | EngineError::ConversationNotFound(_) | EngineError::ItemNotFound(_) => {
                 Self::not_found(message)
             }

@@ -54,6 +54,7 @@ fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/responses/compact", post(responses::compact)),
         ("/v1/responses/input_tokens", post(responses::input_tokens)),
         ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),
+        ("/v1/responses/{id}/cancel", post(responses::cancel)),
         ("/v1/responses/{id}/input_items", get(responses::input_items)),
         ("/v1/conversations", post(conversations::create)),
         (

@@ -13,7 +13,7 @@ use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
 /// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "listen",
     "database_url",
     "drain_timeout",
@@ -21,6 +21,7 @@ const KEYS: [&str; 10] = [
     "limits",
     "context",
     "auth",
+    "background",
     "upstream",
     "upstreams",
     "log",
@@ -158,6 +159,13 @@ impl Config {
         }
         self.context.validate()?;
         self.auth.validate()?;
+        let background = &self.background;
+        if background.workers == 0 {
+            return fail("background.workers", "must be at least 1");
+        }
+        if background.poll_interval.is_zero() || background.lease <= background.poll_interval * 2 {
+            return fail("background", "poll_interval must be longer than 0s and lease more than twice as long");
+        }
         for (i, upstream) in self.upstreams.iter().enumerate() {
             upstream.validate().map_err(|(key, problem)| (format!("upstreams[{i}].{key}"), problem))?;
             if self.upstreams[..i].iter().any(|other| other.name == upstream.name) {

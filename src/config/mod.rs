@@ -34,6 +34,8 @@ pub struct Config {
     pub context: ContextConfig,
     /// Who may call the server, and which tenant each caller is.
     pub auth: AuthConfig,
+    /// How background responses are run.
+    pub background: BackgroundConfig,
     /// The single upstream serving every model: used when `upstreams` is empty, and replacing it when `url` is set.
     pub upstream: DefaultUpstream,
     /// The LLM backends, tried in order; a request goes to the first whose `models` match its model.
@@ -52,6 +54,7 @@ impl Default for Config {
             limits: Limits::default(),
             context: ContextConfig::default(),
             auth: AuthConfig::default(),
+            background: BackgroundConfig::default(),
             upstream: DefaultUpstream::default(),
             upstreams: Vec::new(),
             log: LogConfig::default(),
@@ -137,6 +140,29 @@ impl Default for Limits {
             max_concurrent_requests_per_tenant: 64,
             requests_per_minute_per_tenant: 0,
         }
+    }
+}
+
+/// Background responses (`background: true`): queued in the database, run by a bounded pool of workers on each
+/// server, any of which may take a queued one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackgroundConfig {
+    /// Most background responses this server runs at once; more wait, queued.
+    pub workers: usize,
+    /// How long a running background response stays claimed by its server without a sign of life from it: the
+    /// server renews it as it runs, and when it lapses (the server died) another marks the response failed.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often a running background response saves its progress and checks whether it was cancelled, how often
+    /// idle workers look for queued ones, and how often a stream of one running elsewhere looks for new events.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        Self { workers: 16, lease: Duration::from_secs(30), poll_interval: Duration::from_millis(250) }
     }
 }
 

@@ -29,50 +29,55 @@ pub struct TurnBuilder {
     opening: Option<Item>,
 }
 
+/// Response `id` to `request` as it starts: in progress, created now, no output.
+pub fn starting(id: String, request: &TurnRequest) -> Response {
+    let parameters = &request.parameters;
+    Response {
+        id,
+        object: "response".into(),
+        created_at: chrono::Utc::now().timestamp(),
+        status: ResponseStatus::InProgress,
+        background: request.background,
+        completed_at: None,
+        error: None,
+        frequency_penalty: parameters.frequency_penalty.unwrap_or(0.0),
+        incomplete_details: None,
+        instructions: request.instructions.clone(),
+        max_output_tokens: parameters.max_output_tokens,
+        max_tool_calls: parameters.max_tool_calls,
+        model: request.model.clone(),
+        moderation: None,
+        output: Vec::new(),
+        parallel_tool_calls: parameters.parallel_tool_calls.unwrap_or(true),
+        presence_penalty: parameters.presence_penalty.unwrap_or(0.0),
+        previous_response_id: request.previous_response_id.clone(),
+        prompt_cache_key: parameters.prompt_cache_key.clone(),
+        prompt_cache_retention: parameters.prompt_cache_retention.clone(),
+        reasoning: ReasoningConfig { effort: parameters.reasoning_effort.clone(), summary: None },
+        safety_identifier: parameters.safety_identifier.clone(),
+        service_tier: "default".into(),
+        store: request.store,
+        temperature: parameters.temperature.unwrap_or(1.0),
+        text: TextConfig {
+            format: parameters.text_format.to_value(),
+            verbosity: parameters.verbosity.clone().unwrap_or_else(|| "medium".into()),
+        },
+        tool_choice: parameters.tool_choice.clone().unwrap_or_default().to_value(),
+        tools: parameters.tools.iter().map(|tool| serde_json::json!(tool)).collect(),
+        top_logprobs: 0,
+        top_p: parameters.top_p.unwrap_or(1.0),
+        truncation: request.truncation.as_str().into(),
+        usage: None,
+        user: parameters.user.clone(),
+        metadata: request.metadata.clone(),
+        conversation: request.conversation.clone().map(|id| ConversationRef { id }),
+    }
+}
+
 impl TurnBuilder {
-    /// Starts response `id` for `request` as prepared: in progress, no output.
-    pub fn new(id: String, request: &TurnRequest, prepared: &Prepared) -> Self {
+    /// Builds `response` (as `starting` made it) for `request` as prepared.
+    pub fn new(response: Response, request: &TurnRequest, prepared: &Prepared) -> Self {
         let parameters = &request.parameters;
-        let response = Response {
-            id,
-            object: "response".into(),
-            created_at: chrono::Utc::now().timestamp(),
-            status: ResponseStatus::InProgress,
-            background: false,
-            completed_at: None,
-            error: None,
-            frequency_penalty: parameters.frequency_penalty.unwrap_or(0.0),
-            incomplete_details: None,
-            instructions: request.instructions.clone(),
-            max_output_tokens: parameters.max_output_tokens,
-            max_tool_calls: parameters.max_tool_calls,
-            model: request.model.clone(),
-            moderation: None,
-            output: Vec::new(),
-            parallel_tool_calls: parameters.parallel_tool_calls.unwrap_or(true),
-            presence_penalty: parameters.presence_penalty.unwrap_or(0.0),
-            previous_response_id: request.previous_response_id.clone(),
-            prompt_cache_key: parameters.prompt_cache_key.clone(),
-            prompt_cache_retention: None,
-            reasoning: ReasoningConfig { effort: parameters.reasoning_effort.clone(), summary: None },
-            safety_identifier: parameters.safety_identifier.clone(),
-            service_tier: "default".into(),
-            store: request.store,
-            temperature: parameters.temperature.unwrap_or(1.0),
-            text: TextConfig {
-                format: parameters.text_format.to_value(),
-                verbosity: parameters.verbosity.clone().unwrap_or_else(|| "medium".into()),
-            },
-            tool_choice: parameters.tool_choice.clone().unwrap_or_default().to_value(),
-            tools: parameters.tools.iter().map(|tool| serde_json::json!(tool)).collect(),
-            top_logprobs: 0,
-            top_p: parameters.top_p.unwrap_or(1.0),
-            truncation: request.truncation.as_str().into(),
-            usage: None,
-            user: parameters.user.clone(),
-            metadata: request.metadata.clone(),
-            conversation: request.conversation.clone().map(|id| ConversationRef { id }),
-        };
         Self {
             response,
             pieces: Pieces::new(),
@@ -176,12 +181,7 @@ impl TurnBuilder {
 
     /// Appends text to output item `index`.
     fn grow(&mut self, index: usize, kind: DeltaKind, text: String) -> TurnEvent {
-        match &mut self.response.output[index] {
-            Item::Message(message) => push_text(&mut message.content[0], &text),
-            Item::Reasoning(reasoning) => reasoning.content[0].text.push_str(&text),
-            Item::FunctionCall(call) => call.arguments.push_str(&text),
-            Item::FunctionCallOutput(_) | Item::Compaction(_) => {}
-        }
+        self.response.output[index].append_text(&text);
         self.pieces[index].push(text.len());
         let item_id = self.response.output[index].id().to_string();
         TurnEvent::Delta { index, item_id, kind, text }
@@ -246,11 +246,5 @@ fn empty_item(kind: DeltaKind) -> Item {
             role: Role::Assistant,
             content: vec![ContentPart::output_text("")],
         }),
-    }
-}
-
-fn push_text(part: &mut ContentPart, delta: &str) {
-    if let ContentPart::OutputText { text, .. } = part {
-        text.push_str(delta);
     }
 }

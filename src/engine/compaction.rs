@@ -104,7 +104,7 @@ impl Engine {
     pub(super) fn admit_compactions(&self, tenant: &str, items: &mut [Item]) -> EngineResult<()> {
         for item in items {
             let Item::Compaction(compaction) = item else { continue };
-            let summary = self.sealer.open(tenant, &compaction.encrypted_content);
+            let summary = self.sealer.open::<Summary>(tenant, &compaction.encrypted_content);
             let summary = summary.ok_or_else(|| EngineError::InvalidCompaction(compaction.id.clone()))?;
             if summary.through.is_some() {
                 let plain = Summary { through: None, ..summary };

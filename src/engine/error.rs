@@ -13,6 +13,12 @@ pub enum EngineError {
     /// `previous_response_id` names a failed response.
     #[error("Previous response with id '{0}' failed and cannot be continued.")]
     PreviousResponseFailed(String),
+    /// `previous_response_id` names a background response still queued or running.
+    #[error("Previous response with id '{0}' is still in progress; continue it once it has finished.")]
+    PreviousResponseInProgress(String),
+    /// A cancel names a response that was not created with `background: true`.
+    #[error("Only responses created with background=true can be cancelled; '{0}' was not.")]
+    NotBackground(String),
     /// A response addressed by id does not exist for this tenant.
     #[error("Response with id '{0}' not found.")]
     ResponseNotFound(String),

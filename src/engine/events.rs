@@ -1,6 +1,6 @@
 //! The one event model of a running turn. Every streaming surface renders these into its own wire events.
 
-use crate::model::{Item, Pieces, Response};
+use crate::model::{Item, ItemStatus, Pieces, Progress, Response, ResponseStatus};
 
 /// What kind of text a delta carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,10 +22,13 @@ impl DeltaKind {
     }
 }
 
-/// One step of a turn, in order: `Created`, then per output item `ItemAdded`, `Delta`…, `ItemDone`, then
-/// `Finished` (completed, incomplete or failed) once the turn is stored.
+/// One step of a turn, in order: `Queued` (background responses only), `Created`, then per output item
+/// `ItemAdded`, `Delta`…, `ItemDone`, then `Finished` (completed, incomplete, failed or cancelled) once the turn is
+/// stored.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TurnEvent {
+    /// A background response was accepted (a queued snapshot).
+    Queued(Response),
     /// The response started (an in-progress snapshot).
     Created(Response),
     /// Output item `index` started (in progress, no content yet).
@@ -38,9 +41,19 @@ pub enum TurnEvent {
     Finished(Response),
 }
 
-/// The events that replay a stored response from its start, its deltas cut as they were streamed.
+/// The events that replay a stored response from its start, its deltas cut as they were streamed. A response still
+/// queued or running replays as far as it has got (an item still growing is not done), so the replays of one
+/// response taken as it runs each extend the one before, and the last is the whole stream.
 pub fn replay(response: &Response, pieces: &Pieces) -> Vec<TurnEvent> {
-    let mut events = vec![TurnEvent::Created(response.in_progress())];
+    let mut events = Vec::new();
+    if response.background {
+        events.push(TurnEvent::Queued(response.queued()));
+    }
+    if response.status == ResponseStatus::Queued {
+        return events;
+    }
+    events.push(TurnEvent::Created(response.in_progress()));
+    let running = response.status == ResponseStatus::InProgress;
     for (index, item) in response.output.iter().enumerate() {
         events.push(TurnEvent::ItemAdded { index, item: item.started() });
         let kind = DeltaKind::of(item);
@@ -48,10 +61,40 @@ pub fn replay(response: &Response, pieces: &Pieces) -> Vec<TurnEvent> {
         for piece in split(&text, pieces.get(index).map(Vec::as_slice).unwrap_or_default()) {
             events.push(TurnEvent::Delta { index, item_id: item.id().to_string(), kind, text: piece.to_string() });
         }
-        events.push(TurnEvent::ItemDone { index, item: item.clone() });
+        if !running || item.status() != ItemStatus::InProgress {
+            events.push(TurnEvent::ItemDone { index, item: item.clone() });
+        }
     }
-    events.push(TurnEvent::Finished(response.clone()));
+    if !running {
+        events.push(TurnEvent::Finished(response.clone()));
+    }
     events
+}
+
+impl Progress {
+    /// Follows one event of the turn.
+    pub fn apply(&mut self, event: &TurnEvent) {
+        match event {
+            TurnEvent::ItemAdded { index, item } => {
+                self.output.truncate(*index);
+                self.output.push(item.clone());
+                self.pieces.resize(index + 1, Vec::new());
+                self.pieces[*index].clear();
+            }
+            TurnEvent::Delta { index, text, .. } => {
+                if let (Some(item), Some(pieces)) = (self.output.get_mut(*index), self.pieces.get_mut(*index)) {
+                    item.append_text(text);
+                    pieces.push(text.len());
+                }
+            }
+            TurnEvent::ItemDone { index, item } => {
+                if let Some(slot) = self.output.get_mut(*index) {
+                    *slot = item.clone();
+                }
+            }
+            TurnEvent::Queued(_) | TurnEvent::Created(_) | TurnEvent::Finished(_) => {}
+        }
+    }
 }
 
 /// `text` cut at the given byte lengths; the whole text as one piece if they do not fit it.

@@ -47,8 +47,12 @@ impl Engine {
             (Some(id), None) => {
                 let chain = self.store.history(tenant, id, self.max_chain_depth).await?;
                 let chain = chain.ok_or_else(|| EngineError::PreviousResponseNotFound(id.into()))?;
-                if chain.status() == ResponseStatus::Failed {
-                    return Err(EngineError::PreviousResponseFailed(id.into()));
+                match chain.status() {
+                    ResponseStatus::Failed => return Err(EngineError::PreviousResponseFailed(id.into())),
+                    ResponseStatus::Queued | ResponseStatus::InProgress => {
+                        return Err(EngineError::PreviousResponseInProgress(id.into()))
+                    }
+                    _ => {}
                 }
                 let cache = if chain.cached { "hit" } else { "miss" };
                 telemetry::history_resolved(chain.tip.depth() as usize, started.elapsed().as_secs_f64(), cache);

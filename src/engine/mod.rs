@@ -1,6 +1,7 @@
 //! The engine shared by every surface: runs turns (history → context → upstream → stored response) and serves
 //! stored responses and conversations. It speaks the model types only, never a surface's wire JSON.
 
+mod background;
 mod builder;
 mod compaction;
 mod context;
@@ -15,11 +16,14 @@ mod window;
 
 use std::sync::Arc;
 
-use crate::config::{ContextConfig, Secret};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BackgroundConfig, ContextConfig, Secret};
 use crate::model::{Item, Metadata, Pieces, Response};
 use crate::store::{ItemList, Page, PageRequest, Store};
 use crate::upstream::{ContextWindows, Parameters, Upstreams};
 
+pub use background::INTERRUPTED;
 pub use compaction::{CompactRequest, CompactedWindow};
 pub use seal::Sealer;
 
@@ -28,8 +32,8 @@ pub use events::{DeltaKind, TurnEvent};
 pub use tasks::TurnTasks;
 pub use turn::TurnEvents;
 
-/// One turn as a surface asks for it.
-#[derive(Clone, Debug)]
+/// One turn as a surface asks for it (serialised as it waits to run in the background, without the client's key).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TurnRequest {
     pub tenant: String,
     pub model: String,
@@ -47,15 +51,18 @@ pub struct TurnRequest {
     /// The client request's id, passed to the upstream request (`x-request-id`).
     pub request_id: Option<String>,
     /// The client's own upstream key (`passthrough` authentication), sent in place of the configured one.
+    #[serde(skip)]
     pub upstream_key: Option<Secret>,
     /// What to do when the context does not fit the model's window.
     pub truncation: Truncation,
     /// Compaction and window settings of this turn.
     pub context: ContextOptions,
+    /// Whether it runs in the background: answered at once as queued, run by a worker, polled by id.
+    pub background: bool,
 }
 
 /// `truncation`: what a turn whose context does not fit the model's window does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Truncation {
     /// Fail with `context_length_exceeded`, without calling the upstream.
     #[default]
@@ -75,7 +82,7 @@ impl Truncation {
 }
 
 /// A turn's own compaction and window settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextOptions {
     /// `context_management` asks for compaction: summarize when the context passes `compact_threshold` tokens
     /// (else the model's configured share of its window).
@@ -96,6 +103,7 @@ pub struct Engine {
     context: ContextConfig,
     windows: ContextWindows,
     sealer: Sealer,
+    background: background::Background,
 }
 
 impl Engine {
@@ -105,9 +113,17 @@ impl Engine {
         max_chain_depth: u32,
         context: ContextConfig,
         sealer: Sealer,
+        background: BackgroundConfig,
     ) -> Self {
         let windows = ContextWindows::default();
-        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth, context, windows, sealer }
+        let background = background::Background::new(background);
+        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth, context, windows, sealer, background }
+    }
+
+    /// Stops this server's background workers from claiming more responses (at shutdown; the runs in progress are
+    /// drained with the other turns).
+    pub fn stop_background(&self) {
+        self.background.stop();
     }
 
     /// The store, for readiness checks.
@@ -128,12 +144,6 @@ impl Engine {
     /// A stored response.
     pub async fn response(&self, tenant: &str, id: &str) -> EngineResult<Response> {
         Ok(self.stored_response(tenant, id).await?.0)
-    }
-
-    /// The events that replay a stored response as it was streamed.
-    pub async fn replay(&self, tenant: &str, id: &str) -> EngineResult<Vec<TurnEvent>> {
-        let (response, pieces) = self.stored_response(tenant, id).await?;
-        Ok(events::replay(&response, &pieces))
     }
 
     async fn stored_response(&self, tenant: &str, id: &str) -> EngineResult<(Response, Pieces)> {

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The prefix of every sealed content: its format version.
@@ -49,19 +50,19 @@ impl Sealer {
         STANDARD.encode(ChaCha20Poly1305::generate_key(&mut OsRng))
     }
 
-    /// `summary` sealed for `tenant`.
-    pub fn seal(&self, tenant: &str, summary: &Summary) -> String {
+    /// `value` (a compaction's summary, a waiting background turn's client key) sealed for `tenant`.
+    pub fn seal<T: Serialize>(&self, tenant: &str, value: &T) -> String {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        // Serialising a struct of strings cannot fail, and encrypting fails only past 256 GiB.
-        let plain = serde_json::to_vec(summary).unwrap_or_default();
+        // Serialising structs of strings cannot fail, and encrypting fails only past 256 GiB.
+        let plain = serde_json::to_vec(value).unwrap_or_default();
         let sealed = self.cipher.encrypt(&nonce, Payload { msg: &plain, aad: tenant.as_bytes() }).unwrap_or_default();
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The summary `sealed` holds, if it was sealed by this server for `tenant`.
-    pub fn open(&self, tenant: &str, sealed: &str) -> Option<Summary> {
+    /// The value `sealed` holds, if it was sealed by this server for `tenant`.
+    pub fn open<T: DeserializeOwned>(&self, tenant: &str, sealed: &str) -> Option<T> {
         let bytes = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(VERSION)?).ok()?;
         if bytes.len() < NONCE {
             return None;
@@ -88,14 +89,14 @@ mod tests {
         let sealed = sealer.seal("alice", &summary);
         assert!(sealed.starts_with("tl1.") && !sealed.contains("tea"));
         assert_eq!(sealer.open("alice", &sealed), Some(summary.clone()));
-        assert_eq!(sealer.open("bob", &sealed), None);
-        assert_eq!(self::sealer().open("alice", &sealed), None);
+        assert_eq!(sealer.open::<Summary>("bob", &sealed), None);
+        assert_eq!(self::sealer().open::<Summary>("alice", &sealed), None);
         let mut forged = sealed.clone().into_bytes();
         let last = forged.len() - 2;
         forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(sealer.open("alice", &String::from_utf8(forged).unwrap()), None);
+        assert_eq!(sealer.open::<Summary>("alice", &String::from_utf8(forged).unwrap()), None);
         for junk in ["", "tl1.", "tl1.AAAA", "hello", "tl1.!!!"] {
-            assert_eq!(sealer.open("alice", junk), None);
+            assert_eq!(sealer.open::<Summary>("alice", junk), None);
         }
     }
 

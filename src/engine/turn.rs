@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::builder::TurnBuilder;
+use super::builder::{starting, TurnBuilder};
 use super::context::{chat_messages, ContextRun, RunContext};
 use super::events::TurnEvent;
 use super::window::Plan;
@@ -20,6 +20,9 @@ use crate::store::NewTurn;
 use crate::telemetry;
 use crate::tokens::{TokenCounter, REPLY_PRIMING};
 use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamResult};
+
+/// The error of a turn that could not be stored.
+const STORE_FAILED: &str = "The response could not be stored.";
 
 /// The events of a streamed turn, as they happen.
 pub type TurnEvents = mpsc::UnboundedReceiver<TurnEvent>;
@@ -59,7 +62,7 @@ impl Engine {
 
     async fn complete(&self, id: String, request: TurnRequest) -> EngineResult<Response> {
         let (prepared, completion) = self.start(&request, |upstream, chat| upstream.complete(chat)).await?;
-        let mut builder = TurnBuilder::new(id, &request, &prepared);
+        let mut builder = TurnBuilder::new(starting(id, &request), &request, &prepared);
         builder.open();
         for delta in completion.into_deltas() {
             builder.apply(delta);
@@ -75,7 +78,7 @@ impl Engine {
     pub async fn respond_stream(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<TurnEvents> {
         self.admit_compactions(&request.tenant, &mut request.input)?;
         let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
-        let builder = TurnBuilder::new(new_id("resp"), &request, &prepared);
+        let builder = TurnBuilder::new(starting(new_id("resp"), &request), &request, &prepared);
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();
@@ -91,7 +94,7 @@ impl Engine {
 
     /// Prepares the turn and makes the upstream call with `call`. When the backend finds the context too long
     /// although it was counted to fit, a turn with `truncation: auto` drops half of its history and tries once more.
-    async fn start<T>(
+    pub(super) async fn start<T>(
         &self,
         request: &TurnRequest,
         call: impl for<'c> Fn(&'c dyn Upstream, &'c ChatRequest) -> BoxFuture<'c, UpstreamResult<T>>,
@@ -114,7 +117,7 @@ impl Engine {
         }
     }
 
-    async fn drive(
+    pub(super) async fn drive(
         &self,
         request: TurnRequest,
         prepared: Prepared,
@@ -145,16 +148,14 @@ impl Engine {
             tracing::error!(error = %err, response = %response.id, "a streamed turn could not be stored");
             response.status = ResponseStatus::Failed;
             response.completed_at = None;
-            response.error = Some(ResponseError {
-                code: "server_error".into(),
-                message: "The response could not be stored.".into(),
-            });
+            response.error = Some(ResponseError { code: "server_error".into(), message: STORE_FAILED.into() });
         }
         send(TurnEvent::Finished(response));
     }
 
     /// Stores a finished turn: the response if `store`, and its input and output in its conversation unless it
-    /// failed — all in one transaction — each item with its token count.
+    /// failed — all in one transaction — each item with its token count. A background turn's end replaces its queued
+    /// row.
     async fn save(
         &self,
         request: &TurnRequest,
@@ -178,7 +179,18 @@ impl Engine {
             store_response: request.store,
             conversation,
         };
-        Ok(self.store.save_turn(&request.tenant, turn).await?)
+        if !request.background {
+            return Ok(self.store.save_turn(&request.tenant, turn).await?);
+        }
+        // Not stored when the run is no longer this server's: its cancel (or the server that took it over) ended it.
+        match self.store.finish_run(&request.tenant, turn, self.storing_run(&response.id)).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let failure = ResponseError { code: "server_error".into(), message: STORE_FAILED.into() };
+                self.end_failed(&request.tenant, &response.id, failure).await;
+                Err(err.into())
+            }
+        }
     }
 
     /// Routes the model, resolves the history, fits it into the model's window and assembles the upstream request.

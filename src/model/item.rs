@@ -50,6 +50,38 @@ impl Item {
         }
     }
 
+    /// The item's status (a compaction is always complete).
+    pub fn status(&self) -> ItemStatus {
+        match self {
+            Item::Message(m) => m.status,
+            Item::FunctionCall(c) => c.status,
+            Item::FunctionCallOutput(o) => o.status,
+            Item::Reasoning(r) => r.status,
+            Item::Compaction(_) => ItemStatus::Completed,
+        }
+    }
+
+    /// Appends streamed text: to a message's first text part or a reasoning item's text (made if there is none
+    /// yet), or to a call's arguments. Other items take no text.
+    pub fn append_text(&mut self, text: &str) {
+        match self {
+            Item::Message(m) => {
+                if m.content.is_empty() {
+                    m.content.push(ContentPart::output_text(""));
+                }
+                if let ContentPart::OutputText { text: whole, .. } = &mut m.content[0] {
+                    whole.push_str(text);
+                }
+            }
+            Item::Reasoning(r) => match r.content.first_mut() {
+                Some(part) => part.text.push_str(text),
+                None => r.content.push(ReasoningText { text: text.into() }),
+            },
+            Item::FunctionCall(c) => c.arguments.push_str(text),
+            Item::FunctionCallOutput(_) | Item::Compaction(_) => {}
+        }
+    }
+
     /// Sets the item's status.
     pub fn set_status(&mut self, status: ItemStatus) {
         match self {

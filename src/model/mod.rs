@@ -23,3 +23,22 @@ pub use tools::{FunctionTool, TextFormat, ToolChoice};
 
 /// For each output item, the byte lengths of the deltas it was streamed in; a replay repeats the same events.
 pub type Pieces = Vec<Vec<usize>>;
+
+/// The output a running turn has produced so far, with its pieces: what a background response shows while it runs.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub output: Vec<Item>,
+    pub pieces: Pieces,
+}
+
+impl Progress {
+    /// The output as it stands when the turn is stopped: items still growing are cut short (incomplete).
+    pub fn stopped(mut self) -> Self {
+        for item in &mut self.output {
+            if item.status() == ItemStatus::InProgress {
+                item.set_status(ItemStatus::Incomplete);
+            }
+        }
+        self
+    }
+}

@@ -35,6 +35,11 @@ impl ResponseStatus {
         }
     }
 
+    /// Whether a response in this status has reached its end.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Queued | Self::InProgress)
+    }
+
     /// The status a wire name names.
     pub fn parse(name: &str) -> Option<Self> {
         [Self::Completed, Self::Failed, Self::InProgress, Self::Cancelled, Self::Queued, Self::Incomplete]
@@ -155,6 +160,16 @@ pub struct Response {
 }
 
 impl Response {
+    /// Whether it has reached its end (completed, failed, incomplete or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.status.is_finished()
+    }
+
+    /// The response as it looked when it was accepted to run in the background: queued, no output or outcome.
+    pub fn queued(&self) -> Response {
+        Response { status: ResponseStatus::Queued, ..self.in_progress() }
+    }
+
     /// The response as it looked when it started: in progress, with no output, usage or outcome.
     pub fn in_progress(&self) -> Response {
         Response {

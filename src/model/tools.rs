@@ -15,7 +15,7 @@ pub struct FunctionTool {
 }
 
 /// How the model may use the tools.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum ToolChoice {
     None,
     #[default]
@@ -38,7 +38,7 @@ impl ToolChoice {
 }
 
 /// The format of the text output.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum TextFormat {
     #[default]
     Text,

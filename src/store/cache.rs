@@ -172,8 +172,8 @@ impl HistoryCache {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// The turn `turn` after `parent` (None: it starts its chain), cached unless the cache is off or a turn was
-    /// forgotten since `epoch`. A turn cached already is reused: a turn never changes, and every chain through it
+    /// The turn `turn` after `parent` (None: it starts its chain), cached unless the cache is off, a turn was
+    /// forgotten since `epoch` or it has not ended yet. A turn cached already is reused: a turn never changes, and every chain through it
     /// must share the one copy that a deletion flags.
     pub fn insert(&self, parent: Option<Arc<CachedTurn>>, turn: TurnEntry, epoch: u64) -> Arc<CachedTurn> {
         let key = (turn.tenant, turn.id);
@@ -198,7 +198,8 @@ impl HistoryCache {
             bytes,
             meter: self.meter.clone(),
         });
-        if self.budget > 0 && self.epoch() == epoch {
+        // A background response still queued or running changes when it ends: only ended turns are cached.
+        if self.budget > 0 && self.epoch() == epoch && turn.status.is_finished() {
             let held = (!turn.deleted).then(|| cached.clone());
             if held.is_some() {
                 slots.clock.push_back(key.clone());

@@ -4,6 +4,7 @@
 //! resolved from those in one query, then kept in the history cache. Finished turns go through a writer task that
 //! commits them in groups. Every operation is scoped to a tenant; an unknown id is `None` or `false`.
 
+mod background;
 mod cache;
 mod error;
 mod postgres;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use crate::config::DatabaseConfig;
 use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatus};
 
+pub use background::{ClaimedRun, RunStop};
 pub use cache::{CachedTurn, HistoryCache};
 pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
@@ -111,7 +113,31 @@ pub trait Store: Send + Sync {
     /// appended to its conversation (if any; `ConversationNotFound` if that conversation is gone).
     async fn save_turn(&self, tenant: &str, turn: NewTurn<'_>) -> StoreResult<()>;
 
-    /// The stored response with its output and pieces, unless unknown or deleted.
+    /// Stores a background response as queued — its row and its input items — with the turn it is to run (`job`),
+    /// for a worker of any server to claim.
+    async fn enqueue(&self, tenant: &str, queued: NewTurn<'_>, job: &str) -> StoreResult<()>;
+
+    /// Claims the oldest queued background response for `worker` until `lease_until` (ms since the epoch) and marks
+    /// it in progress; `None` when none is waiting. Two servers never claim the same one.
+    async fn claim(&self, worker: &str, lease_until: i64) -> StoreResult<Option<ClaimedRun>>;
+
+    /// Renews `worker`'s claim on background response `id` until `lease_until`, saving its progress (JSON) when
+    /// given; false when the run is no longer its own (cancelled, or taken as interrupted): its worker stops.
+    async fn renew(&self, id: &str, worker: &str, lease_until: i64, progress: Option<&str>) -> StoreResult<bool>;
+
+    /// Stores the end of a background response that `worker` ran in place of its queued row (appending it to its
+    /// conversation, if any); false, storing nothing, when the run is no longer its own.
+    async fn finish_run(&self, tenant: &str, turn: NewTurn<'_>, worker: &str) -> StoreResult<bool>;
+
+    /// Ends a background response still queued or running as `stop` says, with the output it has so far; false when
+    /// it has ended already (or its lease has not lapsed, when that is asked).
+    async fn stop_run(&self, tenant: &str, id: &str, stop: &RunStop) -> StoreResult<bool>;
+
+    /// Up to `limit` running background responses, as (tenant, id), whose lease lapsed before `now` (ms).
+    async fn lapsed_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<(String, String)>>;
+
+    /// The stored response with its output and pieces, unless unknown or deleted; a background response still
+    /// queued or running has the output it has produced so far.
     async fn response(&self, tenant: &str, id: &str) -> StoreResult<Option<(Response, Pieces)>>;
 
     /// The history up to and including response `id` in one query; `None` if `id` is unknown or deleted.

@@ -47,6 +47,9 @@ impl PostgresStore {
     /// One statement, atomic by itself: the responses inserted in a common table expression, the items after.
     const AT_ONCE: (&'static str, &'static str, &'static str) = ("WITH responses_stored AS (", ") ", "");
 
+    /// Replicas claim runs side by side, each skipping the rows another is claiming.
+    const CLAIM: &'static str = super::background::CLAIM_POSTGRES;
+
     /// Bumps the tenant's deletion epoch and tells every replica (this one included): `epoch id tenant`.
     const FORGET_NOTICE: Option<&'static str> = Some(
         "WITH bumped AS (INSERT INTO deletion_epochs (tenant, epoch) VALUES ($1, 1) \

@@ -6,10 +6,12 @@
 /// own for writes, else they use `pool`), `writer: Writer` (group commit of turns, over that pool) and `cache:
 /// Arc<HistoryCache>`; constants `AT_ONCE` (what goes before, between and after the INSERTs of responses and of their
 /// items to make one atomic statement of them) and `FORGET_NOTICE` (the statement, if any, that tells other replicas
-/// a response was deleted); and a method `cache_is_current(tenant)`: whether the cache has heard of every deletion of
+/// a response was deleted) and `CLAIM` (the statement that claims a queued background run); and a method `cache_is_current(tenant)`: whether the cache has heard of every deletion of
 /// that tenant committed so far.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
+        $crate::store::background::background_store!($store, $db);
+
         impl $store {
             /// The pool that writes go through.
             fn writes(&self) -> &sqlx::Pool<$db> {
@@ -140,12 +142,12 @@ macro_rules! sql_store {
             }
 
             /// Erases an object in one transaction: `mark` turns its row into a tombstone (binding the time, tenant
-            /// and id), `erase_items` deletes its items (binding tenant and id), and `notice` (binding tenant and id)
-            /// tells the other replicas. False if it was not there.
+            /// and id), each of `erase` deletes rows of its own (its items, a run; binding tenant and id), and
+            /// `notice` (binding tenant and id) tells the other replicas. False if it was not there.
             async fn tombstone(
                 &self,
                 mark: &str,
-                erase_items: &str,
+                erase: &[&str],
                 tenant: &str,
                 id: &str,
                 notice: Option<&str>,
@@ -153,7 +155,9 @@ macro_rules! sql_store {
                 let mut tx = self.writes().begin().await?;
                 let now = chrono::Utc::now().timestamp();
                 let marked = sqlx::query(mark).bind(now).bind(tenant).bind(id).execute(&mut *tx).await?;
-                sqlx::query(erase_items).bind(tenant).bind(id).execute(&mut *tx).await?;
+                for statement in erase {
+                    sqlx::query(statement).bind(tenant).bind(id).execute(&mut *tx).await?;
+                }
                 if let Some(notice) = notice.filter(|_| marked.rows_affected() > 0) {
                     sqlx::query(notice).bind(tenant).bind(id).execute(&mut *tx).await?;
                 }
@@ -212,13 +216,67 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn enqueue(
+                &self,
+                tenant: &str,
+                queued: $crate::store::NewTurn<'_>,
+                job: &str,
+            ) -> $crate::store::StoreResult<()> {
+                self.enqueue_run(tenant, queued, job).await
+            }
+
+            async fn claim(
+                &self,
+                worker: &str,
+                lease_until: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::ClaimedRun>> {
+                self.claim_run(worker, lease_until).await
+            }
+
+            async fn renew(
+                &self,
+                id: &str,
+                worker: &str,
+                lease_until: i64,
+                progress: Option<&str>,
+            ) -> $crate::store::StoreResult<bool> {
+                self.renew_run(id, worker, lease_until, progress).await
+            }
+
+            async fn finish_run(
+                &self,
+                tenant: &str,
+                turn: $crate::store::NewTurn<'_>,
+                worker: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                self.finish_claimed_run(tenant, turn, worker).await
+            }
+
+            async fn stop_run(
+                &self,
+                tenant: &str,
+                id: &str,
+                stop: &$crate::store::RunStop,
+            ) -> $crate::store::StoreResult<bool> {
+                self.stop_unfinished_run(tenant, id, stop).await
+            }
+
+            async fn lapsed_runs(&self, now: i64, limit: u32) -> $crate::store::StoreResult<Vec<(String, String)>> {
+                self.lapsed_runs_before(now, limit).await
+            }
+
             async fn response(
                 &self,
                 tenant: &str,
                 id: &str,
             ) -> $crate::store::StoreResult<Option<($crate::model::Response, $crate::model::Pieces)>> {
                 use $crate::store::sql;
-                sql::assemble_response(&self.rows(sql::SELECT_RESPONSE, tenant, id).await?)
+                match sql::assemble_response(&self.rows(sql::SELECT_RESPONSE, tenant, id).await?)? {
+                    Some((response, _)) if !response.is_finished() => {
+                        self.progress_of(tenant, response).await.map(Some)
+                    }
+                    found => Ok(found),
+                }
             }
 
             async fn history(
@@ -270,7 +328,9 @@ macro_rules! sql_store {
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
                 let notice = Self::FORGET_NOTICE;
-                let deleted = self.tombstone(sql::DELETE_RESPONSE, sql::DELETE_ITEMS, tenant, id, notice).await?;
+                // A background response deleted while it runs is stopped: its worker finds its run gone.
+                let erase = [sql::DELETE_ITEMS, $crate::store::background::DELETE_RUN];
+                let deleted = self.tombstone(sql::DELETE_RESPONSE, &erase, tenant, id, notice).await?;
                 self.cache.remove(tenant, id);
                 Ok(deleted)
             }
@@ -324,7 +384,7 @@ macro_rules! sql_store {
 
             async fn delete_conversation(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                self.tombstone(sql::DELETE_CONVERSATION, sql::DELETE_CONVERSATION_ITEMS, tenant, id, None).await
+                self.tombstone(sql::DELETE_CONVERSATION, &[sql::DELETE_CONVERSATION_ITEMS], tenant, id, None).await
             }
 
             async fn add_conversation_items(

@@ -25,6 +25,9 @@ impl SqliteStore {
     /// Statements that run together, in one transaction, in one call.
     const AT_ONCE: (&'static str, &'static str, &'static str) = ("BEGIN IMMEDIATE; ", "; ", "; COMMIT");
 
+    /// One process, one writer: the oldest waiting run is simply taken.
+    const CLAIM: &'static str = super::background::CLAIM_SQLITE;
+
     /// Deleting a response concerns this process only.
     const FORGET_NOTICE: Option<&'static str> = None;
 

@@ -106,6 +106,8 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
         user: p.user.as_deref(),
         safety_identifier: p.safety_identifier.as_deref(),
         prompt_cache_key: p.prompt_cache_key.as_deref(),
+        prompt_cache_retention: p.prompt_cache_retention.as_deref(),
+        prompt_cache_options: p.prompt_cache_options.as_ref(),
         parallel_tool_calls: p.parallel_tool_calls.filter(|_| !p.tools.is_empty()),
         tools: p.tools.iter().map(Tool::function).collect(),
         tool_choice: p.tool_choice.as_ref().map(wire::tool_choice),

@@ -26,7 +26,7 @@ pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
 
 /// Parameters and output controls forwarded with a completion request; `None` leaves the backend's default.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Parameters {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
@@ -38,6 +38,10 @@ pub struct Parameters {
     pub user: Option<String>,
     pub safety_identifier: Option<String>,
     pub prompt_cache_key: Option<String>,
+    /// How long the backend keeps the prompt's cache: `in_memory` or `24h`.
+    pub prompt_cache_retention: Option<String>,
+    /// How the backend caches the prompt.
+    pub prompt_cache_options: Option<PromptCacheOptions>,
     /// Function tools offered to the model.
     pub tools: Vec<FunctionTool>,
     /// How the model may use them (`None`: the backend's default).
@@ -48,6 +52,15 @@ pub struct Parameters {
     pub max_tool_calls: Option<u64>,
     /// The output format.
     pub text_format: TextFormat,
+}
+
+/// `prompt_cache_options`: implicit or explicit prompt caching, and for how long.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PromptCacheOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// A completion request: the whole context of a turn.

@@ -136,6 +136,21 @@ struct MockState {
     /// What `GET /v1/models` lists (one plain model by default).
     models: Mutex<Option<Value>>,
     gate: Notify,
+    /// Streamed answers whose client closed the connection before their end.
+    cut: std::sync::atomic::AtomicUsize,
+    cut_notice: Notify,
+}
+
+/// Counts a streamed answer as cut when it is dropped before its last step (which forgets it).
+struct StreamEnd {
+    state: Arc<MockState>,
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        self.state.cut.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.state.cut_notice.notify_waiters();
+    }
 }
 
 /// A Chat Completions backend that records what it receives.
@@ -168,6 +183,26 @@ impl MockUpstream {
     /// Lists these models on `GET /v1/models`.
     pub fn set_models(&self, models: Value) {
         *self.state.models.lock().unwrap() = Some(models);
+    }
+
+    /// Waits (at most 10 s, then fails) until a streamed answer has been cut by its client, the upstream connection
+    /// closed before the answer ended.
+    pub async fn wait_cut(&self) {
+        let wait = async {
+            loop {
+                let notice = self.state.cut_notice.notified();
+                if self.state.cut.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    return;
+                }
+                notice.await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.expect("no streamed answer was cut");
+    }
+
+    /// How many streamed answers have been cut by their client.
+    pub fn cut(&self) -> usize {
+        self.state.cut.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Lets a streamed answer waiting at a `Gate` go on.
@@ -266,13 +301,18 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
         Behavior::Garbage => "not json".into_response(),
         Behavior::Message(_) | Behavior::Held => unreachable!("answered above"),
         Behavior::Stream(steps) => {
-            let frames = futures::stream::unfold((steps.into_iter(), state), |(mut steps, state)| async move {
+            let end = StreamEnd { state: state.clone() };
+            let frames = futures::stream::unfold((steps.into_iter(), end), |(mut steps, end)| async move {
                 loop {
-                    match steps.next()? {
-                        Step::Gate => state.gate.notified().await,
-                        Step::Chunk(chunk) => return Some((Bytes::from(format!("data: {chunk}\n\n")), (steps, state))),
-                        Step::Raw(raw) => return Some((Bytes::from(raw), (steps, state))),
-                        Step::Bytes(bytes) => return Some((Bytes::from(bytes), (steps, state))),
+                    let Some(step) = steps.next() else {
+                        std::mem::forget(end);
+                        return None;
+                    };
+                    match step {
+                        Step::Gate => end.state.gate.notified().await,
+                        Step::Chunk(chunk) => return Some((Bytes::from(format!("data: {chunk}\n\n")), (steps, end))),
+                        Step::Raw(raw) => return Some((Bytes::from(raw), (steps, end))),
+                        Step::Bytes(bytes) => return Some((Bytes::from(bytes), (steps, end))),
                     }
                 }
             });

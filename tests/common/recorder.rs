@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
-use threadline::store::{Chain, ItemList, NewTurn, Page, PageRequest, Store, StoreResult, StoreStats};
+use threadline::store::{
+    Chain, ClaimedRun, ItemList, NewTurn, Page, PageRequest, RunStop, Store, StoreResult, StoreStats,
+};
 use tokio::sync::mpsc;
 
 /// A store that reports writes and counts reads.
@@ -59,6 +61,32 @@ impl Store for Recorder {
         self.inner.save_turn(tenant, turn).await?;
         let _ = self.saved.send(turn.response.id.clone());
         Ok(())
+    }
+    async fn enqueue(&self, tenant: &str, queued: NewTurn<'_>, job: &str) -> StoreResult<()> {
+        self.write();
+        self.inner.enqueue(tenant, queued, job).await
+    }
+    async fn claim(&self, worker: &str, lease_until: i64) -> StoreResult<Option<ClaimedRun>> {
+        self.inner.claim(worker, lease_until).await
+    }
+    async fn renew(&self, id: &str, worker: &str, lease_until: i64, progress: Option<&str>) -> StoreResult<bool> {
+        self.inner.renew(id, worker, lease_until, progress).await
+    }
+    /// A background turn's end counts as its turn saved.
+    async fn finish_run(&self, tenant: &str, turn: NewTurn<'_>, worker: &str) -> StoreResult<bool> {
+        self.write();
+        let finished = self.inner.finish_run(tenant, turn, worker).await?;
+        if finished {
+            let _ = self.saved.send(turn.response.id.clone());
+        }
+        Ok(finished)
+    }
+    async fn stop_run(&self, tenant: &str, id: &str, stop: &RunStop) -> StoreResult<bool> {
+        self.write();
+        self.inner.stop_run(tenant, id, stop).await
+    }
+    async fn lapsed_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<(String, String)>> {
+        self.inner.lapsed_runs(now, limit).await
     }
     async fn response(&self, tenant: &str, id: &str) -> StoreResult<Option<(Response, Pieces)>> {
         self.read();

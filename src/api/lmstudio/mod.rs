@@ -137,6 +137,7 @@ fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRe
         // LM Studio keeps a chat going when it outgrows the window, dropping its oldest part.
         truncation: Truncation::Auto,
         context: ContextOptions { window, ..ContextOptions::default() },
+        background: false,
     };
     Ok((turn, stream))
 }

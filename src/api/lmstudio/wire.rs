@@ -68,7 +68,9 @@ impl Renderer {
                 out.push(event_frame("chat.start", json!({"model_instance_id": response.model})));
                 out.push(event_frame("prompt_processing.start", json!({})));
             }
-            TurnEvent::ItemAdded { item: Item::Compaction(_), .. }
+            // LM Studio's chats never run in the background; a compaction is not part of its reply.
+            TurnEvent::Queued(_)
+            | TurnEvent::ItemAdded { item: Item::Compaction(_), .. }
             | TurnEvent::ItemDone { item: Item::Compaction(_), .. } => {}
             TurnEvent::ItemAdded { item, .. } => {
                 self.end_prompt(&mut out);

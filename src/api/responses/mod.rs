@@ -1,5 +1,6 @@
-//! The Responses API surface: create (plain or streamed), retrieve (or replay as a stream), delete, list the input
-//! items of responses, count a request's input tokens, and compact a conversation into a window.
+//! The Responses API surface: create (plain, streamed or in the background), retrieve (or follow as a stream),
+//! cancel, delete, list the input items of responses, count a request's input tokens, and compact a conversation
+//! into a window.
 
 mod request;
 mod stream;
@@ -29,6 +30,15 @@ pub async fn create(
 ) -> ApiResult<Response> {
     check_input_items(&body, state.max_input_items)?;
     let request = request::parse_create(body, caller, request_id)?;
+    if request.turn.background {
+        let tenant = request.turn.tenant.clone();
+        let queued = state.engine.enqueue(request.turn).await?;
+        if request.stream {
+            let events = state.engine.follow(&tenant, &queued.id).await?;
+            return Ok(stream::into_sse(events, None));
+        }
+        return Ok(Json(queued).into_response());
+    }
     if request.stream {
         let events = state.engine.respond_stream(request.turn).await?;
         return Ok(stream::into_sse(sse::turn_events(events), None));
@@ -36,7 +46,8 @@ pub async fn create(
     Ok(Json(state.engine.respond(request.turn).await?).into_response())
 }
 
-/// GET /v1/responses/{id}, or with `stream=true` its replay as events (after `starting_after`, if given).
+/// GET /v1/responses/{id}, or with `stream=true` its events from the start (after `starting_after`, if given): a
+/// replay, live as they come for a background response still running.
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -56,10 +67,20 @@ pub async fn retrieve(
     }
     ids::known_or(&id, EngineError::ResponseNotFound)?;
     if stream {
-        let events = state.engine.replay(&tenant, &id).await?;
-        return Ok(stream::into_sse(futures::stream::iter(events), starting_after));
+        let events = state.engine.follow(&tenant, &id).await?;
+        return Ok(stream::into_sse(events, starting_after));
     }
     Ok(Json(state.engine.response(&tenant, &id).await?).into_response())
+}
+
+/// POST /v1/responses/{id}/cancel
+pub async fn cancel(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    PathId(id): PathId,
+) -> ApiResult<Json<crate::model::Response>> {
+    ids::known_or(&id, EngineError::ResponseNotFound)?;
+    Ok(Json(state.engine.cancel(&tenant, &id).await?))
 }
 
 /// DELETE /v1/responses/{id}

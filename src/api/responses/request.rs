@@ -9,7 +9,7 @@ use crate::api::fields::{invalid_type, missing, parse_metadata, Fields};
 use crate::api::ids;
 use crate::api::input::{parse_input, take_compaction_trigger};
 use crate::engine::{CompactRequest, ContextOptions, EngineError, Truncation, TurnRequest};
-use crate::upstream::Parameters;
+use crate::upstream::{Parameters, PromptCacheOptions};
 
 /// A create request: the turn, and whether to stream it.
 pub struct CreateRequest {
@@ -50,6 +50,14 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
     }
     let instructions = f.string("instructions")?;
     let store = f.bool("store")?.unwrap_or(true);
+    let background = f.bool("background")?.unwrap_or(false);
+    if background && !store {
+        return Err(ApiError::invalid(
+            "Background responses must be stored: 'background' requires 'store' to be true.",
+        )
+        .param("background")
+        .code("invalid_value"));
+    }
     let metadata = parse_metadata(&mut f)?;
     let parameters = parse_parameters(&mut f)?;
     let stream = parse_stream(&mut f)?;
@@ -77,6 +85,7 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
         upstream_key: caller.upstream_key,
         truncation,
         context,
+        background,
     };
     Ok(CreateRequest { turn, stream })
 }
@@ -162,12 +171,23 @@ fn parse_parameters(f: &mut Fields) -> ApiResult<Parameters> {
         user: f.string("user")?,
         safety_identifier: f.short_string("safety_identifier", 64)?,
         prompt_cache_key: f.string("prompt_cache_key")?,
+        prompt_cache_retention: f.choice("prompt_cache_retention", &["in_memory", "24h"])?,
+        prompt_cache_options: parse_prompt_cache_options(f)?,
         parallel_tool_calls: f.bool("parallel_tool_calls")?,
         max_tool_calls: f.integer("max_tool_calls", 1)?,
         tool_choice,
         tools,
         text_format,
     })
+}
+
+/// `prompt_cache_options`: `{mode: "implicit"|"explicit", ttl}`, forwarded to the backend as given.
+fn parse_prompt_cache_options(f: &mut Fields) -> ApiResult<Option<PromptCacheOptions>> {
+    let Some(mut options) = f.object("prompt_cache_options")? else { return Ok(None) };
+    let mode = options.choice("mode", &["implicit", "explicit"])?;
+    let ttl = options.string("ttl")?;
+    options.finish()?;
+    Ok(Some(PromptCacheOptions { mode, ttl }))
 }
 
 /// `conversation`: an id, or `{id}`.
@@ -214,9 +234,6 @@ fn parse_reasoning(f: &mut Fields) -> ApiResult<Option<String>> {
 
 /// Fields of the Responses API this server does not implement: a clear 400 rather than silence.
 fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
-    if f.bool("background")? == Some(true) {
-        return Err(ApiError::unsupported("background", "Background responses"));
-    }
     if let Some(include) = f.array("include")?.filter(|i| !i.is_empty()) {
         return Err(ApiError::unsupported("include", &format!("include {}", Value::Array(include))));
     }
@@ -227,7 +244,7 @@ fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
     if f.integer("top_logprobs", 0)?.is_some_and(|n| n > 0) {
         return Err(ApiError::unsupported("top_logprobs", "Log probabilities"));
     }
-    for key in ["prompt", "prompt_cache_retention", "moderation"] {
+    for key in ["prompt", "moderation"] {
         f.reject(key, &format!("The '{key}' parameter"))?;
     }
     Ok(())

@@ -34,6 +34,14 @@ pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting
 /// The wire events (without sequence numbers) for one turn event.
 fn wire_events(event: TurnEvent) -> Vec<Value> {
     match event {
+        TurnEvent::Queued(response) => vec![
+            json!({"type": "response.created", "response": response}),
+            json!({"type": "response.queued", "response": response}),
+        ],
+        // A background response announced its creation when it was queued.
+        TurnEvent::Created(response) if response.background => {
+            vec![json!({"type": "response.in_progress", "response": response})]
+        }
         TurnEvent::Created(response) => vec![
             json!({"type": "response.created", "response": response}),
             json!({"type": "response.in_progress", "response": response}),
@@ -87,9 +95,11 @@ fn item_done(index: usize, item: &Item) -> Vec<Value> {
     events
 }
 
-/// The terminal events: `response.completed`, `response.incomplete`, or `error` then `response.failed`.
+/// The terminal events: `response.completed`, `response.incomplete`, or `error` then `response.failed`; a cancelled
+/// response ends with `response.failed` alone (the API has no event of its own for it; its status says cancelled).
 fn finished(response: Response) -> Vec<Value> {
     match response.status {
+        ResponseStatus::Cancelled => vec![json!({"type": "response.failed", "response": response})],
         ResponseStatus::Failed => {
             let (code, message) = response.error.clone().map(|e| (e.code, e.message)).unwrap_or_default();
             vec![
