@@ -218,6 +218,11 @@ pub fn cache_bytes(bytes: u64) {
     gauge!(HISTORY_CACHE_BYTES).set(bytes as f64);
 }
 
+/// How many background responses wait for a worker now.
+pub fn background_queue(waiting: u64) {
+    gauge!(BACKGROUND_QUEUE).set(waiting as f64);
+}
+
 /// The database pool now: `size` connections open, `idle` of them idle.
 pub fn db_pool(size: u32, idle: u32) {
     gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));

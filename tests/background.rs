@@ -174,7 +174,11 @@ async fn a_queued_response_cancelled_before_it_runs_never_reaches_the_upstream(
     };
     // The one worker is busy with the first; the second waits, queued.
     let running = queue(&server, "first").await["id"].as_str().unwrap().to_string();
+    let mut live = server.stream_get(&format!("/v1/responses/{running}?stream=true")).await;
+    assert_eq!(first(&mut live, 3).await[2]["type"], "response.in_progress");
     let waiting = queue(&server, "second").await["id"].as_str().unwrap().to_string();
+    let metrics = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nthreadline_background_queue_depth 1\n"), "{metrics}");
     let (status, cancelled) = server.post(&format!("/v1/responses/{waiting}/cancel"), json!({})).await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!((&cancelled["status"], &cancelled["output"]), (&json!("cancelled"), &json!([])));

@@ -113,9 +113,15 @@ fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"id": id, "object": object, "deleted": true}))
 }
 
-/// GET /metrics: every series in the Prometheus text format, the store's gauges read as of now.
+/// GET /metrics: every series in the Prometheus text format, the store's gauges (and the background queue, shared by
+/// every replica) read as of now.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.engine.store().stats();
+    let store = state.engine.store();
+    match store.waiting_runs().await {
+        Ok(waiting) => telemetry::background_queue(waiting),
+        Err(err) => tracing::warn!(error = %err, "cannot count the background responses waiting"),
+    }
+    let stats = store.stats();
     telemetry::cache_bytes(stats.cache_bytes as u64);
     telemetry::db_pool(stats.connections, stats.idle_connections);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::render())

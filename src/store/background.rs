@@ -54,6 +54,9 @@ pub const END_CLAIMED: &str = "DELETE FROM background_runs WHERE response_id = $
 pub const END_STOPPED: &str = "DELETE FROM background_runs \
     WHERE tenant = $1 AND response_id = $2 AND COALESCE(lease_until, 0) < $3 RETURNING progress";
 
+/// How many runs wait for a worker.
+pub const WAITING: &str = "SELECT COUNT(*) FROM background_runs WHERE worker IS NULL";
+
 /// The runs whose lease lapsed before `$1`, oldest first, at most `$2`.
 pub const LAPSED: &str = "SELECT tenant, response_id FROM background_runs \
     WHERE worker IS NOT NULL AND lease_until < $1 ORDER BY response_id LIMIT $2";

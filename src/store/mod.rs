@@ -133,6 +133,9 @@ pub trait Store: Send + Sync {
     /// it has ended already (or its lease has not lapsed, when that is asked).
     async fn stop_run(&self, tenant: &str, id: &str, stop: &RunStop) -> StoreResult<bool>;
 
+    /// How many background responses wait, queued, for a worker of any server.
+    async fn waiting_runs(&self) -> StoreResult<u64>;
+
     /// Up to `limit` running background responses, as (tenant, id), whose lease lapsed before `now` (ms).
     async fn lapsed_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<(String, String)>>;
 

@@ -261,6 +261,12 @@ macro_rules! sql_store {
                 self.stop_unfinished_run(tenant, id, stop).await
             }
 
+            async fn waiting_runs(&self) -> $crate::store::StoreResult<u64> {
+                let (waiting,): (i64,) =
+                    sqlx::query_as($crate::store::background::WAITING).fetch_one(&self.pool).await?;
+                Ok(u64::try_from(waiting).unwrap_or(0))
+            }
+
             async fn lapsed_runs(&self, now: i64, limit: u32) -> $crate::store::StoreResult<Vec<(String, String)>> {
                 self.lapsed_runs_before(now, limit).await
             }

@@ -85,6 +85,9 @@ impl Store for Recorder {
         self.write();
         self.inner.stop_run(tenant, id, stop).await
     }
+    async fn waiting_runs(&self) -> StoreResult<u64> {
+        self.inner.waiting_runs().await
+    }
     async fn lapsed_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<(String, String)>> {
         self.inner.lapsed_runs(now, limit).await
     }

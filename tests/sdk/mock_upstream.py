@@ -11,7 +11,8 @@ A scripted reply is a dict::
      "tool_calls": [{"id": "call_1", "name": "get_weather",
                      "arguments": "{\\"city\\":\\"Paris\\"}"}]}   # optional
 
-When the queue is empty the reply is ``{"content": "ok"}``.
+When the queue is empty the reply is ``{"content": "ok"}``. A reply with ``"hold": True`` is streamed up to
+its first chunk, then waits until the test calls ``release()`` (or the client hangs up).
 
 Non-streamed requests get one ``chat.completion`` object. Streamed requests
 (``"stream": true``) get ``text/event-stream`` frames ``data: <json>\\n\\n``:
@@ -144,6 +145,7 @@ class MockUpstream:
         self._requests: list[dict[str, Any]] = []
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._released = threading.Event()
 
     @classmethod
     def start(cls) -> "MockUpstream":
@@ -175,10 +177,15 @@ class MockUpstream:
             return copy.deepcopy(self._requests)
 
     def clear(self) -> None:
-        """Forget the scripted replies and the recorded requests."""
+        """Forget the scripted replies and the recorded requests; held replies wait again."""
         with self._lock:
             self._queue = []
             self._requests = []
+        self._released.clear()
+
+    def release(self) -> None:
+        """Lets held replies go on."""
+        self._released.set()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -240,10 +247,15 @@ def _handler_for(mock: MockUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
-            for item in chunks(reply, model, include_usage):
-                self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
+            try:
+                for i, item in enumerate(chunks(reply, model, include_usage)):
+                    if i == 1 and reply.get("hold"):
+                        mock._released.wait(timeout=60)
+                    self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client hung up (a cancelled response)
 
     return Handler
