@@ -24,7 +24,7 @@ use crate::store::{ClaimedRun, NewTurn, RunStop};
 /// The error of a background response whose server stopped while running it.
 pub const INTERRUPTED: &str = "interrupted: the server running it stopped";
 
-/// Running lapsed runs are looked for this many poll intervals apart.
+/// Lapsed runs are looked for this many poll intervals apart.
 const LAPSE_CHECKS_EVERY: u32 = 4;
 
 /// This server's share of the background work.
@@ -32,7 +32,8 @@ pub struct Background {
     config: BackgroundConfig,
     /// This server's name among the workers of every server.
     worker: String,
-    /// Wakes an idle worker when a response is queued here.
+    /// Wakes an idle worker to look for queued responses: one queued here, one claimed (there may be more), or the
+    /// poll interval past.
     queued: Notify,
     /// Stops the workers from claiming more (the runs in progress finish, drained with the other turns).
     stop: CancellationToken,
@@ -130,12 +131,13 @@ impl Engine {
         Ok(events.flatten().boxed())
     }
 
-    /// Starts this server's workers, and the watch for runs whose server stopped.
+    /// Starts this server's workers, and its clock: it wakes one idle worker every poll interval (for responses
+    /// queued on other servers), and looks for runs whose server stopped.
     pub fn start_background(self: &Arc<Self>) {
         for _ in 0..self.background.config.workers {
             tokio::spawn(self.clone().work());
         }
-        tokio::spawn(self.clone().watch_leases());
+        tokio::spawn(self.clone().tick());
     }
 
     /// One worker: claims queued responses one at a time and runs each, until the server stops.
@@ -144,6 +146,7 @@ impl Engine {
         while !background.stop.is_cancelled() {
             match self.store.claim(&background.worker, background.lease_until()).await {
                 Ok(Some(run)) => {
+                    background.queued.notify_one();
                     let engine = self.clone();
                     let id = run.id.clone();
                     // Tracked with the other turns, so that a shutdown waits for it.
@@ -158,41 +161,45 @@ impl Engine {
         }
     }
 
-    /// Waits for a response queued here, the next poll, or the stop.
+    /// Waits until this worker is woken, or the stop.
     async fn idle(&self) {
         let background = &self.background;
         tokio::select! {
             () = background.queued.notified() => {}
-            () = tokio::time::sleep(background.config.poll_interval) => {}
             () = background.stop.cancelled() => {}
         }
     }
 
-    /// Marks failed the runs whose lease lapsed: their server stopped without ending them.
-    async fn watch_leases(self: Arc<Self>) {
+    /// Every poll interval wakes one idle worker, and every few marks failed the runs whose lease lapsed.
+    async fn tick(self: Arc<Self>) {
         let background = &self.background;
-        let mut checks = tokio::time::interval(background.config.poll_interval * LAPSE_CHECKS_EVERY);
-        loop {
+        let mut ticks = tokio::time::interval(background.config.poll_interval);
+        for tick in 0u32.. {
             tokio::select! {
-                _ = checks.tick() => {}
+                _ = ticks.tick() => {}
                 () = background.stop.cancelled() => return,
             }
-            let now = now_ms();
-            let lapsed = match self.store.lapsed_runs(now, 100).await {
-                Ok(lapsed) => lapsed,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot look for interrupted background responses");
-                    continue;
-                }
-            };
-            for (tenant, id) in lapsed {
-                let error = ResponseError { code: "server_error".into(), message: INTERRUPTED.into() };
-                let stop = RunStop { status: ResponseStatus::Failed, error: Some(error), lapsed_before: now };
-                match self.store.stop_run(&tenant, &id, &stop).await {
-                    Ok(true) => tracing::warn!(response = %id, "a background response's server stopped; it failed"),
-                    Ok(false) => {}
-                    Err(err) => tracing::warn!(error = %err, response = %id, "cannot end an interrupted response"),
-                }
+            background.queued.notify_one();
+            if tick % LAPSE_CHECKS_EVERY == 0 {
+                self.end_lapsed_runs().await;
+            }
+        }
+    }
+
+    /// Marks failed the runs whose lease lapsed: their server stopped without ending them.
+    async fn end_lapsed_runs(&self) {
+        let now = now_ms();
+        let lapsed = match self.store.lapsed_runs(now, 100).await {
+            Ok(lapsed) => lapsed,
+            Err(err) => return tracing::warn!(error = %err, "cannot look for interrupted background responses"),
+        };
+        for (tenant, id) in lapsed {
+            let error = ResponseError { code: "server_error".into(), message: INTERRUPTED.into() };
+            let stop = RunStop { status: ResponseStatus::Failed, error: Some(error), lapsed_before: now };
+            match self.store.stop_run(&tenant, &id, &stop).await {
+                Ok(true) => tracing::warn!(response = %id, "a background response's server stopped; it failed"),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, response = %id, "cannot end an interrupted response"),
             }
         }
     }
