@@ -1,6 +1,7 @@
 //! threadline: an OpenAI-compatible stateful chat server in front of any OpenAI-compatible LLM backend.
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod listener;
