@@ -3,6 +3,7 @@
 use super::events::{DeltaKind, TurnEvent};
 use super::turn::Prepared;
 use super::TurnRequest;
+use crate::clock::Clock;
 use crate::model::{
     new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Pieces,
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
@@ -27,16 +28,18 @@ pub struct TurnBuilder {
     counter: TokenCounter,
     /// An item that opens the output (a compaction made for this turn).
     opening: Option<Item>,
+    /// What its timestamps read.
+    clock: Clock,
 }
 
 impl TurnBuilder {
-    /// Starts response `id` for `request` as prepared: in progress, no output.
-    pub fn new(id: String, request: &TurnRequest, prepared: &Prepared) -> Self {
+    /// Starts response `id` for `request` as prepared, now by `clock`: in progress, no output.
+    pub fn new(id: String, request: &TurnRequest, prepared: &Prepared, clock: &Clock) -> Self {
         let parameters = &request.parameters;
         let response = Response {
             id,
             object: "response".into(),
-            created_at: chrono::Utc::now().timestamp(),
+            created_at: clock.timestamp(),
             status: ResponseStatus::InProgress,
             background: false,
             completed_at: None,
@@ -84,6 +87,7 @@ impl TurnBuilder {
             counted_input: prepared.tokens,
             counter: prepared.counter,
             opening: prepared.compaction.clone(),
+            clock: clock.clone(),
         }
     }
 
@@ -209,7 +213,7 @@ impl TurnBuilder {
             self.start(empty_item(DeltaKind::Text), &mut events);
         }
         events.extend(self.close(if cut { ItemStatus::Incomplete } else { ItemStatus::Completed }));
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.timestamp();
         let response = &mut self.response;
         response.status = match (&failure, cut_reason) {
             (Some(_), _) => ResponseStatus::Failed,

@@ -59,7 +59,7 @@ impl Engine {
 
     async fn complete(&self, id: String, request: TurnRequest) -> EngineResult<Response> {
         let (prepared, completion) = self.start(&request, |upstream, chat| upstream.complete(chat)).await?;
-        let mut builder = TurnBuilder::new(id, &request, &prepared);
+        let mut builder = TurnBuilder::new(id, &request, &prepared, self.store.clock());
         builder.open();
         for delta in completion.into_deltas() {
             builder.apply(delta);
@@ -75,7 +75,7 @@ impl Engine {
     pub async fn respond_stream(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<TurnEvents> {
         self.admit_compactions(&request.tenant, &mut request.input)?;
         let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
-        let builder = TurnBuilder::new(new_id("resp"), &request, &prepared);
+        let builder = TurnBuilder::new(new_id("resp"), &request, &prepared, self.store.clock());
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use threadline::clock::Clock;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
-use threadline::store::{Chain, ItemList, NewTurn, Page, PageRequest, Store, StoreResult, StoreStats};
+use threadline::store::{
+    Chain, ItemList, NewTurn, Page, PageRequest, Purge, PurgeReport, Store, StoreResult, StoreStats,
+};
 use tokio::sync::mpsc;
 
 /// A store that reports writes and counts reads.
@@ -127,6 +130,13 @@ impl Store for Recorder {
     }
     async fn setting(&self, name: &str, default: &str) -> StoreResult<String> {
         self.inner.setting(name, default).await
+    }
+    async fn purge(&self, scope: Purge<'_>) -> StoreResult<PurgeReport> {
+        self.write();
+        self.inner.purge(scope).await
+    }
+    fn clock(&self) -> &Clock {
+        self.inner.clock()
     }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
