@@ -402,3 +402,24 @@ async fn the_server_purges_expired_data_periodically_and_counts_it(#[values(Sqli
     server.terminate();
     assert!(server.wait_exit().await.0.success());
 }
+
+#[rstest]
+#[tokio::test]
+async fn erasing_a_tenant_leaves_no_chain_in_a_history_cache(#[values(Sqlite, Postgres)] kind: StoreKind) {
+    let Some(db) = TestDb::create(kind).await else { return };
+    let db = Arc::new(db);
+    let replica = || TestApp::builder().database(db.clone()).upstream("echo").start();
+    let (eraser, other) = (replica().await.unwrap(), replica().await.unwrap());
+    let root = other.turn("u1", None).await;
+    let tip = other.turn("u2", Some(&root)).await;
+    eraser.turn("u3", Some(&tip)).await;
+    for app in [&eraser, &other] {
+        assert!(app.store.history(TENANT, &tip, 100).await.unwrap().unwrap().cached);
+    }
+    assert_eq!(eraser.store.purge(Purge::Tenant(TENANT)).await.unwrap(), report(3, 6, 0, 0));
+    assert!(eraser.store.history(TENANT, &tip, 100).await.unwrap().is_none(), "its own cache");
+    if kind == Postgres {
+        // Another replica hears of it (and serves no chain of the tenant from its cache until it has).
+        assert!(other.store.history(TENANT, &tip, 100).await.unwrap().is_none(), "another replica's cache");
+    }
+}
