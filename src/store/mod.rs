@@ -109,7 +109,7 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// Conversation storage.
+/// Conversation storage. Below, "deleted" includes expired: expired data answers exactly as deleted data.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a finished turn in one transaction: the response (if `store_response`), and the input and output
