@@ -1,6 +1,7 @@
 //! threadline: an OpenAI-compatible stateful chat server in front of any OpenAI-compatible LLM backend.
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod listener;
@@ -30,8 +31,14 @@ pub struct App {
 /// Installs the metrics recorder, opens the store (applying migrations), builds the upstreams and the router.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     telemetry::init();
-    let store = store::open(&config.database_url, &config.database).await.context("cannot open the database")?;
+    let store = open_store(config, clock::Clock::default()).await?;
     build_app_with_store(config, store).await
+}
+
+/// Opens (and migrates) the store the configuration names, keeping data as its `retention` says by `clock`.
+pub async fn open_store(config: &Config, clock: clock::Clock) -> anyhow::Result<Arc<dyn store::Store>> {
+    let retention = store::Retention { config: config.retention.clone(), clock };
+    store::open(&config.database_url, &config.database, retention).await.context("cannot open the database")
 }
 
 /// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).

@@ -1,9 +1,13 @@
-//! The `threadline` command: `serve` runs the server, `migrate` prepares the database and exits.
+//! The `threadline` command: `serve` runs the server, `migrate` prepares the database and exits, `purge` erases
+//! expired data (or one tenant's data) and exits.
 
 use std::path::PathBuf;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
+use threadline::clock::Clock;
 use threadline::config::{self, Config, Flags, LogFormat};
+use threadline::store::Purge;
 use tracing_subscriber::EnvFilter;
 
 /// A faster allocator than the system's for a server that allocates many small, short-lived buffers per request.
@@ -30,6 +34,15 @@ enum Command {
         /// Database URL, e.g. sqlite://threadline.db [env: THREADLINE_DATABASE_URL].
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// Erase expired data now (as the server does every retention.purge_interval), print what was removed and exit.
+    Purge {
+        /// Database URL, e.g. sqlite://threadline.db [env: THREADLINE_DATABASE_URL].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Erase all data of this tenant instead: every response, conversation and item, deleted ones included.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        tenant: Option<String>,
     },
 }
 
@@ -62,8 +75,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { database_url } => {
             let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
-            threadline::store::open(&config.database_url, &config.database).await?;
+            threadline::open_store(&config, Clock::default()).await?;
             tracing::info!(database = %config::without_password(&config.database_url), "migrations applied");
+            Ok(())
+        }
+        Command::Purge { database_url, tenant } => {
+            let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
+            let store = threadline::open_store(&config, Clock::default()).await?;
+            let report = store.purge(tenant.as_deref().map_or(Purge::Expired, Purge::Tenant)).await?;
+            println!("{report}");
             Ok(())
         }
     }

@@ -1,7 +1,10 @@
 //! Serving: listen, answer until SIGINT or SIGTERM, then stop accepting and drain — wait (up to the configured
-//! `drain_timeout`) for the requests in progress and for every running turn to be stored.
+//! `drain_timeout`) for the requests in progress and for every running turn to be stored. Meanwhile, expired data is
+//! purged every `retention.purge_interval`.
 
 use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -10,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::build_app;
 use crate::config::Config;
 use crate::listener::EnvelopeListener;
+use crate::store::{Purge, Store};
+use crate::telemetry;
 
 /// Runs the server until a shutdown signal, then drains it.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -27,6 +32,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let stop = CancellationToken::new();
+    if let Some(every) = config.retention.purge_interval {
+        tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));
+    }
     // Small writes (stream events) go out at once instead of waiting for the client's ACK (Nagle's algorithm).
     let listener = EnvelopeListener(listener).tap_io(|connection| {
         if let Err(err) = connection.set_nodelay(true) {
@@ -61,6 +69,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("every turn is stored; stopped");
     Ok(())
+}
+
+/// Erases expired data at once, then every `every`, until `stop` (a purge in progress is dropped, its batch rolled
+/// back). Logs what it removed; a failure is logged and tried again at the next interval.
+async fn purge_every(store: Arc<dyn Store>, every: Duration, stop: CancellationToken) {
+    loop {
+        let purged = tokio::select! {
+            () = stop.cancelled() => return,
+            purged = store.purge(Purge::Expired) => purged,
+        };
+        match purged {
+            Ok(report) if report.is_empty() => tracing::debug!("purge: nothing has expired"),
+            Ok(report) => {
+                telemetry::purged(&report);
+                tracing::info!(
+                    responses = report.responses,
+                    response_items = report.response_items,
+                    conversations = report.conversations,
+                    conversation_items = report.conversation_items,
+                    "{report}"
+                );
+            }
+            Err(err) => tracing::warn!(error = %err, "the purge of expired data failed; it runs again in {every:?}"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Resolves at SIGINT or SIGTERM.

@@ -12,6 +12,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::model::Usage;
+use crate::store::PurgeReport;
 
 const HTTP_REQUESTS: &str = "threadline_http_requests_total";
 const HTTP_DURATION: &str = "threadline_http_request_duration_seconds";
@@ -28,6 +29,7 @@ const HISTORY_CACHE_BYTES: &str = "threadline_history_cache_bytes";
 const DB_POOL: &str = "threadline_db_pool_connections";
 const CONTEXTS: &str = "threadline_turn_contexts_total";
 const REJECTED: &str = "threadline_rejected_requests_total";
+const PURGED: &str = "threadline_purged_total";
 
 /// Histogram buckets (upper bounds) of each histogram.
 const BUCKETS: [(&str, &[f64]); 4] = [
@@ -109,6 +111,10 @@ fn describe() {
         "Requests refused with 429 by a per-tenant limit, by reason: rate (requests per minute) or concurrency \
          (requests in progress)."
     );
+    describe_counter!(
+        PURGED,
+        "Expired rows erased by the periodic purge, by kind: responses or conversations (their items not counted)."
+    );
     describe_gauge!(ACTIVE_STREAMS, "Server-Sent Event responses being streamed to clients.");
     describe_gauge!(ACTIVE_WEBSOCKETS, "WebSocket connections open.");
     describe_gauge!(BACKGROUND_QUEUE, "Background responses waiting to run.");
@@ -128,6 +134,9 @@ fn describe() {
     }
     for reason in ["rate", "concurrency"] {
         counter!(REJECTED, "reason" => reason).increment(0);
+    }
+    for kind in ["responses", "conversations"] {
+        counter!(PURGED, "kind" => kind).increment(0);
     }
     for state in ["idle", "in_use"] {
         gauge!(DB_POOL, "state" => state).set(0.0);
@@ -188,6 +197,12 @@ pub fn context_fit(fit: &'static str) {
 /// A request was refused by a per-tenant limit: `rate` or `concurrency`.
 pub fn request_rejected(reason: &'static str) {
     counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+/// The periodic purge erased what `report` counts.
+pub fn purged(report: &PurgeReport) {
+    counter!(PURGED, "kind" => "responses").increment(report.responses);
+    counter!(PURGED, "kind" => "conversations").increment(report.conversations);
 }
 
 /// One streamed response in progress: counted in `threadline_active_streams` from `start` until dropped.

@@ -318,3 +318,22 @@ async fn a_streamed_background_create_follows_the_run(#[values(Sqlite, Postgres)
     let (_, stored) = server.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(events.last().unwrap()["response"], stored);
 }
+
+#[rstest]
+#[tokio::test]
+async fn erasing_a_tenant_stops_its_background_responses(#[values(Sqlite, Postgres)] store: StoreKind) {
+    use threadline::store::{Purge, Store};
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Stream(vec![text("partial"), Step::Gate, text(" rest"), finish("stop"), DONE]));
+    let Some(server) = server(store, &mock).await else { return };
+    let id = queue(&server, "go").await["id"].as_str().unwrap().to_string();
+    let mut live = server.stream_get(&format!("/v1/responses/{id}?stream=true")).await;
+    first(&mut live, 6).await;
+    let report = server.store.purge(Purge::Tenant("default")).await.unwrap();
+    assert_eq!((report.responses, report.response_items), (1, 1));
+    mock.wait_cut().await;
+    assert_error(&server.get(&format!("/v1/responses/{id}")).await, 404, None, None);
+    let db = &server.database;
+    assert_eq!(db.count("SELECT COUNT(*) FROM background_runs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM items").await, 0);
+}

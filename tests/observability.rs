@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every series threadline exports, with its Prometheus type.
-const SERIES: [(&str, &str); 15] = [
+const SERIES: [(&str, &str); 16] = [
     ("threadline_http_requests_total", "counter"),
     ("threadline_http_request_duration_seconds", "histogram"),
     ("threadline_upstream_requests_total", "counter"),
@@ -34,6 +34,7 @@ const SERIES: [(&str, &str); 15] = [
     ("threadline_db_pool_connections", "gauge"),
     ("threadline_turn_contexts_total", "counter"),
     ("threadline_rejected_requests_total", "counter"),
+    ("threadline_purged_total", "counter"),
 ];
 
 /// One scrape of `/metrics`: its text and its samples.

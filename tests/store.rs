@@ -47,7 +47,8 @@ fn page(items: &[Item], has_more: bool) -> Page {
 /// A completed response continuing `previous`, answering `reply`.
 fn response(previous: Option<&str>, reply: &str) -> Response {
     let mut response: Response = serde_json::from_value(json!({
-        "id": new_id("resp"), "object": "response", "created_at": 1, "status": "completed", "background": false,
+        "id": new_id("resp"), "object": "response", "created_at": chrono::Utc::now().timestamp(), "status": "completed",
+        "background": false,
         "completed_at": 1, "error": null, "frequency_penalty": 0.0, "incomplete_details": null, "instructions": null,
         "max_output_tokens": null, "max_tool_calls": null, "model": "m", "moderation": null, "output": [],
         "parallel_tool_calls": true, "presence_penalty": 0.0, "previous_response_id": previous,

@@ -13,13 +13,14 @@ use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
 /// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "database_url",
     "drain_timeout",
     "database",
     "limits",
     "context",
+    "retention",
     "auth",
     "background",
     "upstream",
@@ -158,6 +159,7 @@ impl Config {
             return fail("limits.request_timeout", "must be longer than 0s");
         }
         self.context.validate()?;
+        self.retention.validate()?;
         self.auth.validate()?;
         let background = &self.background;
         if background.workers == 0 {

@@ -4,6 +4,7 @@
 mod auth;
 mod context;
 mod load;
+mod retention;
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 pub use auth::{AuthConfig, AuthMode, KeyEntry};
 pub use context::{ContextConfig, ModelContext, ModelSettings, Strategy};
 pub use load::{load, unknown_variables, Flags};
+pub use retention::{RetentionConfig, MAX_PURGE_BATCH};
 
 /// The whole server configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub limits: Limits,
     /// Context windows, token counting and what long conversations do.
     pub context: ContextConfig,
+    /// How long stored data is kept, and the purge that erases it.
+    pub retention: RetentionConfig,
     /// Who may call the server, and which tenant each caller is.
     pub auth: AuthConfig,
     /// How background responses are run.
@@ -53,6 +57,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             limits: Limits::default(),
             context: ContextConfig::default(),
+            retention: RetentionConfig::default(),
             auth: AuthConfig::default(),
             background: BackgroundConfig::default(),
             upstream: DefaultUpstream::default(),

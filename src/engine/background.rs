@@ -84,7 +84,7 @@ impl Engine {
         self.upstreams.route(&request.model)?;
         let tenant = request.tenant.clone();
         self.history(&tenant, request.previous_response_id.as_deref(), request.conversation.as_deref()).await?;
-        let response = starting(new_id("resp"), &request).queued();
+        let response = starting(new_id("resp"), &request, self.store.clock()).queued();
         let upstream_key = request.upstream_key.take().map(|Secret(key)| self.sealer.seal(&tenant, &key));
         let job = Job { request, created_at: response.created_at, upstream_key };
         let json = serde_json::to_string(&job).map_err(|err| EngineError::Context(err.to_string()))?;
@@ -271,8 +271,9 @@ impl Engine {
         let mut request = job.request;
         request.upstream_key = job.upstream_key.and_then(|key| self.sealer.open(&run.tenant, &key)).map(Secret);
         let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
-        let response = Response { created_at: job.created_at, ..starting(run.id.clone(), &request) };
-        let builder = TurnBuilder::new(response, &request, &prepared);
+        let clock = self.store.clock();
+        let response = Response { created_at: job.created_at, ..starting(run.id.clone(), &request, clock) };
+        let builder = TurnBuilder::new(response, &request, &prepared, clock);
         self.drive(request, prepared, builder, deltas, events).await;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use super::events::{DeltaKind, TurnEvent};
 use super::turn::Prepared;
 use super::TurnRequest;
+use crate::clock::Clock;
 use crate::model::{
     new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Pieces,
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
@@ -27,15 +28,17 @@ pub struct TurnBuilder {
     counter: TokenCounter,
     /// An item that opens the output (a compaction made for this turn).
     opening: Option<Item>,
+    /// What its timestamps read.
+    clock: Clock,
 }
 
-/// Response `id` to `request` as it starts: in progress, created now, no output.
-pub fn starting(id: String, request: &TurnRequest) -> Response {
+/// Response `id` to `request` as it starts: in progress, created now (by `clock`), no output.
+pub fn starting(id: String, request: &TurnRequest, clock: &Clock) -> Response {
     let parameters = &request.parameters;
     Response {
         id,
         object: "response".into(),
-        created_at: chrono::Utc::now().timestamp(),
+        created_at: clock.timestamp(),
         status: ResponseStatus::InProgress,
         background: request.background,
         completed_at: None,
@@ -75,8 +78,8 @@ pub fn starting(id: String, request: &TurnRequest) -> Response {
 }
 
 impl TurnBuilder {
-    /// Builds `response` (as `starting` made it) for `request` as prepared.
-    pub fn new(response: Response, request: &TurnRequest, prepared: &Prepared) -> Self {
+    /// Builds `response` (as `starting` made it) for `request` as prepared; its timestamps read `clock`.
+    pub fn new(response: Response, request: &TurnRequest, prepared: &Prepared, clock: &Clock) -> Self {
         let parameters = &request.parameters;
         Self {
             response,
@@ -89,6 +92,7 @@ impl TurnBuilder {
             counted_input: prepared.tokens,
             counter: prepared.counter,
             opening: prepared.compaction.clone(),
+            clock: clock.clone(),
         }
     }
 
@@ -209,7 +213,7 @@ impl TurnBuilder {
             self.start(empty_item(DeltaKind::Text), &mut events);
         }
         events.extend(self.close(if cut { ItemStatus::Incomplete } else { ItemStatus::Completed }));
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.timestamp();
         let response = &mut self.response;
         response.status = match (&failure, cut_reason) {
             (Some(_), _) => ResponseStatus::Failed,

@@ -90,12 +90,7 @@ impl Engine {
             Compaction { id: new_id("cmp"), encrypted_content: self.sealer.seal(&request.tenant, &summary) };
         let mut output: Vec<Item> = kept.into_iter().map(renewed).collect();
         output.push(Item::Compaction(compaction));
-        Ok(CompactedWindow {
-            id: new_id("resp"),
-            created_at: chrono::Utc::now().timestamp(),
-            output,
-            usage: written.usage,
-        })
+        Ok(CompactedWindow { id: new_id("resp"), created_at: self.now(), output, usage: written.usage })
     }
 
     /// Admits the compaction items of a new input: each must open (sealed by this server, for this tenant); one made

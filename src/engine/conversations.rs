@@ -14,7 +14,7 @@ impl Engine {
         metadata: Metadata,
         mut items: Vec<Item>,
     ) -> EngineResult<Conversation> {
-        let conversation = Conversation::new(metadata);
+        let conversation = Conversation { created_at: self.now(), ..Conversation::new(metadata) };
         self.admit_compactions(tenant, &mut items)?;
         self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;
         Ok(conversation)

@@ -131,6 +131,11 @@ impl Engine {
         &self.store
     }
 
+    /// The time now (Unix seconds) by the store's clock, which every stored timestamp reads.
+    fn now(&self) -> i64 {
+        self.store.clock().timestamp()
+    }
+
     /// The upstreams, for the stateless surfaces.
     pub fn upstreams(&self) -> &Upstreams {
         &self.upstreams

@@ -62,7 +62,8 @@ impl Engine {
 
     async fn complete(&self, id: String, request: TurnRequest) -> EngineResult<Response> {
         let (prepared, completion) = self.start(&request, |upstream, chat| upstream.complete(chat)).await?;
-        let mut builder = TurnBuilder::new(starting(id, &request), &request, &prepared);
+        let clock = self.store.clock();
+        let mut builder = TurnBuilder::new(starting(id, &request, clock), &request, &prepared, clock);
         builder.open();
         for delta in completion.into_deltas() {
             builder.apply(delta);
@@ -78,7 +79,8 @@ impl Engine {
     pub async fn respond_stream(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<TurnEvents> {
         self.admit_compactions(&request.tenant, &mut request.input)?;
         let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
-        let builder = TurnBuilder::new(starting(new_id("resp"), &request), &request, &prepared);
+        let clock = self.store.clock();
+        let builder = TurnBuilder::new(starting(new_id("resp"), &request, clock), &request, &prepared, clock);
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();

@@ -118,7 +118,7 @@ macro_rules! background_store {
                 job: &str,
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::{background, sql};
-                let rows = sql::TurnRows::new(tenant, &queued)?;
+                let rows = sql::TurnRows::new(tenant, &queued, self.retention.cutoffs())?;
                 let mut tx = self.writes().begin().await?;
                 let mut insert = sqlx::QueryBuilder::<$db>::new("");
                 Self::push_responses(&mut insert, &[&rows]);
@@ -175,14 +175,14 @@ macro_rules! background_store {
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::{background, sql};
                 let response = turn.response;
-                let rows = sql::TurnRows::new(tenant, &turn)?;
+                let rows = sql::TurnRows::new(tenant, &turn, self.retention.cutoffs())?;
                 let mut tx = self.writes().begin().await?;
                 let ended = sqlx::query(background::END_CLAIMED).bind(&response.id).bind(worker);
                 if ended.execute(&mut *tx).await?.rows_affected() == 0 {
                     return Ok(false);
                 }
                 if let Some(conversation) = turn.conversation {
-                    if !Self::append_items(&mut tx, tenant, conversation, &rows.items).await? {
+                    if !Self::append_items(&mut tx, tenant, conversation, &rows.items, &rows.cutoffs).await? {
                         return Err($crate::store::StoreError::ConversationNotFound(conversation.to_string()));
                     }
                 }

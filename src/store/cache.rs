@@ -1,8 +1,9 @@
 //! The history cache: resolved chains kept in memory so the next turn of a conversation reads nothing from the
 //! database. Completed turns never change, so each cached turn holds its own items and a pointer to its parent's
 //! cached turn: a child shares its parent's resolved history, and resolving depth D costs O(1) once its parent is
-//! here. Deleting (or expiring) a turn flags it, and every chain through it skips its items from then on — also on
-//! other replicas, which hear of deletions from the store (Postgres `NOTIFY`).
+//! here. Deleting a turn flags it, and every chain through it skips its items from then on — also on other replicas,
+//! which hear of deletions from the store (Postgres `NOTIFY`). Expiry needs no notice: the store serves a chain from
+//! here only while its last turn is fresh, and a fresh turn keeps every turn above it.
 //!
 //! Memory is bounded by a byte budget over every cached turn alive (an evicted turn lives on while a cached child
 //! needs it); turns are evicted in least-recently-used order (the clock algorithm).
@@ -22,6 +23,8 @@ pub struct CachedTurn {
     /// Turns in the chain up to and including this one.
     depth: u32,
     status: ResponseStatus,
+    /// When it was created (Unix seconds): a chain is served from here only while its last turn is fresh.
+    created_at: i64,
     items: Vec<Item>,
     /// The token count stored with each of `items` (`None`: stored without one).
     tokens: Vec<Option<u32>>,
@@ -43,6 +46,11 @@ impl CachedTurn {
 
     pub fn status(&self) -> ResponseStatus {
         self.status
+    }
+
+    /// When it was created (Unix seconds).
+    pub fn created_at(&self) -> i64 {
+        self.created_at
     }
 
     /// The turns of the chain this turn ends, from the root down, without deleted ones.
@@ -121,6 +129,8 @@ pub struct TurnEntry {
     pub tenant: String,
     pub id: String,
     pub status: ResponseStatus,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
     /// Its input items, then its output items.
     pub items: Vec<Item>,
     /// The token count stored with each of `items` (`None`: stored without one).
@@ -190,6 +200,7 @@ impl HistoryCache {
             depth: parent.as_ref().map_or(0, |parent| parent.depth) + 1,
             parent,
             status: turn.status,
+            created_at: turn.created_at,
             items: turn.items,
             tokens,
             deleted: AtomicBool::new(turn.deleted),
@@ -229,6 +240,7 @@ impl HistoryCache {
             tenant: tenant.to_string(),
             id: response.id.clone(),
             status: response.status,
+            created_at: response.created_at,
             tokens: turn.tokens.iter().copied().map(Some).take(items.len()).collect(),
             items,
             json_bytes,
@@ -237,7 +249,7 @@ impl HistoryCache {
         self.insert(parent, entry, self.epoch());
     }
 
-    /// Forgets turn `id` of `tenant`: deleted or expired, so every chain through it skips its items from now on.
+    /// Forgets turn `id` of `tenant`: deleted, so every chain through it skips its items from now on.
     pub fn remove(&self, tenant: &str, id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let slot = self.slots().map.remove(&(tenant.to_string(), id.to_string()));

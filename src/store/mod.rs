@@ -2,13 +2,16 @@
 //!
 //! A stored response is a row with its parent pointer plus its own input and output items; a chain's history is
 //! resolved from those in one query, then kept in the history cache. Finished turns go through a writer task that
-//! commits them in groups. Every operation is scoped to a tenant; an unknown id is `None` or `false`.
+//! commits them in groups. Every operation is scoped to a tenant; an unknown id is `None` or `false`, and so is an
+//! expired one (`retention.rs`), until the purge erases it.
 
 mod background;
 mod cache;
 mod error;
 mod postgres;
+mod retention;
 mod sql;
+mod sql_retention;
 mod sql_store;
 mod sqlite;
 mod writer;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::clock::Clock;
 use crate::config::DatabaseConfig;
 use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatus};
 
@@ -24,6 +28,7 @@ pub use background::{ClaimedRun, RunStop};
 pub use cache::{CachedTurn, HistoryCache};
 pub use error::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
+pub use retention::{Cutoffs, Purge, PurgeReport, Retention};
 pub use sqlite::SqliteStore;
 
 /// A resolved chain: its last turn, which leads to every turn above it.
@@ -106,7 +111,7 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// Conversation storage.
+/// Conversation storage. Below, "deleted" includes expired: expired data answers exactly as deleted data.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a finished turn in one transaction: the response (if `store_response`), and the input and output
@@ -197,6 +202,13 @@ pub trait Store: Send + Sync {
     /// it for all).
     async fn setting(&self, name: &str, default: &str) -> StoreResult<String>;
 
+    /// Erases what `scope` names and reports what it deleted: in batches of `retention.purge_batch` rows, each its own
+    /// short transaction, until a batch finds nothing. Several replicas may purge at once.
+    async fn purge(&self, scope: Purge<'_>) -> StoreResult<PurgeReport>;
+
+    /// The clock every stored timestamp and every expiry decision reads.
+    fn clock(&self) -> &Clock;
+
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -204,12 +216,12 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> StoreStats;
 }
 
-/// Opens (creating if needed) and migrates the store a database URL names.
-pub async fn open(database_url: &str, config: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens (creating if needed) and migrates the store a database URL names, keeping data as `retention` says.
+pub async fn open(database_url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(database_url, config).await?))
+        Ok(Arc::new(SqliteStore::open(database_url, config, retention).await?))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        Ok(Arc::new(PostgresStore::open(database_url, config).await?))
+        Ok(Arc::new(PostgresStore::open(database_url, config, retention).await?))
     } else {
         anyhow::bail!("unsupported database URL (expected sqlite://PATH or postgres://…)")
     }

@@ -18,6 +18,7 @@ use sqlx::Postgres;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::cache::HistoryCache;
+use super::retention::{Retention, EVERY_RESPONSE};
 use super::sql_store::sql_store;
 use super::writer::Writer;
 use crate::config::DatabaseConfig;
@@ -31,6 +32,7 @@ pub struct PostgresStore {
     writer_pool: Option<PgPool>,
     writer: Writer,
     cache: Arc<HistoryCache>,
+    retention: Retention,
     heard: Arc<Mutex<Heard>>,
     /// Stops the task that listens for deletions when the store goes.
     _listening: DropGuard,
@@ -50,12 +52,19 @@ impl PostgresStore {
     /// Replicas claim runs side by side, each skipping the rows another is claiming.
     const CLAIM: &'static str = super::background::CLAIM_POSTGRES;
 
-    /// Bumps the tenant's deletion epoch and tells every replica (this one included): `epoch id tenant`.
+    /// Bumps the tenant's deletion epoch and tells every replica (this one included): `epoch id tenant` (the id `*`
+    /// when every response of the tenant was erased).
     const FORGET_NOTICE: Option<&'static str> = Some(
         "WITH bumped AS (INSERT INTO deletion_epochs (tenant, epoch) VALUES ($1, 1) \
             ON CONFLICT (tenant) DO UPDATE SET epoch = deletion_epochs.epoch + 1 RETURNING epoch) \
         SELECT pg_notify('threadline_forget', bumped.epoch || ' ' || $2::text || ' ' || $1::text) FROM bumped",
     );
+
+    /// A write transaction: row locks are taken by the statements.
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    /// Rows picked to purge are locked until their batch commits; rows another replica's batch holds are skipped.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// Whether this replica has heard of every deletion of `tenant` committed so far.
     async fn cache_is_current(&self, tenant: &str) -> super::StoreResult<bool> {
@@ -76,7 +85,7 @@ impl PostgresStore {
 
     /// Connects to `url` (retrying with backoff while the database is unreachable, up to the start-up timeout)
     /// and migrates it.
-    pub async fn open(url: &str, config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let timeout = format!("{}ms", config.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout.as_str())]);
         let pool_options =
@@ -108,7 +117,7 @@ impl PostgresStore {
             let writes = writes.clone();
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
-        Ok(Self { pool, writer_pool: None, writer, cache, heard, _listening: stop.drop_guard() })
+        Ok(Self { pool, writer_pool: None, writer, cache, retention, heard, _listening: stop.drop_guard() })
     }
 }
 
@@ -168,7 +177,12 @@ impl Deletions {
             };
             let mut fields = notice.payload().splitn(3, ' ');
             let (Some(epoch), Some(id), Some(tenant)) = (fields.next(), fields.next(), fields.next()) else { continue };
-            self.cache.remove(tenant, id);
+            if id == EVERY_RESPONSE {
+                // Every response of the tenant was erased: no cached chain may be served any longer.
+                self.cache.clear();
+            } else {
+                self.cache.remove(tenant, id);
+            }
             if let Ok(epoch) = epoch.parse::<i64>() {
                 let mut heard = self.heard();
                 let known = heard.epochs.entry(tenant.to_string()).or_default();

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::cache::{HistoryCache, TurnEntry};
+use super::retention::Cutoffs;
 use super::{Chain, ItemList, NewTurn, Order, Page, PageRequest, StoreError, StoreResult};
 use crate::model::{Conversation, Item, Pieces, Response, ResponseStatus};
 
@@ -22,26 +23,27 @@ pub const RESPONSES_PER_INSERT: usize = 500;
 
 pub const INSERT_ITEMS: &str = "INSERT INTO items (tenant, response_id, direction, position, item_id, body, tokens) ";
 
-/// A response's body and pieces with its output items (a row with NULL item when it has none).
-pub const SELECT_RESPONSE: &str = "SELECT r.body, r.pieces, i.body FROM responses r \
+/// A response's body, pieces and creation time with its output items (a row with NULL item when it has none).
+pub const SELECT_RESPONSE: &str = "SELECT r.body, r.pieces, r.created_at, i.body FROM responses r \
     LEFT JOIN items i ON i.response_id = r.id AND i.tenant = r.tenant AND i.direction = 1 \
     WHERE r.tenant = $1 AND r.id = $2 AND r.deleted_at IS NULL ORDER BY i.position";
 
 /// The chain ending at `$2`, deepest ancestor first, each turn's input then output items with their token counts.
-pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, deleted_at, depth) AS ( \
-        SELECT id, previous_response_id, status, deleted_at, CAST(0 AS BIGINT) FROM responses \
+pub const SELECT_HISTORY: &str = "WITH RECURSIVE chain(id, parent, status, created_at, deleted_at, depth) AS ( \
+        SELECT id, previous_response_id, status, created_at, deleted_at, CAST(0 AS BIGINT) FROM responses \
         WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL \
         UNION ALL \
-        SELECT r.id, r.previous_response_id, r.status, r.deleted_at, c.depth + 1 FROM responses r \
+        SELECT r.id, r.previous_response_id, r.status, r.created_at, r.deleted_at, c.depth + 1 FROM responses r \
         JOIN chain c ON r.id = c.parent \
         WHERE r.tenant = $1 AND c.depth + 1 < $3 \
     ) \
-    SELECT c.depth, c.id, c.parent, c.status, c.deleted_at, i.body, i.tokens FROM chain c \
+    SELECT c.depth, c.id, c.parent, c.status, c.created_at, c.deleted_at, i.body, i.tokens FROM chain c \
     LEFT JOIN items i ON i.response_id = c.id AND i.tenant = $1 \
     ORDER BY c.depth DESC, i.direction, i.position";
 
-/// Whether response `$2` exists, and the position of its input item `$3` (the paging cursor).
-pub const INPUT_CURSOR: &str = "SELECT r.id, (SELECT MIN(i.position) FROM items i \
+/// Response `$2`'s creation time (no row when it does not exist), and the position of its input item `$3` (the
+/// paging cursor).
+pub const INPUT_CURSOR: &str = "SELECT r.created_at, (SELECT MIN(i.position) FROM items i \
         WHERE i.tenant = $1 AND i.response_id = $2 AND i.direction = 0 AND i.item_id = $3) \
     FROM responses r WHERE r.tenant = $1 AND r.id = $2 AND r.deleted_at IS NULL";
 
@@ -63,31 +65,36 @@ pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE name = $1";
 
 pub const DELETE_ITEMS: &str = "DELETE FROM items WHERE tenant = $1 AND response_id = $2";
 
-pub const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, tenant, created_at, metadata, next_position) \
-    VALUES ($1, $2, $3, $4, 0)";
+/// A conversation created at `$3`, last used at `$5`.
+pub const INSERT_CONVERSATION: &str =
+    "INSERT INTO conversations (id, tenant, created_at, metadata, updated_at, next_position) \
+    VALUES ($1, $2, $3, $4, $5, 0)";
 
+/// Conversation `$2`, unless deleted or last used before `$3`.
 pub const SELECT_CONVERSATION: &str = "SELECT id, created_at, metadata FROM conversations \
-    WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL";
+    WHERE tenant = $1 AND id = $2 AND deleted_at IS NULL AND updated_at >= $3";
 
-pub const UPDATE_CONVERSATION: &str = "UPDATE conversations SET metadata = $1 \
-    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
+/// Replaces the metadata of conversation `$4` (unless deleted or last used before `$5`), used now (`$2`).
+pub const UPDATE_CONVERSATION: &str = "UPDATE conversations SET metadata = $1, updated_at = $2 \
+    WHERE tenant = $3 AND id = $4 AND deleted_at IS NULL AND updated_at >= $5";
 
-/// Reserves `$1` positions at the end of a conversation (locking its row until the transaction ends) and returns
-/// the position after them.
-pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1 \
-    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL RETURNING next_position";
+/// Reserves `$1` positions at the end of conversation `$4` (unless deleted or last used before `$5`), used now
+/// (`$2`), locking its row until the transaction ends; returns the position after them.
+pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1, updated_at = $2 \
+    WHERE tenant = $3 AND id = $4 AND deleted_at IS NULL AND updated_at >= $5 RETURNING next_position";
 
 pub const INSERT_CONVERSATION_ITEMS: &str =
     "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body, tokens) ";
 
 /// A conversation's items in order with their token counts (one row with a NULL item when it has none; no row when
-/// it does not exist).
+/// it does not exist, or was last used before `$3`).
 pub const SELECT_CONVERSATION_ITEMS: &str = "SELECT c.id, ci.body, ci.tokens FROM conversations c \
     LEFT JOIN conversation_items ci ON ci.conversation_id = c.id AND ci.tenant = c.tenant \
-    WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL ORDER BY ci.position";
+    WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL AND c.updated_at >= $3 ORDER BY ci.position";
 
-/// Whether conversation `$2` exists, and the position of its item `$3` (the paging cursor).
-pub const CONVERSATION_CURSOR: &str = "SELECT c.id, (SELECT MIN(ci.position) FROM conversation_items ci \
+/// Conversation `$2`'s last use (no row when it does not exist), and the position of its item `$3` (the paging
+/// cursor).
+pub const CONVERSATION_CURSOR: &str = "SELECT c.updated_at, (SELECT MIN(ci.position) FROM conversation_items ci \
         WHERE ci.tenant = $1 AND ci.conversation_id = $2 AND ci.item_id = $3) \
     FROM conversations c WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL";
 
@@ -99,18 +106,22 @@ pub const CONVERSATION_PAGE: [&str; 2] = [
         ORDER BY position DESC LIMIT $4",
 ];
 
-/// Whether conversation `$2` exists, and its item `$3` (by its unique key).
+/// Whether conversation `$2` exists (and was last used at `$4` or later), and its item `$3` (by its unique key).
 pub const SELECT_CONVERSATION_ITEM: &str = "SELECT c.id, (SELECT ci.body FROM conversation_items ci \
         WHERE ci.tenant = $1 AND ci.conversation_id = $2 AND ci.item_id = $3) \
-    FROM conversations c WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL";
+    FROM conversations c WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL AND c.updated_at >= $4";
 
+/// Deletes conversation `$3` at `$1`, unless deleted or last used before `$4`.
 pub const DELETE_CONVERSATION: &str = "UPDATE conversations SET metadata = '{}', deleted_at = $1 \
-    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
+    WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL AND updated_at >= $4";
 
 pub const DELETE_CONVERSATION_ITEMS: &str = "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2";
 
+/// Removes item `$3` from conversation `$2`, unless the conversation is deleted or was last used before `$4`.
 pub const DELETE_CONVERSATION_ITEM: &str =
-    "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2 AND item_id = $3";
+    "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2 AND item_id = $3 \
+    AND EXISTS (SELECT 1 FROM conversations c \
+        WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL AND c.updated_at >= $4)";
 
 /// The unique key of an item id within a conversation, as Postgres names it and as SQLite's message lists it.
 const ITEM_KEY_POSTGRES: &str = "conversation_items_conversation_id_item_id_key";
@@ -170,12 +181,12 @@ pub trait ItemColumn {
 
 impl ItemColumn for ResponseRow {
     fn item(&self) -> Option<&str> {
-        self.2.as_deref()
+        self.3.as_deref()
     }
 }
 
-/// The statements that page `list`: the one that finds its owner and the cursor's position, the page statements in
-/// either order, and the owner's id.
+/// The statements that page `list`: the one that finds its owner (with its creation or last-use time) and the
+/// cursor's position, the page statements in either order, and the owner's id.
 pub fn list_statements(list: ItemList<'_>) -> (&'static str, [&'static str; 2], &str) {
     match list {
         ItemList::ResponseInput(id) => (INPUT_CURSOR, INPUT_PAGE, id),
@@ -206,11 +217,11 @@ pub fn page(rows: &[(String,)], limit: u32) -> StoreResult<Page> {
     Ok(Page { items: items.collect::<Result<_, _>>()?, has_more })
 }
 
-/// A row of `SELECT_RESPONSE`.
-pub type ResponseRow = (Option<String>, Option<String>, Option<String>);
+/// A row of `SELECT_RESPONSE`: body, pieces, created at, output item JSON.
+pub type ResponseRow = (Option<String>, Option<String>, i64, Option<String>);
 
-/// A row of `SELECT_HISTORY`: depth, id, parent id, status, deleted at, item JSON, its token count.
-pub type HistoryRow = (i64, String, Option<String>, String, Option<i64>, Option<String>, Option<i64>);
+/// A row of `SELECT_HISTORY`: depth, id, parent id, status, created at, deleted at, item JSON, its token count.
+pub type HistoryRow = (i64, String, Option<String>, String, i64, Option<i64>, Option<String>, Option<i64>);
 
 /// The response body to store: the Response JSON without `output` (its items are rows of their own).
 pub fn response_body(response: &Response) -> StoreResult<String> {
@@ -248,10 +259,12 @@ pub struct TurnRows {
     pub items: Vec<ItemRow>,
     /// The conversation the items are appended to.
     pub conversation: Option<String>,
+    /// The times its conversation's expiry is decided by, and its last use set to.
+    pub cutoffs: Cutoffs,
 }
 
 impl TurnRows {
-    pub fn new(tenant: &str, turn: &NewTurn<'_>) -> StoreResult<Self> {
+    pub fn new(tenant: &str, turn: &NewTurn<'_>, cutoffs: Cutoffs) -> StoreResult<Self> {
         let response = turn.response;
         let row = match turn.store_response {
             true => Some((
@@ -270,6 +283,7 @@ impl TurnRows {
             inputs: turn.input.len(),
             items: item_rows(turn.input.iter().chain(&response.output), turn.tokens)?,
             conversation: turn.conversation.map(str::to_string),
+            cutoffs,
         })
     }
 
@@ -291,7 +305,7 @@ impl TurnRows {
 
 /// The stored response from the rows of `SELECT_RESPONSE`; `None` when there are none.
 pub fn assemble_response(rows: &[ResponseRow]) -> StoreResult<Option<(Response, Pieces)>> {
-    let Some((Some(body), pieces, _)) = rows.first() else {
+    let Some((Some(body), pieces, ..)) = rows.first() else {
         return Ok(None);
     };
     let mut body: Value = serde_json::from_str(body)?;
@@ -321,16 +335,17 @@ pub fn assemble_chain(
     }
     let mut tip = None;
     for turn in rows.chunk_by(|a, b| a.0 == b.0) {
-        let (_, id, _, status, deleted_at, ..) = &turn[0];
+        let (_, id, _, status, created_at, deleted_at, ..) = &turn[0];
         let status = ResponseStatus::parse(status)
             .ok_or_else(|| StoreError::Corrupt(format!("response {id} has an unknown status '{status}'")))?;
-        let rows = turn.iter().filter_map(|row| Some((row.5.as_deref()?, row.6)));
+        let rows = turn.iter().filter_map(|row| Some((row.6.as_deref()?, row.7)));
         let (bodies, counts): (Vec<&str>, Vec<Option<i64>>) = rows.unzip();
         let items = bodies.iter().map(|body| serde_json::from_str(body)).collect::<Result<_, _>>()?;
         let entry = TurnEntry {
             tenant: tenant.to_string(),
             id: id.clone(),
             status,
+            created_at: *created_at,
             items,
             tokens: counts.into_iter().map(stored_count).collect(),
             json_bytes: bodies.iter().map(|body| body.len()).sum(),

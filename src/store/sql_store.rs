@@ -1,15 +1,18 @@
 //! `sql_store!`: the one implementation of `Store`, expanded for each sqlx database type (SQLite, Postgres) because
 //! sqlx's executor bounds cannot be written once for both. Each method runs its statements from `sql.rs` and hands
-//! the rows to that module's plain functions.
+//! the rows to that module's plain functions. Expired data is not found, exactly like deleted data (`retention.rs`
+//! says what expires; `sql_retention.rs` checks it and purges).
 
 /// Implements `Store` for a struct with fields `pool: Pool<$db>`, `writer_pool: Option<Pool<$db>>` (a pool of its
-/// own for writes, else they use `pool`), `writer: Writer` (group commit of turns, over that pool) and `cache:
-/// Arc<HistoryCache>`; constants `AT_ONCE` (what goes before, between and after the INSERTs of responses and of their
-/// items to make one atomic statement of them) and `FORGET_NOTICE` (the statement, if any, that tells other replicas
-/// a response was deleted) and `CLAIM` (the statement that claims a queued background run); and a method `cache_is_current(tenant)`: whether the cache has heard of every deletion of
-/// that tenant committed so far.
+/// own for writes, else they use `pool`), `writer: Writer` (group commit of turns, over that pool), `cache:
+/// Arc<HistoryCache>` and `retention: Retention`; constants `AT_ONCE` (what goes before, between and after the
+/// INSERTs of responses and of their items to make one atomic statement of them), `FORGET_NOTICE` (the statement, if
+/// any, that tells other replicas a response was deleted), `CLAIM` (the statement that claims a queued background
+/// run) and those `sql_retention!` needs; and a method `cache_is_current(tenant)`: whether the cache has heard of
+/// every deletion of that tenant committed so far.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
+        $crate::store::sql_retention::sql_retention!($store, $db);
         $crate::store::background::background_store!($store, $db);
 
         impl $store {
@@ -66,7 +69,9 @@ macro_rules! sql_store {
                         continue;
                     };
                     let mut savepoint = tx.begin().await?;
-                    let appended = Self::append_items(&mut savepoint, &turn.tenant, conversation, &turn.items).await;
+                    let appended =
+                        Self::append_items(&mut savepoint, &turn.tenant, conversation, &turn.items, &turn.cutoffs)
+                            .await;
                     results.push(match appended {
                         Ok(true) => savepoint.commit().await.map_err(Into::into),
                         Ok(false) => {
@@ -141,20 +146,19 @@ macro_rules! sql_store {
                 );
             }
 
-            /// Erases an object in one transaction: `mark` turns its row into a tombstone (binding the time, tenant
-            /// and id), each of `erase` deletes rows of its own (its items, a run; binding tenant and id), and
-            /// `notice` (binding tenant and id) tells the other replicas. False if it was not there.
-            async fn tombstone(
+            /// Erases an object in one transaction: `mark` turns its row into a tombstone, each of `erase` deletes
+            /// rows of its own (its items, a run; binding tenant and id), and `notice` (binding tenant and id) tells
+            /// the other replicas. False if it was not there.
+            async fn tombstone<'q>(
                 &self,
-                mark: &str,
+                mark: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 erase: &[&str],
                 tenant: &str,
                 id: &str,
                 notice: Option<&str>,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.writes().begin().await?;
-                let now = chrono::Utc::now().timestamp();
-                let marked = sqlx::query(mark).bind(now).bind(tenant).bind(id).execute(&mut *tx).await?;
+                let marked = mark.execute(&mut *tx).await?;
                 for statement in erase {
                     sqlx::query(statement).bind(tenant).bind(id).execute(&mut *tx).await?;
                 }
@@ -165,18 +169,22 @@ macro_rules! sql_store {
                 Ok(marked.rows_affected() > 0)
             }
 
-            /// Appends items (as rows) to a conversation within a transaction; false if the conversation is gone.
+            /// Appends items (as rows) to a conversation within a transaction, marking it used; false if the
+            /// conversation is gone (or expired).
             async fn append_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 tenant: &str,
                 id: &str,
                 items: &[$crate::store::sql::ItemRow],
+                cutoffs: &$crate::store::Cutoffs,
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
                 let reserved: Option<(i64,)> = sqlx::query_as(sql::RESERVE_POSITIONS)
                     .bind(items.len() as i64)
+                    .bind(cutoffs.now)
                     .bind(tenant)
                     .bind(id)
+                    .bind(cutoffs.conversations)
                     .fetch_optional(&mut **tx)
                     .await?;
                 let Some((end,)) = reserved else { return Ok(false) };
@@ -192,12 +200,18 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            /// The rows `statement` reads about object `id` of `tenant` (its parameters: tenant, then id).
-            async fn rows<R>(&self, statement: &str, tenant: &str, id: &str) -> $crate::store::StoreResult<Vec<R>>
+            /// The conversation row `statement` reads (its parameters: tenant, id, then the oldest last use kept).
+            async fn conversation_rows<R>(
+                &self,
+                statement: &str,
+                tenant: &str,
+                id: &str,
+            ) -> $crate::store::StoreResult<Vec<R>>
             where
                 R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
             {
-                Ok(sqlx::query_as(statement).bind(tenant).bind(id).fetch_all(&self.pool).await?)
+                let cutoff = self.retention.cutoffs().conversations;
+                Ok(sqlx::query_as(statement).bind(tenant).bind(id).bind(cutoff).fetch_all(&self.pool).await?)
             }
         }
 
@@ -209,7 +223,7 @@ macro_rules! sql_store {
                 turn: $crate::store::NewTurn<'_>,
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::sql;
-                let rows = sql::TurnRows::new(tenant, &turn)?;
+                let rows = sql::TurnRows::new(tenant, &turn, self.retention.cutoffs())?;
                 let json_bytes = rows.json_bytes();
                 self.writer.write(rows).await?;
                 self.cache.add(tenant, &turn, json_bytes);
@@ -277,7 +291,14 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<($crate::model::Response, $crate::model::Pieces)>> {
                 use $crate::store::sql;
-                match sql::assemble_response(&self.rows(sql::SELECT_RESPONSE, tenant, id).await?)? {
+                let rows: Vec<sql::ResponseRow> =
+                    sqlx::query_as(sql::SELECT_RESPONSE).bind(tenant).bind(id).fetch_all(&self.pool).await?;
+                if let Some(&(_, _, created_at, _)) = rows.first() {
+                    if !self.alive(tenant, id, created_at, &self.retention.cutoffs()).await? {
+                        return Ok(None);
+                    }
+                }
+                match sql::assemble_response(&rows)? {
                     Some((response, _)) if !response.is_finished() => {
                         self.progress_of(tenant, response).await.map(Some)
                     }
@@ -292,8 +313,10 @@ macro_rules! sql_store {
                 max_depth: u32,
             ) -> $crate::store::StoreResult<Option<$crate::store::Chain>> {
                 use $crate::store::sql;
+                let cutoffs = self.retention.cutoffs();
                 let epoch = self.cache.epoch();
-                if let Some(tip) = self.cache.get(tenant, id) {
+                // A cached chain whose last turn is fresh is alive; any other is checked in the database.
+                if let Some(tip) = self.cache.get(tenant, id).filter(|tip| cutoffs.fresh(tip.created_at())) {
                     if self.cache_is_current(tenant).await? {
                         if tip.depth() > max_depth {
                             return Err($crate::store::StoreError::ChainTooDeep(max_depth));
@@ -307,6 +330,12 @@ macro_rules! sql_store {
                     .bind(i64::from(max_depth))
                     .fetch_all(&self.pool)
                     .await?;
+                // The last rows are those of the chain's last turn.
+                if let Some(created_at) = rows.last().map(|row| row.4) {
+                    if !self.alive(tenant, id, created_at, &cutoffs).await? {
+                        return Ok(None);
+                    }
+                }
                 sql::assemble_chain(tenant, &rows, max_depth, &self.cache, epoch)
             }
 
@@ -318,9 +347,17 @@ macro_rules! sql_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::Page>> {
                 use $crate::store::sql;
                 let (cursor, statements, id) = sql::list_statements(list);
-                let found: Option<(String, Option<i64>)> =
+                let found: Option<(i64, Option<i64>)> =
                     sqlx::query_as(cursor).bind(tenant).bind(id).bind(&page.after).fetch_optional(&self.pool).await?;
-                let Some((_, position)) = found else { return Ok(None) };
+                let Some((time, position)) = found else { return Ok(None) };
+                let cutoffs = self.retention.cutoffs();
+                let kept = match list {
+                    $crate::store::ItemList::ResponseInput(_) => self.alive(tenant, id, time, &cutoffs).await?,
+                    $crate::store::ItemList::Conversation(_) => time >= cutoffs.conversations,
+                };
+                if !kept {
+                    return Ok(None);
+                }
                 let rows: Vec<(String,)> = sqlx::query_as(sql::page_statement(statements, page.order))
                     .bind(tenant)
                     .bind(id)
@@ -333,10 +370,14 @@ macro_rules! sql_store {
 
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                let notice = Self::FORGET_NOTICE;
+                let cutoffs = self.retention.cutoffs();
+                if !self.response_alive(tenant, id, &cutoffs).await? {
+                    return Ok(false);
+                }
+                let mark = sqlx::query(sql::DELETE_RESPONSE).bind(cutoffs.now).bind(tenant).bind(id);
                 // A background response deleted while it runs is stopped: its worker finds its run gone.
                 let erase = [sql::DELETE_ITEMS, $crate::store::background::DELETE_RUN];
-                let deleted = self.tombstone(sql::DELETE_RESPONSE, &erase, tenant, id, notice).await?;
+                let deleted = self.tombstone(mark, &erase, tenant, id, Self::FORGET_NOTICE).await?;
                 self.cache.remove(tenant, id);
                 Ok(deleted)
             }
@@ -350,15 +391,17 @@ macro_rules! sql_store {
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::sql;
                 let rows = sql::item_rows(items, tokens)?;
+                let cutoffs = self.retention.cutoffs();
                 let mut tx = self.writes().begin().await?;
                 sqlx::query(sql::INSERT_CONVERSATION)
                     .bind(&conversation.id)
                     .bind(tenant)
                     .bind(conversation.created_at)
                     .bind(serde_json::to_string(&conversation.metadata)?)
+                    .bind(cutoffs.now)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_items(&mut tx, tenant, &conversation.id, &rows).await?;
+                Self::append_items(&mut tx, tenant, &conversation.id, &rows, &cutoffs).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -369,7 +412,7 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::model::Conversation>> {
                 use $crate::store::sql;
-                sql::conversation(self.rows(sql::SELECT_CONVERSATION, tenant, id).await?.pop())
+                sql::conversation(self.conversation_rows(sql::SELECT_CONVERSATION, tenant, id).await?.pop())
             }
 
             async fn update_conversation(
@@ -379,18 +422,35 @@ macro_rules! sql_store {
                 metadata: &$crate::model::Metadata,
             ) -> $crate::store::StoreResult<Option<$crate::model::Conversation>> {
                 use $crate::store::sql;
+                let cutoffs = self.retention.cutoffs();
                 let mut tx = self.writes().begin().await?;
-                let metadata = serde_json::to_string(metadata)?;
-                sqlx::query(sql::UPDATE_CONVERSATION).bind(metadata).bind(tenant).bind(id).execute(&mut *tx).await?;
-                let row =
-                    sqlx::query_as(sql::SELECT_CONVERSATION).bind(tenant).bind(id).fetch_optional(&mut *tx).await?;
+                sqlx::query(sql::UPDATE_CONVERSATION)
+                    .bind(serde_json::to_string(metadata)?)
+                    .bind(cutoffs.now)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(cutoffs.conversations)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query_as(sql::SELECT_CONVERSATION)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(cutoffs.conversations)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 sql::conversation(row)
             }
 
             async fn delete_conversation(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                self.tombstone(sql::DELETE_CONVERSATION, &[sql::DELETE_CONVERSATION_ITEMS], tenant, id, None).await
+                let cutoffs = self.retention.cutoffs();
+                let mark = sqlx::query(sql::DELETE_CONVERSATION)
+                    .bind(cutoffs.now)
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(cutoffs.conversations);
+                self.tombstone(mark, &[sql::DELETE_CONVERSATION_ITEMS], tenant, id, None).await
             }
 
             async fn add_conversation_items(
@@ -401,8 +461,9 @@ macro_rules! sql_store {
                 tokens: &[u32],
             ) -> $crate::store::StoreResult<bool> {
                 let rows = $crate::store::sql::item_rows(items, tokens)?;
+                let cutoffs = self.retention.cutoffs();
                 let mut tx = self.writes().begin().await?;
-                let added = Self::append_items(&mut tx, tenant, id, &rows).await?;
+                let added = Self::append_items(&mut tx, tenant, id, &rows, &cutoffs).await?;
                 tx.commit().await?;
                 Ok(added)
             }
@@ -413,7 +474,8 @@ macro_rules! sql_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<Vec<($crate::model::Item, Option<u32>)>>> {
                 use $crate::store::sql;
-                let rows: Vec<sql::ConversationItemRow> = self.rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
+                let rows: Vec<sql::ConversationItemRow> =
+                    self.conversation_rows(sql::SELECT_CONVERSATION_ITEMS, tenant, id).await?;
                 sql::conversation_items(&rows)
             }
 
@@ -428,6 +490,7 @@ macro_rules! sql_store {
                     .bind(tenant)
                     .bind(id)
                     .bind(item_id)
+                    .bind(self.retention.cutoffs().conversations)
                     .fetch_optional(&self.pool)
                     .await?;
                 let Some((_, item)) = row else { return Ok(None) };
@@ -441,7 +504,8 @@ macro_rules! sql_store {
                 item_id: &str,
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
-                let query = sqlx::query(sql::DELETE_CONVERSATION_ITEM).bind(tenant).bind(id).bind(item_id);
+                let cutoff = self.retention.cutoffs().conversations;
+                let query = sqlx::query(sql::DELETE_CONVERSATION_ITEM).bind(tenant).bind(id).bind(item_id).bind(cutoff);
                 Ok(query.execute(self.writes()).await?.rows_affected() > 0)
             }
 
@@ -451,6 +515,17 @@ macro_rules! sql_store {
                 let (value,): (String,) =
                     sqlx::query_as(sql::SELECT_SETTING).bind(name).fetch_one(self.writes()).await?;
                 Ok(value)
+            }
+
+            async fn purge(
+                &self,
+                scope: $crate::store::Purge<'_>,
+            ) -> $crate::store::StoreResult<$crate::store::PurgeReport> {
+                self.erase(scope).await
+            }
+
+            fn clock(&self) -> &$crate::clock::Clock {
+                &self.retention.clock
             }
 
             async fn ping(&self) -> $crate::store::StoreResult<()> {

@@ -9,6 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Sqlite;
 
 use super::cache::HistoryCache;
+use super::retention::Retention;
 use super::sql_store::sql_store;
 use super::writer::Writer;
 use crate::config::{DatabaseConfig, Synchronous};
@@ -19,6 +20,7 @@ pub struct SqliteStore {
     writer_pool: Option<SqlitePool>,
     writer: Writer,
     cache: Arc<HistoryCache>,
+    retention: Retention,
 }
 
 impl SqliteStore {
@@ -31,13 +33,20 @@ impl SqliteStore {
     /// Deleting a response concerns this process only.
     const FORGET_NOTICE: Option<&'static str> = None;
 
+    /// A write transaction takes the write lock at once: one that read first could not take it later if another
+    /// process (`threadline purge`) wrote meanwhile.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    /// One writer at a time: nothing to skip.
+    const SKIP_LOCKED: &'static str = "";
+
     /// The cache hears of every deletion at once: they all happen in this process.
     async fn cache_is_current(&self, _tenant: &str) -> super::StoreResult<bool> {
         Ok(true)
     }
 
     /// Opens the database at `url` (`sqlite://PATH`, created if missing, or `sqlite::memory:`) and migrates it.
-    pub async fn open(url: &str, config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -70,7 +79,7 @@ impl SqliteStore {
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
         let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
-        Ok(Self { pool, writer_pool, writer, cache })
+        Ok(Self { pool, writer_pool, writer, cache, retention })
     }
 }
 

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use sqlx::{Connection, Executor, PgConnection};
-use threadline::config::DatabaseConfig;
-use threadline::store::Store;
+use threadline::clock::Clock;
+use threadline::config::{DatabaseConfig, RetentionConfig};
+use threadline::store::{Retention, Store};
 
 pub const POSTGRES_URL_VAR: &str = "THREADLINE_TEST_POSTGRES_URL";
 
@@ -57,14 +58,48 @@ impl TestDb {
         }
     }
 
+    /// The first column of every row `query` reads, directly from the database (`SELECT COUNT(*) …`, `SELECT id …`).
+    pub async fn column<T>(&self, query: &str) -> Vec<T>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(query).fetch_all(&mut connection).await.unwrap()
+            }
+            TestDb::Postgres(db) => {
+                let mut connection = PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query_scalar(query).fetch_all(&mut connection).await.unwrap()
+            }
+        }
+    }
+
+    /// The number a `SELECT COUNT(*) …` reads.
+    pub async fn count(&self, query: &str) -> i64 {
+        self.column::<i64>(query).await[0]
+    }
+
     /// Opens (and migrates) the store over this database.
     pub async fn open(&self) -> Arc<dyn Store> {
         self.open_with(&DatabaseConfig::default()).await
     }
 
-    /// Opens the store with these settings.
+    /// Opens the store with these settings (and the default retention, by the real clock).
     pub async fn open_with(&self, config: &DatabaseConfig) -> Arc<dyn Store> {
-        threadline::store::open(self.url(), config).await.unwrap()
+        self.open_retaining(config, RetentionConfig::default(), Clock::default()).await
+    }
+
+    /// Opens the store with these settings, keeping data as `retention` says by `clock`.
+    pub async fn open_retaining(
+        &self,
+        config: &DatabaseConfig,
+        retention: RetentionConfig,
+        clock: Clock,
+    ) -> Arc<dyn Store> {
+        threadline::store::open(self.url(), config, Retention { config: retention, clock }).await.unwrap()
     }
 }
 

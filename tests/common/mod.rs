@@ -23,6 +23,7 @@ use db::TestDb;
 use recorder::Recorder;
 use serde_json::{json, Value};
 use sse::Events;
+use threadline::clock::Clock;
 use threadline::config::{Config, DefaultUpstream, UpstreamConfig};
 use threadline::engine::Engine;
 use threadline::model::{Item, Pieces, Response as ModelResponse};
@@ -58,6 +59,7 @@ pub struct Builder {
     database: Option<Arc<TestDb>>,
     upstreams: Vec<UpstreamConfig>,
     configure: Vec<ConfigChange>,
+    clock: Clock,
 }
 
 /// A change to the config of a test app.
@@ -101,12 +103,13 @@ impl Builder {
         for change in self.configure {
             change(&mut config);
         }
-        let inner = threadline::store::open(&config.database_url, &config.database).await.unwrap();
+        let inner = threadline::open_store(&config, self.clock.clone()).await.unwrap();
         let store = Arc::new(Recorder::new(inner));
         let app = threadline::build_app_with_store(&config, store.clone()).await.unwrap();
         let addr = spawn(app.router).await;
         let base = format!("http://{addr}");
-        Some(TestApp { base, engine: app.engine, store, database, client: reqwest::Client::new() })
+        let clock = self.clock;
+        Some(TestApp { base, engine: app.engine, store, database, clock, client: reqwest::Client::new() })
     }
 }
 
@@ -117,12 +120,20 @@ pub struct TestApp {
     /// The store, wrapped to report writes and count reads.
     pub store: Arc<Recorder>,
     pub database: Arc<TestDb>,
+    /// The clock of its store: `app.clock.advance(…)` makes stored data older.
+    pub clock: Clock,
     pub client: reqwest::Client,
 }
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { store: StoreKind::Sqlite, database: None, upstreams: Vec::new(), configure: Vec::new() }
+        Builder {
+            store: StoreKind::Sqlite,
+            database: None,
+            upstreams: Vec::new(),
+            configure: Vec::new(),
+            clock: Clock::default(),
+        }
     }
 
     /// threadline in front of one upstream at `url` (or `echo`), on a fresh SQLite database.

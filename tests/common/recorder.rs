@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use threadline::clock::Clock;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
 use threadline::store::{
-    Chain, ClaimedRun, ItemList, NewTurn, Page, PageRequest, RunStop, Store, StoreResult, StoreStats,
+    Chain, ClaimedRun, ItemList, NewTurn, Page, PageRequest, Purge, PurgeReport, RunStop, Store, StoreResult,
+    StoreStats,
 };
 use tokio::sync::mpsc;
 
@@ -158,6 +160,13 @@ impl Store for Recorder {
     }
     async fn setting(&self, name: &str, default: &str) -> StoreResult<String> {
         self.inner.setting(name, default).await
+    }
+    async fn purge(&self, scope: Purge<'_>) -> StoreResult<PurgeReport> {
+        self.write();
+        self.inner.purge(scope).await
+    }
+    fn clock(&self) -> &Clock {
+        self.inner.clock()
     }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await

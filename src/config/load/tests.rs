@@ -224,3 +224,51 @@ fn secrets_are_hidden_from_debug() {
     let config = load_from(&Flags::default(), env(&[("THREADLINE_UPSTREAM_API_KEY", "sk-123")])).unwrap();
     assert!(!format!("{config:?}").contains("sk-123"));
 }
+
+#[test]
+fn retention_durations_parse_none_and_errors_name_the_key() {
+    let day = Duration::from_secs(86_400);
+    let config = load_from(&Flags::default(), Vec::new()).unwrap().retention;
+    assert_eq!(
+        (config.responses, config.conversations, config.purge_interval, config.purge_batch),
+        (Some(30 * day), None, Some(Duration::from_secs(3600)), 500)
+    );
+    let vars = [
+        ("THREADLINE_RETENTION__RESPONSES", "none"),
+        ("THREADLINE_RETENTION__CONVERSATIONS", "90d"),
+        ("THREADLINE_RETENTION__PURGE_INTERVAL", "0"),
+        ("THREADLINE_RETENTION__PURGE_BATCH", "3"),
+    ];
+    let config = load_from(&Flags::default(), env(&vars)).unwrap().retention;
+    assert_eq!(
+        (config.responses, config.conversations, config.purge_interval, config.purge_batch),
+        (None, Some(90 * day), None, 3)
+    );
+    assert!(unknown_variables(env(&vars)).is_empty());
+    let (_dir, flags) =
+        file("[retention]\nresponses = \"0\"\nconversations = \"30d\"\npurge_interval = 0\npurge_batch = 10\n");
+    let config = load_from(&flags, Vec::new()).unwrap().retention;
+    assert_eq!((config.responses, config.conversations, config.purge_interval), (None, Some(30 * day), None));
+    let config = load_from(&flags, env(&[("THREADLINE_RETENTION__RESPONSES", "30d")])).unwrap().retention;
+    assert_eq!(config.responses, Some(30 * day), "the environment wins over the file");
+
+    for bad in ["soon", "30", "-1d"] {
+        let message = error(&Flags::default(), &[("THREADLINE_RETENTION__RESPONSES", bad)]);
+        assert!(message.contains("THREADLINE_RETENTION__RESPONSES") && message.contains("\"none\""), "{message}");
+    }
+    let (_dir, flags) = file("[retention]\nconversations = \"forever\"\n");
+    let message = error(&flags, &[]);
+    assert!(message.contains("retention.conversations") && message.contains("'forever'"), "{message}");
+    let message = error(&Flags::default(), &[("THREADLINE_RETENTION__PURGE_BATCH", "0")]);
+    assert_eq!(message, "invalid configuration: retention.purge_batch: must be between 1 and 10000");
+    let message = error(&Flags::default(), &[("THREADLINE_RETENTION__RESPONSES", "500ms")]);
+    assert_eq!(
+        message,
+        "invalid configuration: retention.responses: must be at least 1s (\"none\" keeps data forever)"
+    );
+    let message = error(&Flags::default(), &[("THREADLINE_RETENTION__PURGE_INTERVAL", "10ms")]);
+    assert_eq!(
+        message,
+        "invalid configuration: retention.purge_interval: must be at least 1s (\"none\" turns the periodic purge off)"
+    );
+}

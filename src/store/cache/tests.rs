@@ -13,6 +13,7 @@ fn entry(id: &str, text: &str, json_bytes: usize) -> TurnEntry {
         tenant: "t".into(),
         id: id.into(),
         status: ResponseStatus::Completed,
+        created_at: 0,
         items: vec![item],
         tokens: vec![Some(1)],
         json_bytes,
