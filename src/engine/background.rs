@@ -57,9 +57,9 @@ impl Background {
         self.stop.cancel();
     }
 
-    /// The end of a lease taken or renewed now, in ms since the epoch.
-    fn lease_until(&self) -> i64 {
-        now_ms().saturating_add(i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX))
+    /// The end of a lease taken or renewed at `now` (ms since the epoch).
+    fn lease_from(&self, now: i64) -> i64 {
+        now.saturating_add(i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX))
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunHandle>> {
@@ -144,7 +144,7 @@ impl Engine {
     async fn work(self: Arc<Self>) {
         let background = &self.background;
         while !background.stop.is_cancelled() {
-            match self.store.claim(&background.worker, background.lease_until()).await {
+            match self.store.claim(&background.worker, background.lease_from(self.now_ms())).await {
                 Ok(Some(run)) => {
                     background.queued.notify_one();
                     let engine = self.clone();
@@ -188,7 +188,7 @@ impl Engine {
 
     /// Marks failed the runs whose lease lapsed: their server stopped without ending them.
     async fn end_lapsed_runs(&self) {
-        let now = now_ms();
+        let now = self.now_ms();
         let lapsed = match self.store.lapsed_runs(now, 100).await {
             Ok(lapsed) => lapsed,
             Err(err) => return tracing::warn!(error = %err, "cannot look for interrupted background responses"),
@@ -251,7 +251,7 @@ impl Engine {
                 () = done.cancelled() => return,
             }
             let json = progress.lock().unwrap_or_else(PoisonError::into_inner).take();
-            match self.store.renew(&id, &background.worker, background.lease_until(), json.as_deref()).await {
+            match self.store.renew(&id, &background.worker, background.lease_from(self.now_ms()), json.as_deref()).await {
                 Ok(true) => {}
                 // Once the run stores its end, its claim is gone on purpose.
                 Ok(false) if done.is_cancelled() => return,
@@ -284,6 +284,11 @@ impl Engine {
         if let Err(err) = self.store.stop_run(tenant, id, &stop).await {
             tracing::error!(error = %err, response = %id, "cannot store a failed background response");
         }
+    }
+
+    /// Now by the store's clock, in ms since the epoch (leases are compared across servers in wall-clock time).
+    fn now_ms(&self) -> i64 {
+        self.store.clock().now().timestamp_millis()
     }
 
     /// Stops renewing the claim on background response `id` as its worker stores its end, and returns the worker
@@ -391,7 +396,3 @@ impl Follower {
     }
 }
 
-/// Now, in ms since the epoch (leases are compared across servers in wall-clock time).
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
