@@ -251,7 +251,8 @@ impl Engine {
                 () = done.cancelled() => return,
             }
             let json = progress.lock().unwrap_or_else(PoisonError::into_inner).take();
-            match self.store.renew(&id, &background.worker, background.lease_from(self.now_ms()), json.as_deref()).await {
+            match self.store.renew(&id, &background.worker, background.lease_from(self.now_ms()), json.as_deref()).await
+            {
                 Ok(true) => {}
                 // Once the run stores its end, its claim is gone on purpose.
                 Ok(false) if done.is_cancelled() => return,
@@ -395,4 +396,3 @@ impl Follower {
         self.engine.background.config.poll_interval
     }
 }
-

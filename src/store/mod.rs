@@ -13,6 +13,7 @@ mod retention;
 mod sql;
 mod sql_retention;
 mod sql_store;
+mod sql_writes;
 mod sqlite;
 mod writer;
 
