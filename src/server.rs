@@ -31,6 +31,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              stored conversation"
         );
     }
+    // The tokenizers load beside the first requests rather than in the first turn that counts.
+    let context = &config.context;
+    let encodings: Vec<_> =
+        std::iter::once(context.encoding).chain(context.models.iter().filter_map(|m| m.encoding)).collect();
+    tokio::task::spawn_blocking(move || encodings.into_iter().for_each(crate::tokens::Encoding::load));
     let stop = CancellationToken::new();
     if let Some(every) = config.retention.purge_interval {
         tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));

@@ -43,6 +43,11 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// Loads the encoder now (it takes a moment), so that the first turn that counts with it does not wait.
+    pub fn load(self) {
+        self.bpe();
+    }
+
     /// The encoder, loaded on first use and shared by the whole process.
     fn bpe(self) -> &'static CoreBPE {
         match self {
@@ -147,7 +152,7 @@ mod tests {
     }
 
     fn message(role: Role, content: Vec<ContentPart>) -> Item {
-        Item::Message(Message { id: "msg_1".into(), status: ItemStatus::Completed, role, content })
+        Item::Message(Message { id: "msg_1".into(), status: ItemStatus::Completed, role, content, phase: None })
     }
 
     fn input_text(text: &str) -> ContentPart {
@@ -207,6 +212,7 @@ mod tests {
             id: "rs_1".into(),
             summary: Vec::new(),
             content: vec![ReasoningText { text: "Let me think about hello world at length.".into() }],
+            encrypted_content: None,
             status: ItemStatus::Completed,
         });
         assert_eq!(o200k().item(&reasoning), 0);

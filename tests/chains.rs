@@ -181,7 +181,7 @@ fn message(role: Role, text: &str) -> Item {
         Role::Assistant => ContentPart::output_text(text),
         _ => ContentPart::InputText { text: text.to_string() },
     };
-    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role, content: vec![part] })
+    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role, content: vec![part], phase: None })
 }
 
 #[rstest]

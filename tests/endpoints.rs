@@ -198,6 +198,7 @@ async fn tenants_never_see_each_other() {
         status: ItemStatus::Completed,
         role: Role::User,
         content: vec![ContentPart::InputText { text: "theirs".into() }],
+        phase: None,
     });
     // A turn stored by another tenant on top of our id does not pull our history into theirs.
     common::save(&**store, "other", &response, &[input], &pieces).await;

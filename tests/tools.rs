@@ -300,3 +300,68 @@ async fn images_and_files_become_chat_parts_and_stay_in_history() {
             {"type": "image_url", "image_url": {"url": image, "detail": "auto"}}]})]
     );
 }
+
+#[tokio::test]
+async fn interleaved_call_pieces_each_come_before_their_calls_done_event() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Stream(vec![
+        call_start(0, "call_1", "get_weather"),
+        call_arguments(0, r#"{"city":"#),
+        call_start(1, "call_2", "get_time"),
+        call_arguments(1, "{}"),
+        call_arguments(0, r#""Paris"}"#),
+        finish("tool_calls"),
+        DONE,
+    ]));
+    let server = TestApp::start(&mock.url).await;
+    let body = json!({"model": "m", "input": "q", "stream": true, "tools": [weather_tool()]});
+    let events = server.stream("/v1/responses", body).await.rest_json().await;
+    let shape: Vec<(&str, Value)> =
+        events.iter().map(|e| (e["type"].as_str().unwrap(), e["output_index"].clone())).collect();
+    let (first, second) = (json!(0), json!(1));
+    assert_eq!(
+        shape,
+        [
+            ("response.created", Value::Null),
+            ("response.in_progress", Value::Null),
+            ("response.output_item.added", first.clone()),
+            ("response.function_call_arguments.delta", first.clone()),
+            ("response.function_call_arguments.delta", first.clone()),
+            ("response.function_call_arguments.done", first.clone()),
+            ("response.output_item.done", first),
+            ("response.output_item.added", second.clone()),
+            ("response.function_call_arguments.delta", second.clone()),
+            ("response.function_call_arguments.done", second.clone()),
+            ("response.output_item.done", second),
+            ("response.completed", Value::Null),
+        ]
+    );
+    assert_eq!(events[4]["delta"], r#""Paris"}"#);
+    assert_eq!(events[5]["arguments"], WEATHER);
+    let id = events[11]["response"]["id"].as_str().unwrap();
+    assert_eq!(server.stream_get(&format!("/v1/responses/{id}?stream=true")).await.rest_json().await, events);
+}
+
+#[tokio::test]
+async fn allowed_tools_send_only_those_tools_and_echo_the_choice() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::start(&mock.url).await;
+    let time = json!({"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}});
+    let choice =
+        json!({"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_time"}]});
+    let body = json!({"model": "m", "input": "q", "tools": [weather_tool(), time], "tool_choice": choice});
+    let response = server.create(body).await;
+    assert_eq!(response["tool_choice"], choice);
+    let sent = &mock.take()[0];
+    let names: Vec<&str> =
+        sent["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["get_time"]);
+    assert_eq!(sent["tool_choice"], "required");
+    let unknown = json!({"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "nope"}]});
+    let got = server
+        .post("/v1/responses", json!({"model": "m", "input": "q", "tools": [weather_tool()], "tool_choice": unknown}))
+        .await;
+    assert_eq!(got.0, 400);
+    assert_eq!(got.1["error"]["message"], "Tool choice 'nope' not found in 'tools' parameter.");
+    assert_eq!(got.1["error"]["param"], "tool_choice");
+}

@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::fields::{check_array_length, invalid_type, invalid_value, Fields};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::{
-    new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Role, ToolOutput,
+    new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Phase, Reasoning,
+    ReasoningText, Role, ToolOutput,
 };
 
 const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
@@ -61,6 +62,7 @@ pub fn user_text(text: String) -> Item {
         status: ItemStatus::Completed,
         role: Role::User,
         content: vec![ContentPart::InputText { text }],
+        phase: None,
     })
 }
 
@@ -102,13 +104,43 @@ fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
             let message = format!("Invalid '{path}': a compaction_trigger must be the last item of a create's input.");
             return Err(ApiError::invalid(message).param(path).code("invalid_value"));
         }
-        "reasoning" | "item_reference" => {
+        "reasoning" => Item::Reasoning(parse_reasoning(&mut fields)?),
+        "item_reference" => {
             return Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))
         }
         other => return Err(invalid_value(&fields.param("type"), other, &ITEM_TYPES)),
     };
     fields.finish()?;
     Ok(item)
+}
+
+/// A reasoning item sent back (a client without `store` resends the previous output): kept in history as given, and
+/// — like reasoning a backend produced — not sent to Chat Completions backends, which take none.
+fn parse_reasoning(fields: &mut Fields) -> ApiResult<Reasoning> {
+    let id = item_id(fields, "rs")?;
+    let summary_param = fields.param("summary");
+    let summary = fields.array("summary")?.ok_or_else(|| super::fields::missing(&summary_param))?;
+    let summary = summary.into_iter().enumerate().map(|(j, part)| {
+        let text = typed_text(part, &format!("{summary_param}[{j}]"), "summary_text")?;
+        Ok(serde_json::json!({"type": "summary_text", "text": text}))
+    });
+    let summary = summary.collect::<ApiResult<_>>()?;
+    let content_param = fields.param("content");
+    let content = fields.array("content")?.unwrap_or_default().into_iter().enumerate().map(|(j, part)| {
+        Ok(ReasoningText { text: typed_text(part, &format!("{content_param}[{j}]"), "reasoning_text")? })
+    });
+    let content = content.collect::<ApiResult<_>>()?;
+    let encrypted_content = fields.string("encrypted_content")?;
+    Ok(Reasoning { id, summary, content, encrypted_content, status: parse_status(fields)? })
+}
+
+/// The text of a `{type: kind, text}` part.
+fn typed_text(part: Value, path: &str, kind: &str) -> ApiResult<String> {
+    let mut part = Fields::new(part, path)?;
+    part.choice("type", &[kind])?.ok_or_else(|| super::fields::missing(&part.param("type")))?;
+    let text = part.required_string("text")?;
+    part.finish()?;
+    Ok(text)
 }
 
 /// The item's `id`, which must have the item type's prefix; a new one when absent.
@@ -159,7 +191,16 @@ fn parse_message(fields: &mut Fields) -> ApiResult<Message> {
             .collect::<ApiResult<_>>()?,
         other => return Err(invalid_type(&content_param, "a string or an array of content parts", &other)),
     };
-    Ok(Message { id, status, role, content })
+    let phase = match fields.choice("phase", &["commentary", "final_answer"])?.as_deref() {
+        None => None,
+        Some(_) if role != Role::Assistant => {
+            let message = format!("Invalid '{}': only assistant messages have a phase.", fields.param("phase"));
+            return Err(ApiError::invalid(message).param(fields.param("phase")).code("invalid_value"));
+        }
+        Some("commentary") => Some(Phase::Commentary),
+        Some(_) => Some(Phase::FinalAnswer),
+    };
+    Ok(Message { id, status, role, content, phase })
 }
 
 fn parse_part(value: Value, path: &str, role: Role) -> ApiResult<ContentPart> {

@@ -1,5 +1,7 @@
 //! Building a Response from upstream deltas, emitting the turn's events as its output items grow.
 
+use std::collections::BTreeMap;
+
 use super::events::{DeltaKind, TurnEvent};
 use super::turn::Prepared;
 use super::TurnRequest;
@@ -16,8 +18,12 @@ pub struct TurnBuilder {
     response: Response,
     /// The byte lengths of the deltas of each output item.
     pieces: Pieces,
-    /// The output item receiving deltas.
-    open: Option<usize>,
+    /// The output items still receiving deltas, oldest first: one text or reasoning item, or the function calls
+    /// being streamed (a backend may interleave the pieces of several).
+    open: Vec<usize>,
+    /// The events of function calls started while an earlier one is open, held back until it is done: each item's
+    /// events then come whole, in order, as a replay repeats them.
+    held: BTreeMap<usize, Vec<TurnEvent>>,
     /// Function calls: the backend's number of each, and its output index.
     calls: Vec<(usize, usize)>,
     max_tool_calls: Option<u64>,
@@ -84,7 +90,8 @@ impl TurnBuilder {
         Self {
             response,
             pieces: Pieces::new(),
-            open: None,
+            open: Vec::new(),
+            held: BTreeMap::new(),
             calls: Vec::new(),
             max_tool_calls: parameters.max_tool_calls,
             finish: None,
@@ -134,8 +141,8 @@ impl TurnBuilder {
     /// Text or reasoning: appended to the open item of that kind, or to a new one.
     fn append(&mut self, kind: DeltaKind, text: String) -> Vec<TurnEvent> {
         let mut events = Vec::new();
-        let index = match self.open {
-            Some(index) if DeltaKind::of(&self.response.output[index]) == kind => index,
+        let index = match self.open.last() {
+            Some(&index) if DeltaKind::of(&self.response.output[index]) == kind => index,
             _ => self.start(empty_item(kind), &mut events),
         };
         events.push(self.grow(index, kind, text));
@@ -167,20 +174,38 @@ impl TurnBuilder {
             }
         }
         if !args.is_empty() {
-            events.push(self.grow(index, DeltaKind::Arguments, args));
+            let delta = self.grow(index, DeltaKind::Arguments, args);
+            self.emit(index, delta, &mut events);
         }
         events
     }
 
-    /// Closes the open item and opens `item`; returns its index.
+    /// Opens `item` and returns its index, closing the open items first — but the function calls, when it is one:
+    /// their pieces may still come, and every event of an item comes before its done event.
     fn start(&mut self, item: Item, events: &mut Vec<TurnEvent>) -> usize {
-        events.extend(self.close(ItemStatus::Completed));
+        let call = matches!(item, Item::FunctionCall(_));
+        let (calls, others): (Vec<usize>, Vec<usize>) =
+            self.open.iter().partition(|&&index| matches!(self.response.output[index], Item::FunctionCall(_)));
+        let (kept, closing) = if call { (calls, others) } else { (Vec::new(), [calls, others].concat()) };
+        self.open = kept;
+        events.extend(self.close(closing, ItemStatus::Completed));
         let index = self.response.output.len();
-        events.push(TurnEvent::ItemAdded { index, item: item.started() });
+        if call && !self.open.is_empty() {
+            self.held.insert(index, Vec::new());
+        }
+        self.emit(index, TurnEvent::ItemAdded { index, item: item.started() }, events);
         self.response.output.push(item);
         self.pieces.push(Vec::new());
-        self.open = Some(index);
+        self.open.push(index);
         index
+    }
+
+    /// Sends an event of output item `index`, or holds it back with the item's other events.
+    fn emit(&mut self, index: usize, event: TurnEvent, events: &mut Vec<TurnEvent>) {
+        match self.held.get_mut(&index) {
+            Some(held) => held.push(event),
+            None => events.push(event),
+        }
     }
 
     /// Appends text to output item `index`.
@@ -191,11 +216,17 @@ impl TurnBuilder {
         TurnEvent::Delta { index, item_id, kind, text }
     }
 
-    fn close(&mut self, status: ItemStatus) -> Option<TurnEvent> {
-        let index = self.open.take()?;
-        let item = &mut self.response.output[index];
-        item.set_status(status);
-        Some(TurnEvent::ItemDone { index, item: item.clone() })
+    /// Closes output items `indexes` (in order) with `status`: each one's held events, then its done event.
+    fn close(&mut self, mut indexes: Vec<usize>, status: ItemStatus) -> Vec<TurnEvent> {
+        indexes.sort_unstable();
+        let mut events = Vec::new();
+        for index in indexes {
+            events.extend(self.held.remove(&index).unwrap_or_default());
+            let item = &mut self.response.output[index];
+            item.set_status(status);
+            events.push(TurnEvent::ItemDone { index, item: item.clone() });
+        }
+        events
     }
 
     /// Ends the turn (failed if `failure` is given) and returns the closing events, the final response and the
@@ -212,7 +243,12 @@ impl TurnBuilder {
         if failure.is_none() && !answered {
             self.start(empty_item(DeltaKind::Text), &mut events);
         }
-        events.extend(self.close(if cut { ItemStatus::Incomplete } else { ItemStatus::Completed }));
+        // A cut leaves the item streamed last incomplete; the others had ended.
+        let mut open = std::mem::take(&mut self.open);
+        let last = open.pop();
+        events.extend(self.close(open, ItemStatus::Completed));
+        let status = if cut { ItemStatus::Incomplete } else { ItemStatus::Completed };
+        events.extend(self.close(last.into_iter().collect(), status));
         let now = self.clock.timestamp();
         let response = &mut self.response;
         response.status = match (&failure, cut_reason) {
@@ -242,6 +278,7 @@ fn empty_item(kind: DeltaKind) -> Item {
             id: new_id("rs"),
             summary: Vec::new(),
             content: vec![ReasoningText { text: String::new() }],
+            encrypted_content: None,
             status: ItemStatus::InProgress,
         }),
         _ => Item::Message(Message {
@@ -249,6 +286,7 @@ fn empty_item(kind: DeltaKind) -> Item {
             status: ItemStatus::InProgress,
             role: Role::Assistant,
             content: vec![ContentPart::output_text("")],
+            phase: None,
         }),
     }
 }

@@ -113,13 +113,25 @@ pub enum ItemStatus {
     Incomplete,
 }
 
-/// A message item: `{id, type:"message", status, role, content:[parts]}`.
+/// A message item: `{id, type:"message", status, role, content:[parts]}`, and an assistant message's `phase` when
+/// the client gave one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
     pub status: ItemStatus,
     pub role: Role,
     pub content: Vec<ContentPart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+}
+
+/// What an assistant message is in an agent's turn: working notes (`commentary`) or its answer (`final_answer`).
+/// Kept and returned as given; no Chat Completions backend has it, so it is not sent upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Commentary,
+    FinalAnswer,
 }
 
 impl Message {
@@ -220,6 +232,9 @@ pub struct Reasoning {
     pub id: String,
     pub summary: Vec<serde_json::Value>,
     pub content: Vec<ReasoningText>,
+    /// The backend's opaque form of the reasoning, when a client sent it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_content: Option<String>,
     pub status: ItemStatus,
 }
 

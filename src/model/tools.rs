@@ -23,9 +23,22 @@ pub enum ToolChoice {
     Required,
     /// This function, by name.
     Function(String),
+    /// Only these functions (by name) may be called; `required`: one of them must be.
+    Allowed {
+        required: bool,
+        tools: Vec<String>,
+    },
 }
 
 impl ToolChoice {
+    /// Whether a backend may be sent tool `name` (all but those an `allowed_tools` choice leaves out).
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            ToolChoice::Allowed { tools, .. } => tools.iter().any(|allowed| allowed == name),
+            _ => true,
+        }
+    }
+
     /// The Responses wire form: `"auto"` … or `{type:"function", name}`.
     pub fn to_value(&self) -> Value {
         match self {
@@ -33,6 +46,11 @@ impl ToolChoice {
             ToolChoice::Auto => json!("auto"),
             ToolChoice::Required => json!("required"),
             ToolChoice::Function(name) => json!({"type": "function", "name": name}),
+            ToolChoice::Allowed { required, tools } => json!({
+                "type": "allowed_tools",
+                "mode": if *required { "required" } else { "auto" },
+                "tools": tools.iter().map(|name| json!({"type": "function", "name": name})).collect::<Vec<_>>(),
+            }),
         }
     }
 }

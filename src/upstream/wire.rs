@@ -250,6 +250,9 @@ pub struct StreamOptions {
 pub fn tool_choice(choice: &ToolChoice) -> Value {
     match choice {
         ToolChoice::Function(name) => serde_json::json!({"type": "function", "function": {"name": name}}),
+        // Backends that know no `allowed_tools` get only the allowed tools (see `request_body`) and the mode.
+        ToolChoice::Allowed { required: true, .. } => Value::from("required"),
+        ToolChoice::Allowed { required: false, .. } => Value::from("auto"),
         other => other.to_value(),
     }
 }

@@ -198,14 +198,20 @@ async fn decode(response: reqwest::Response) -> (u16, Value) {
 pub fn user_item(text: &str) -> Item {
     use threadline::model::{new_id, ContentPart, ItemStatus, Message, Role};
     let content = vec![ContentPart::InputText { text: text.into() }];
-    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::User, content })
+    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::User, content, phase: None })
 }
 
 /// An assistant message item with one output text part.
 pub fn assistant_item(text: &str) -> Item {
     use threadline::model::{new_id, ContentPart, ItemStatus, Message, Role};
     let content = vec![ContentPart::output_text(text)];
-    Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::Assistant, content })
+    Item::Message(Message {
+        id: new_id("msg"),
+        status: ItemStatus::Completed,
+        role: Role::Assistant,
+        content,
+        phase: None,
+    })
 }
 
 /// `{"role": role, "content": content}`.

@@ -96,6 +96,7 @@ fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRe
             status: ItemStatus::Completed,
             role: Role::System,
             content: vec![ContentPart::InputText { text: prompt }],
+            phase: None,
         };
         input.insert(0, Item::Message(system));
     }
@@ -159,5 +160,11 @@ fn user_parts(items: Vec<Value>) -> Result<Item, ApiError> {
             Ok(part)
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(Item::Message(Message { id: new_id("msg"), status: ItemStatus::Completed, role: Role::User, content }))
+    Ok(Item::Message(Message {
+        id: new_id("msg"),
+        status: ItemStatus::Completed,
+        role: Role::User,
+        content,
+        phase: None,
+    }))
 }

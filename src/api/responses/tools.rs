@@ -46,17 +46,13 @@ pub fn parse_tool_choice(f: &mut Fields, tools: &[FunctionTool]) -> ApiResult<Op
         Some(value @ Value::Object(_)) => {
             let mut choice = Fields::new(value, "tool_choice")?;
             let kind = choice.required_string("type")?;
-            if kind != "function" {
-                return Err(ApiError::unsupported("tool_choice.type", &format!("tool_choice of type '{kind}'")));
-            }
-            let name = choice.required_string("name")?;
+            let parsed = match kind.as_str() {
+                "function" => ToolChoice::Function(known_tool(choice.required_string("name")?, tools)?),
+                "allowed_tools" => parse_allowed_tools(&mut choice, tools)?,
+                _ => return Err(ApiError::unsupported("tool_choice.type", &format!("tool_choice of type '{kind}'"))),
+            };
             choice.finish()?;
-            if !tools.iter().any(|tool| tool.name == name) {
-                return Err(ApiError::invalid(format!("Tool choice '{name}' not found in 'tools' parameter."))
-                    .param("tool_choice")
-                    .code("invalid_value"));
-            }
-            ToolChoice::Function(name)
+            parsed
         }
         Some(other) => return Err(invalid_type("tool_choice", "a string or an object", &other)),
     };
@@ -66,6 +62,39 @@ pub fn parse_tool_choice(f: &mut Fields, tools: &[FunctionTool]) -> ApiResult<Op
             .code("invalid_value"));
     }
     Ok(Some(choice))
+}
+
+/// `{type:"allowed_tools", mode:"auto"|"required", tools:[{type:"function", name}]}`: the functions the model may call
+/// this turn, each one of `tools`.
+fn parse_allowed_tools(choice: &mut Fields, tools: &[FunctionTool]) -> ApiResult<ToolChoice> {
+    let mode = choice.choice("mode", &["auto", "required"])?.ok_or_else(|| missing("tool_choice.mode"))?;
+    let listed = choice.array("tools")?.ok_or_else(|| missing("tool_choice.tools"))?;
+    if listed.is_empty() {
+        return Err(ApiError::invalid("'tool_choice.tools' must name at least one tool.")
+            .param("tool_choice.tools")
+            .code("invalid_value"));
+    }
+    let names = listed.into_iter().enumerate().map(|(i, tool)| {
+        let mut tool = Fields::new(tool, &format!("tool_choice.tools[{i}]"))?;
+        let kind = tool.required_string("type")?;
+        if kind != "function" {
+            return Err(ApiError::unsupported(&tool.param("type"), &format!("An allowed tool of type '{kind}'")));
+        }
+        let name = known_tool(tool.required_string("name")?, tools)?;
+        tool.finish()?;
+        Ok(name)
+    });
+    Ok(ToolChoice::Allowed { required: mode == "required", tools: names.collect::<ApiResult<_>>()? })
+}
+
+/// `name`, when it names one of `tools`.
+fn known_tool(name: String, tools: &[FunctionTool]) -> ApiResult<String> {
+    if !tools.iter().any(|tool| tool.name == name) {
+        return Err(ApiError::invalid(format!("Tool choice '{name}' not found in 'tools' parameter."))
+            .param("tool_choice")
+            .code("invalid_value"));
+    }
+    Ok(name)
 }
 
 /// `text`: the output format (`text`, `json_object`, or a flat `json_schema`) and the verbosity.

@@ -7,8 +7,13 @@ use crate::model::{ContentPart, ItemStatus, Message, Role};
 
 fn entry(id: &str, text: &str, json_bytes: usize) -> TurnEntry {
     let content = vec![ContentPart::InputText { text: text.into() }];
-    let item =
-        Item::Message(Message { id: format!("msg_{id}"), status: ItemStatus::Completed, role: Role::User, content });
+    let item = Item::Message(Message {
+        id: format!("msg_{id}"),
+        status: ItemStatus::Completed,
+        role: Role::User,
+        content,
+        phase: None,
+    });
     TurnEntry {
         tenant: "t".into(),
         id: id.into(),
