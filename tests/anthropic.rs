@@ -45,6 +45,18 @@ fn weather_tool() -> Value {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}})
 }
 
+/// A completed assistant message output item with this text (its id taken from `item`).
+fn assistant_message(item: &Value, text: &str) -> Value {
+    json!({"type": "message", "id": item["id"], "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+}
+
+/// A completed reasoning output item with this text (its id taken from `item`).
+fn reasoning(item: &Value, text: &str) -> Value {
+    json!({"type": "reasoning", "id": item["id"], "summary": [], "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed"})
+}
+
 /// The usage threadline reports for Anthropic's (input 5, cache read 100, cache write 20, output 7).
 fn usage_with_cache() -> Value {
     json!({"input_tokens": 125, "input_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20}, "output_tokens": 7,
@@ -76,8 +88,7 @@ async fn a_plain_answer_sends_the_exact_request_and_reads_text_and_cached_usage(
     assert_eq!(response["status"], "completed");
     let output = response["output"].as_array().unwrap();
     assert_eq!(output.len(), 1);
-    assert_eq!(output[0]["type"], "message");
-    assert_eq!(output[0]["content"][0]["text"], "Hello there");
+    assert_eq!(output[0], assistant_message(&output[0], "Hello there"));
     assert_eq!(response["usage"], usage_with_cache());
 }
 
@@ -181,9 +192,11 @@ async fn a_tool_use_becomes_a_function_call_and_its_output_a_tool_result() {
     });
     let first = server
         .create(json!({"model": "claude-x", "input": "Weather in Paris?", "tools": [weather_tool()],
-            "tool_choice": "required", "parallel_tool_calls": false}))
+            "tool_choice": "required", "parallel_tool_calls": false, "reasoning": {"effort": "low"}}))
         .await;
     let body = mock.only_body();
+    // Anthropic refuses thinking with a forced tool choice.
+    assert_eq!(body.get("thinking"), None, "{body}");
     assert_eq!(
         body["tools"],
         json!([{"name": "get_weather", "description": "Current weather", "input_schema": weather_tool()["parameters"]}])
@@ -198,11 +211,13 @@ async fn a_tool_use_becomes_a_function_call_and_its_output_a_tool_result() {
     );
     server
         .create(json!({"model": "claude-x", "previous_response_id": first["id"], "tools": [weather_tool()],
-            "tool_choice": {"type": "function", "name": "get_weather"},
+            "tool_choice": "auto", "reasoning": {"effort": "low"},
             "input": [{"type": "function_call_output", "call_id": "toolu_1", "output": "21C"}]}))
         .await;
     let body = mock.only_body();
-    assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
+    assert_eq!(body["tool_choice"], json!({"type": "auto"}));
+    // Continuing a tool call would need the call's thinking back, which is not kept: no thinking.
+    assert_eq!(body.get("thinking"), None, "{body}");
     assert_eq!(
         body["messages"],
         json!([
@@ -265,9 +280,8 @@ async fn thinking_becomes_a_reasoning_item_and_is_not_sent_back() {
     assert_eq!(body["max_tokens"], 4096);
     let output = first["output"].as_array().unwrap();
     assert_eq!(output.len(), 2, "{first}");
-    assert_eq!(output[0]["type"], "reasoning");
-    assert!(output[0].to_string().contains("Six times seven."), "{first}");
-    assert_eq!(output[1]["content"][0]["text"], "42");
+    assert_eq!(output[0], reasoning(&output[0], "Six times seven."));
+    assert_eq!(output[1], assistant_message(&output[1], "42"));
 
     // Streamed: thinking deltas, a signature (ignored), then text.
     let thinking = vec![
@@ -303,9 +317,8 @@ async fn thinking_becomes_a_reasoning_item_and_is_not_sent_back() {
         ])
     );
     let output = &events.last().unwrap()["response"]["output"];
-    assert_eq!(output[0]["type"], "reasoning");
-    assert!(output[0].to_string().contains("Add one."), "{output}");
-    assert_eq!(output[1]["content"][0]["text"], "43");
+    assert_eq!(output[0], reasoning(&output[0], "Add one."));
+    assert_eq!(output[1], assistant_message(&output[1], "43"));
 }
 
 #[tokio::test]
@@ -353,6 +366,14 @@ async fn anthropic_errors_map_to_threadline_errors() {
     assert_eq!(last["status"], "failed");
     assert_eq!(last["error"]["code"], "server_error");
     assert!(last["error"]["message"].as_str().unwrap().contains("Overloaded"), "{last}");
+    // Anthropic's overflow wording in an error event is a context overflow.
+    let overflow = "prompt is too long: 210000 tokens > 200000 maximum";
+    mock.push(Reply::Stream(vec![
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": overflow}}),
+    ]));
+    let events = server.stream("/v1/responses", json!({"model": "claude-x", "input": "Hi", "stream": true})).await;
+    let events = events.rest_json().await;
+    assert_eq!(events.last().unwrap()["response"]["error"]["code"], "context_length_exceeded");
 
     // A call whose arguments are not JSON cannot be sent: a clear upstream error, never a panic.
     mock.take();

@@ -11,6 +11,7 @@ use super::anthropic_wire::{self as wire, AnswerBlock, MessagesRequest, Messages
 use super::http::HttpBackend;
 use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, DeltaStream, ModelInfo, Upstream, UpstreamResult};
 use crate::config::UpstreamConfig;
+use crate::model::ToolChoice;
 
 /// The API version threadline speaks.
 pub const API_VERSION: &str = "2023-06-01";
@@ -41,7 +42,12 @@ impl Anthropic {
             .map_err(|what| self.http.bad_answer(&format!("no request it could be sent: {what}")))?;
         let p = &request.parameters;
         let max_tokens = p.max_output_tokens.unwrap_or(self.max_tokens);
-        let thinking = wire::thinking(p.reasoning_effort.as_deref(), max_tokens);
+        // No thinking where Anthropic refuses it: with a forced tool choice, or continuing a tool call (its thinking
+        // blocks, which that would need back with their signatures, are not kept).
+        let forced =
+            matches!(p.tool_choice, Some(ToolChoice::Required | ToolChoice::Function(_))) && !p.tools.is_empty();
+        let thinking = wire::thinking(p.reasoning_effort.as_deref(), max_tokens)
+            .filter(|_| !forced && !wire::continues_tool_use(&messages));
         // Anthropic refuses sampling changes with extended thinking.
         let sampling = |value: Option<f64>| value.filter(|_| thinking.is_none());
         let body = MessagesRequest {

@@ -189,6 +189,12 @@ pub fn conversation(
     Ok((system, out))
 }
 
+/// Whether the conversation ends answering function calls: its last message holds a `tool_result`.
+pub fn continues_tool_use(messages: &[Message]) -> bool {
+    let last = messages.last().filter(|message| message.role == "user");
+    last.is_some_and(|message| message.content.iter().any(|block| matches!(block.kind, BlockKind::ToolResult { .. })))
+}
+
 /// A message's content as blocks: text, images (`image_url` parts) and files (`file` parts, as documents).
 fn content_blocks(content: &ChatContent) -> Vec<Block> {
     let text = |text: &str| (!text.is_empty()).then(|| BlockKind::Text { text: text.to_string() }.into());
@@ -453,6 +459,8 @@ mod tests {
         assert_eq!(budget("none", 64000), None);
         assert!(thinking(None, 64000).is_none());
         assert_eq!(tool_choice(Some(&ToolChoice::Auto), None), Some(json!({"type": "auto"})));
+        let named = tool_choice(Some(&ToolChoice::Function("f".into())), Some(false));
+        assert_eq!(named, Some(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})));
         assert_eq!(tool_choice(Some(&ToolChoice::None), Some(false)), Some(json!({"type": "none"})));
         assert_eq!(tool_choice(None, Some(false)), Some(json!({"type": "auto", "disable_parallel_tool_use": true})));
         assert_eq!(tool_choice(None, Some(true)), None);
