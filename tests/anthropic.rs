@@ -398,3 +398,25 @@ async fn models_are_listed_from_the_messages_api() {
             "display_name": "Claude Sonnet 4.5"}])
     );
 }
+
+#[tokio::test]
+async fn stateless_chat_completions_are_answered_through_the_messages_api() {
+    let (mock, server) = app(true).await;
+    mock.push(Reply::Message {
+        content: json!([text("Bonjour")]),
+        stop_reason: "end_turn",
+        usage: anthropic_usage(5, 100, 20, 7),
+    });
+    let request = json!({"model": "claude-x", "max_tokens": 50,
+        "messages": [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hello in French?"}]});
+    let (status, body) = server.post("/v1/chat/completions", request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        mock.only_body(),
+        json!({"model": "claude-x", "max_tokens": 50, "system": [cached(text("Be brief"))],
+            "messages": [message("user", vec![text("Hello in French?")])]})
+    );
+    assert_eq!(body["choices"][0]["message"]["content"], "Bonjour");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["prompt_tokens"], 125);
+}
