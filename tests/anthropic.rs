@@ -420,3 +420,17 @@ async fn stateless_chat_completions_are_answered_through_the_messages_api() {
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(body["usage"]["prompt_tokens"], 125);
 }
+
+#[tokio::test]
+async fn an_unreachable_model_list_falls_back_to_the_configured_names() {
+    let config = UpstreamConfig {
+        name: "claude".into(),
+        kind: UpstreamKind::Anthropic,
+        models: vec!["claude-a".into(), "claude-*".into()],
+        ..upstream("http://127.0.0.1:9/v1")
+    };
+    let server = TestApp::builder().config(move |c| c.upstreams = vec![config]).start().await.unwrap();
+    let (status, body) = server.get("/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], json!([{"id": "claude-a", "object": "model", "created": 0, "owned_by": "claude"}]));
+}
