@@ -63,7 +63,8 @@ async fn builtin(upstream: &dyn Upstream, body: Value, request_id: String) -> Ap
     };
     let parameters = Parameters { max_output_tokens: max_tokens, ..Parameters::default() };
     let messages = ChatMessages::of(&messages).map_err(|err| ApiError::internal(err.to_string()))?;
-    let request = ChatRequest { model, messages, parameters, request_id: Some(request_id), api_key: None };
+    let request =
+        ChatRequest { model, messages, parameters, request_id: Some(request_id), api_key: None, stable_prefix: 0 };
     let answer =
         Answer { id: new_id("chatcmpl"), created: chrono::Utc::now().timestamp(), model: request.model.clone() };
     if !stream {

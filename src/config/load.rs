@@ -185,6 +185,7 @@ impl UpstreamConfig {
             (UpstreamKind::ChatCompletions, None) => {
                 return fail("base_url", "a chat_completions upstream needs one".into())
             }
+            (UpstreamKind::Anthropic, None) => return fail("base_url", "an anthropic upstream needs one".into()),
             (_, Some(url)) => match reqwest::Url::parse(url) {
                 Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => {}
                 Ok(_) => return fail("base_url", format!("'{url}' is not an http:// or https:// URL")),
@@ -194,6 +195,9 @@ impl UpstreamConfig {
         }
         if self.models.is_empty() {
             return fail("models", "serves no models (set models = [\"*\"] to serve all)".into());
+        }
+        if self.max_tokens == 0 {
+            return fail("max_tokens", "must be at least 1".into());
         }
         if self.connect_timeout.is_zero() || self.timeout.is_zero() {
             return fail("timeout", "connect_timeout and timeout must be longer than 0s".into());

@@ -220,6 +220,8 @@ pub const OLLAMA_URL: &str = "http://127.0.0.1:11434/v1";
 pub enum UpstreamKind {
     /// OpenAI Chat Completions (`POST {base_url}/chat/completions`): Ollama, vLLM, llama.cpp, LM Studio, OpenAI…
     ChatCompletions,
+    /// The Anthropic Messages API (`POST {base_url}/messages`), with prompt caching of the stable prefix.
+    Anthropic,
     /// The built-in offline echo model.
     Echo,
 }
@@ -230,12 +232,13 @@ pub enum UpstreamKind {
 pub struct UpstreamConfig {
     /// A name for logs and error messages.
     pub name: String,
-    /// The protocol: `chat_completions` or `echo`.
+    /// The protocol: `chat_completions`, `anthropic` or `echo`.
     pub kind: UpstreamKind,
-    /// Base URL including the version prefix, e.g. `http://127.0.0.1:11434/v1` (needed by `chat_completions`).
+    /// Base URL including the version prefix, e.g. `http://127.0.0.1:11434/v1` or `https://api.anthropic.com/v1`
+    /// (needed by `chat_completions` and `anthropic`).
     #[serde(default)]
     pub base_url: Option<String>,
-    /// The API key sent as `Authorization: Bearer …`; prefer `api_key_env`.
+    /// The API key sent as `Authorization: Bearer …` (`x-api-key` to `anthropic`); prefer `api_key_env`.
     #[serde(default)]
     pub api_key: Option<Secret>,
     /// The name of an environment variable holding the API key (read at start-up).
@@ -250,6 +253,13 @@ pub struct UpstreamConfig {
     /// How long a whole completion may take.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// `anthropic`: the `max_tokens` sent when a request sets no output limit (the Messages API requires one).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u64,
+    /// `anthropic`: marks the system prompt and the conversation before the new input as cacheable
+    /// (`cache_control` breakpoints), so a long chat is billed at the cached rate; `false` sends none.
+    #[serde(default = "default_true")]
+    pub prompt_cache: bool,
 }
 
 impl UpstreamConfig {
@@ -265,6 +275,8 @@ impl UpstreamConfig {
             models: all_models(),
             connect_timeout: defaults.connect_timeout,
             timeout: defaults.timeout,
+            max_tokens: default_max_tokens(),
+            prompt_cache: true,
         }
     }
 }
@@ -318,6 +330,14 @@ fn all_models() -> Vec<String> {
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_max_tokens() -> u64 {
+    4096
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_timeout() -> Duration {

@@ -266,7 +266,9 @@ impl TurnBuilder {
             output: response.output.iter().map(|item| u64::from(counter.text(&item.text()))).sum(),
             ..TokenCounts::default()
         });
-        response.usage = Some(Usage::new(counts.input, counts.output, counts.cached, counts.reasoning));
+        let mut usage = Usage::new(counts.input, counts.output, counts.cached, counts.reasoning);
+        usage.input_tokens_details.cache_write_tokens = counts.cache_write;
+        response.usage = Some(usage);
         (events, self.response, self.pieces)
     }
 }

@@ -157,6 +157,7 @@ impl Engine {
             },
             request_id: call.request_id.map(str::to_string),
             api_key: call.api_key.cloned(),
+            stable_prefix: 0,
         };
         let completion = upstream.complete(&chat).await?;
         let text = completion.text.trim().to_string();

@@ -197,6 +197,11 @@ impl ContextRun {
         })
     }
 
+    /// How many upstream messages it is.
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+
     fn makes_call(&self, id: &str) -> bool {
         self.tools.iter().any(|tool_use| matches!(tool_use, ToolUse::Call(call) if call == id))
     }

@@ -251,6 +251,7 @@ impl Engine {
             parameters: request.parameters.clone(),
             request_id: request.request_id.clone(),
             api_key: request.upstream_key.clone(),
+            stable_prefix: plan.stable_prefix(),
         };
         let (tokens, history_tokens) = (plan.tokens(), plan.history_tokens());
         Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction })

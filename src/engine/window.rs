@@ -78,6 +78,16 @@ impl<'a> Plan<'a> {
         runs
     }
 
+    /// How many messages come before the input (instructions, pinned messages, summary and history): the stable
+    /// prefix a backend may cache; 0 when there is no history.
+    pub fn stable_prefix(&self) -> usize {
+        if self.history.is_empty() && self.summary.is_none() {
+            return 0;
+        }
+        let runs = self.runs();
+        runs[..runs.len() - 1].iter().map(|run| run.message_count()).sum()
+    }
+
     /// Keeps only the last `count` turns of history (or more, where a call's output needs its call).
     pub fn keep_last(&mut self, count: usize) {
         let cut = self.history.len().saturating_sub(count);

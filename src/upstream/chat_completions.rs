@@ -129,5 +129,6 @@ pub fn token_counts(usage: WireUsage) -> Option<TokenCounts> {
         output: usage.completion_tokens,
         cached: usage.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
         reasoning: usage.completion_tokens_details.map_or(0, |d| d.reasoning_tokens),
+        cache_write: 0,
     })
 }

@@ -48,7 +48,7 @@ fn reply<'a>(messages: impl Iterator<Item = (ChatRole, &'a str)>, max_tokens: Op
         reasoning: None,
         tool_calls: Vec::new(),
         finish_reason,
-        usage: Some(TokenCounts { input, output, cached: 0, reasoning: 0 }),
+        usage: Some(TokenCounts { input, output, cached: 0, reasoning: 0, cache_write: 0 }),
     }
 }
 
@@ -96,7 +96,10 @@ mod tests {
         let completion = reply(messages.into_iter(), None);
         assert_eq!(completion.text, "echo: b c [turn 2, 4 messages in context]");
         assert_eq!(completion.finish_reason, FinishReason::Stop);
-        assert_eq!(completion.usage.unwrap(), TokenCounts { input: 25, output: 15, cached: 0, reasoning: 0 });
+        assert_eq!(
+            completion.usage.unwrap(),
+            TokenCounts { input: 25, output: 15, cached: 0, reasoning: 0, cache_write: 0 }
+        );
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct HttpBackend {
     /// The largest answer body read, in bytes (`limits.max_upstream_reply_bytes`).
     pub max_reply_bytes: usize,
     client: reqwest::Client,
+    /// The header the key goes in, when not `Authorization: Bearer …`.
+    key_header: Option<&'static str>,
+    /// Headers sent with every request.
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 impl HttpBackend {
@@ -53,7 +57,21 @@ impl HttpBackend {
             connect_timeout: config.connect_timeout,
             max_reply_bytes,
             client,
+            key_header: None,
+            headers: Vec::new(),
         })
+    }
+
+    /// Sends the key as the value of header `name` instead of `Authorization: Bearer …`.
+    pub fn key_header(mut self, name: &'static str) -> Self {
+        self.key_header = Some(name);
+        self
+    }
+
+    /// Sends this header with every request.
+    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// `POST {base_url}{path}` with a JSON body, for the client `on_behalf`; the 2xx answer, its body unread.
@@ -143,7 +161,13 @@ impl HttpBackend {
         key: Option<&Secret>,
     ) -> UpstreamResult<reqwest::Response> {
         if let Some(Secret(key)) = key.or(self.api_key.as_ref()) {
-            request = request.bearer_auth(key);
+            request = match self.key_header {
+                Some(name) => request.header(name, key),
+                None => request.bearer_auth(key),
+            };
+        }
+        for (name, value) in &self.headers {
+            request = request.header(*name, *value);
         }
         let started = Instant::now();
         let sent = request.send().await;

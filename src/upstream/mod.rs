@@ -1,7 +1,11 @@
 //! Upstream LLM backends: the `Upstream` trait and the completion types the engine speaks with it. `routing`
-//! picks a backend by model name; `chat_completions` (over `http` and `stream`) and `echo` implement the trait;
-//! `wire` holds the Chat Completions wire types; `windows` the context windows backends report.
+//! picks a backend by model name; `chat_completions` (over `http` and `stream`), `anthropic` (its wire and stream
+//! beside it) and `echo` implement the trait; `wire` holds the Chat Completions wire types; `windows` the context
+//! windows backends report.
 
+mod anthropic;
+mod anthropic_stream;
+mod anthropic_wire;
 mod chat_completions;
 mod echo;
 mod error;
@@ -17,6 +21,7 @@ use futures::stream::BoxStream;
 use crate::config::Secret;
 use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
+pub use anthropic::Anthropic;
 pub use chat_completions::ChatCompletions;
 pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
@@ -73,6 +78,9 @@ pub struct ChatRequest {
     pub request_id: Option<String>,
     /// The client's own key (`passthrough`), sent in place of the upstream's configured one.
     pub api_key: Option<Secret>,
+    /// How many of `messages`, from the first, are the stable prefix of the conversation (everything before the new
+    /// turn's input), which a backend may cache; 0 when there is no history.
+    pub stable_prefix: usize,
 }
 
 impl ChatRequest {
@@ -120,6 +128,8 @@ pub struct TokenCounts {
     pub output: u64,
     pub cached: u64,
     pub reasoning: u64,
+    /// Input tokens written to the backend's prompt cache (Anthropic reports them).
+    pub cache_write: u64,
 }
 
 /// What the backend answered.

@@ -21,14 +21,14 @@ pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
 }
 
 /// The Server-Sent Events of a body.
-fn events<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn events<E: std::error::Error + Send + Sync + 'static>(
     bytes: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
 ) -> BoxStream<'static, Result<Sse, sse_stream::Error>> {
     SseStream::from_bytes_stream(bytes).boxed()
 }
 
 /// The `TooLarge` a capped body (`HttpBackend::bytes`) ended with, if that is what broke the stream.
-fn too_large(err: &sse_stream::Error) -> Option<UpstreamError> {
+pub(super) fn too_large(err: &sse_stream::Error) -> Option<UpstreamError> {
     let sse_stream::Error::Body(body) = err else { return None };
     let io = body.downcast_ref::<std::io::Error>()?;
     match io.get_ref()?.downcast_ref::<UpstreamError>()? {

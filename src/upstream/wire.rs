@@ -28,6 +28,15 @@ impl MessageRun {
         let json = String::from_utf8(json).map_err(|err| serde_json::Error::io(std::io::Error::other(err)))?;
         Ok(Self { json, count: messages.len() })
     }
+
+    /// How many messages it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// The messages of a context as one JSON array, copied together from runs: nothing is serialised again.

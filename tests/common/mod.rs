@@ -4,6 +4,7 @@
 //! and counts reads (`recorder`); and a TCP proxy that can cut a connection (`proxy`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod anthropic_mock;
 pub mod db;
 pub mod mock;
 pub mod process;

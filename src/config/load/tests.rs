@@ -125,6 +125,28 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn an_anthropic_upstream_parses_with_its_defaults_and_needs_a_base_url() {
+    let (_dir, flags) = file(
+        "[[upstreams]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\napi_key = \"sk-ant\"\nmodels = [\"claude-*\"]\n",
+    );
+    let config = load_from(&flags, Vec::new()).unwrap();
+    let upstream = &config.upstreams[0];
+    assert_eq!(upstream.kind, UpstreamKind::Anthropic);
+    assert_eq!(upstream.base_url.as_deref(), Some("https://api.anthropic.com/v1"));
+    assert_eq!((upstream.max_tokens, upstream.prompt_cache), (4096, true));
+    let (_dir, flags) = file(
+        "[[upstreams]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\nmax_tokens = 8192\nprompt_cache = false\n",
+    );
+    let upstream = &load_from(&flags, Vec::new()).unwrap().upstreams[0];
+    assert_eq!((upstream.max_tokens, upstream.prompt_cache), (8192, false));
+    let (_dir, flags) = file("[[upstreams]]\nname = \"claude\"\nkind = \"anthropic\"\n");
+    assert_eq!(error(&flags, &[]), "invalid configuration: upstreams[0].base_url: an anthropic upstream needs one");
+    let (_dir, flags) =
+        file("[[upstreams]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"https://x/v1\"\nmax_tokens = 0\n");
+    assert_eq!(error(&flags, &[]), "invalid configuration: upstreams[0].max_tokens: must be at least 1");
+}
+
+#[test]
 fn variables_that_name_no_setting_are_ignored() {
     let vars = [
         ("THREADLINE_SERVICE_HOST", "10.0.0.3"),
