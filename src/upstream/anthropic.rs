@@ -57,7 +57,7 @@ impl Anthropic {
             messages,
             temperature: sampling(p.temperature),
             top_p: sampling(p.top_p),
-            tools: p.tools.iter().map(Tool::of).collect(),
+            tools: p.allowed_tools().map(Tool::of).collect(),
             tool_choice: wire::tool_choice(p.tool_choice.as_ref(), p.parallel_tool_calls)
                 .filter(|_| !p.tools.is_empty()),
             thinking,

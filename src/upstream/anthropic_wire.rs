@@ -109,9 +109,10 @@ pub fn thinking(effort: Option<&str>, max_tokens: u64) -> Option<Thinking> {
 pub fn tool_choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> {
     let mut value = match choice {
         Some(ToolChoice::Function(name)) => json!({"type": "tool", "name": name}),
-        Some(ToolChoice::Required) => json!({"type": "any"}),
+        // An `allowed_tools` choice sends only the allowed tools, with `any` or `auto`.
+        Some(ToolChoice::Required | ToolChoice::Allowed { required: true, .. }) => json!({"type": "any"}),
         Some(ToolChoice::None) => json!({"type": "none"}),
-        Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::Auto | ToolChoice::Allowed { required: false, .. }) => json!({"type": "auto"}),
         None if parallel == Some(false) => json!({"type": "auto"}),
         None => return None,
     };

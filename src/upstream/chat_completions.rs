@@ -109,12 +109,7 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
         prompt_cache_retention: p.prompt_cache_retention.as_deref(),
         prompt_cache_options: p.prompt_cache_options.as_ref(),
         parallel_tool_calls: p.parallel_tool_calls.filter(|_| !p.tools.is_empty()),
-        tools: p
-            .tools
-            .iter()
-            .filter(|tool| p.tool_choice.as_ref().is_none_or(|c| c.allows(&tool.name)))
-            .map(Tool::function)
-            .collect(),
+        tools: p.allowed_tools().map(Tool::function).collect(),
         tool_choice: p.tool_choice.as_ref().map(wire::tool_choice),
         response_format: wire::response_format(&p.text_format),
         stream,

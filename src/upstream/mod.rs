@@ -59,6 +59,13 @@ pub struct Parameters {
     pub text_format: TextFormat,
 }
 
+impl Parameters {
+    /// The tools a backend is sent: all of them, or those an `allowed_tools` choice names.
+    pub fn allowed_tools(&self) -> impl Iterator<Item = &FunctionTool> {
+        self.tools.iter().filter(|tool| self.tool_choice.as_ref().is_none_or(|choice| choice.allows(&tool.name)))
+    }
+}
+
 /// `prompt_cache_options`: implicit or explicit prompt caching, and for how long.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PromptCacheOptions {
