@@ -54,7 +54,12 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let background = config.background.clone();
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, context, sealer, background));
     engine.start_background();
-    let state = api::AppState { engine: engine.clone(), auth, max_input_items: limits.max_input_items };
+    let state = api::AppState {
+        engine: engine.clone(),
+        auth,
+        max_input_items: limits.max_input_items,
+        websocket_lifetime: limits.websocket_lifetime,
+    };
     let router = api::router(state, limits);
     Ok(App { router, engine })
 }

@@ -39,18 +39,21 @@ use crate::telemetry;
 static CLIENT_KEY_HEADERS: [HeaderName; 3] =
     [AUTHORIZATION, HeaderName::from_static("x-api-key"), HeaderName::from_static("api-key")];
 
-/// What every handler shares: the engine, who may call, and the most items an `input` array may hold.
+/// What every handler shares: the engine, who may call, the most items an `input` array may hold, and how long a
+/// WebSocket may stay open.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::Authenticator>,
     pub max_input_items: usize,
+    pub websocket_lifetime: std::time::Duration,
 }
 
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
 fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
-        ("/v1/responses", post(responses::create)),
+        // GET with upgrade headers: WebSocket mode (a plain GET is a 405, as for any other wrong method).
+        ("/v1/responses", post(responses::create).get(responses::connect)),
         ("/v1/responses/compact", post(responses::compact)),
         ("/v1/responses/input_tokens", post(responses::input_tokens)),
         ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),

@@ -1,7 +1,8 @@
-//! The history a turn continues — its conversation's items, or the chain of its previous response — as turns of
-//! context runs.
+//! The history a turn continues — its conversation's items, the chain of its previous response, or the context a
+//! surface kept of it (a WebSocket's latest response) — as turns of context runs.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::{ContextRun, RunContext};
@@ -19,7 +20,26 @@ pub enum History {
         tokens: Vec<Option<u32>>,
     },
     Chain(Chain),
+    /// The whole context of a previous response as its surface kept it, split into turns as a conversation is.
+    Local(Arc<LocalContext>),
     None,
+}
+
+/// A turn's context as items, oldest first — its history, its input and, once it has finished, its output — each
+/// with its token count: what a WebSocket keeps of its latest response to continue it without the store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalContext {
+    pub items: Vec<Item>,
+    pub tokens: Vec<Option<u32>>,
+}
+
+impl LocalContext {
+    /// Appends items with their token counts.
+    pub fn extend(&mut self, items: impl IntoIterator<Item = Item>, tokens: impl IntoIterator<Item = Option<u32>>) {
+        self.items.extend(items);
+        self.tokens.extend(tokens);
+        self.tokens.resize(self.items.len(), None);
+    }
 }
 
 /// A conversation's turn: its items' range and their run.
@@ -68,7 +88,7 @@ impl History {
     /// A conversation's turns, each starting at a user message that follows other items (none for a chain, whose
     /// turns are its stored responses).
     pub fn segments(&self, cx: &RunContext<'_>) -> EngineResult<Vec<Segment>> {
-        let History::Conversation { items, tokens } = self else { return Ok(Vec::new()) };
+        let Some((items, tokens)) = self.listed() else { return Ok(Vec::new()) };
         let mut starts: Vec<usize> =
             (0..items.len()).filter(|&i| i == 0 || (is_user(&items[i]) && !is_user(&items[i - 1]))).collect();
         starts.push(items.len());
@@ -85,15 +105,6 @@ impl History {
     /// The turns of history, oldest first, numbered from 1 (a chain's turns by their depth, deleted ones counted).
     pub fn turns<'a>(&'a self, segments: &'a [Segment], cx: &RunContext<'_>) -> EngineResult<Vec<HistoryRun<'a>>> {
         match self {
-            History::Conversation { items, .. } => Ok(segments
-                .iter()
-                .zip(1..)
-                .map(|(segment, position)| HistoryRun {
-                    position,
-                    run: &segment.run,
-                    items: &items[segment.range.clone()],
-                })
-                .collect()),
             History::Chain(chain) => chain
                 .tip
                 .chain()
@@ -102,7 +113,46 @@ impl History {
                     Ok(HistoryRun { position: turn.depth(), run: ContextRun::of_turn(turn, cx)?, items: turn.items() })
                 })
                 .collect(),
+            History::Conversation { .. } | History::Local(_) => {
+                let items = self.listed().map_or(&[][..], |(items, _)| items);
+                Ok(segments
+                    .iter()
+                    .zip(1..)
+                    .map(|(segment, position)| HistoryRun {
+                        position,
+                        run: &segment.run,
+                        items: &items[segment.range.clone()],
+                    })
+                    .collect())
+            }
             History::None => Ok(Vec::new()),
+        }
+    }
+
+    /// The items of a conversation or a kept context, with their token counts.
+    fn listed(&self) -> Option<(&[Item], &[Option<u32>])> {
+        match self {
+            History::Conversation { items, tokens } => Some((items, tokens)),
+            History::Local(local) => Some((&local.items, &local.tokens)),
+            History::Chain(_) | History::None => None,
+        }
+    }
+
+    /// Every item of the history, oldest first, with its token count.
+    pub fn context(&self) -> LocalContext {
+        match self {
+            History::Chain(chain) => {
+                let mut context = LocalContext::default();
+                for turn in chain.tip.chain() {
+                    let tokens = (0..turn.items().len()).map(|i| turn.tokens().get(i).copied().flatten());
+                    context.extend(turn.items().iter().cloned(), tokens);
+                }
+                context
+            }
+            other => other.listed().map_or_else(LocalContext::default, |(items, tokens)| LocalContext {
+                items: items.to_vec(),
+                tokens: tokens.to_vec(),
+            }),
         }
     }
 }
