@@ -478,3 +478,73 @@ async fn an_agent_loop_of_tool_calls_runs_on_one_socket_without_store_reads(
     }
     assert_eq!(previous["output"][0]["type"], "message");
 }
+
+#[tokio::test]
+async fn the_socket_fits_a_kept_context_into_the_window_as_a_stored_chain_is() {
+    let mock = MockUpstream::start().await;
+    mock.set_models(json!([{"id": "m", "object": "model", "created": 1, "owned_by": "mock", "context_length": 1000}]));
+    let server = TestApp::builder().upstream(&mock.url).start().await.unwrap();
+    let mut socket = Socket::open(&server).await;
+    let words = common::words;
+    // The same three turns over HTTP (stored) and on the socket (kept only): the last one is cut to fit the window.
+    let mut sent = Vec::new();
+    for on_socket in [false, true] {
+        // The socket streams from the upstream: the same call, as a stream.
+        mock.set(match on_socket {
+            false => common::calls(&[("call_1", "lookup", "{}")]),
+            true => Behavior::Stream(vec![
+                call_start(0, "call_1", "lookup"),
+                call_arguments(0, "{}"),
+                finish("tool_calls"),
+                DONE,
+            ]),
+        });
+        let first = json!({"model": "m", "input": words(200), "store": !on_socket});
+        let output = json!([{"type": "function_call_output", "call_id": "call_1", "output": words(150)}]);
+        let second = |previous: &str| json!({"model": "m", "input": output, "previous_response_id": previous});
+        let third = |previous: &str| {
+            json!({"model": "m", "input": format!("c {}", words(300)), "previous_response_id": previous,
+                "truncation": "auto"})
+        };
+        let last = match on_socket {
+            false => {
+                let r1 = id(&server.create(first).await);
+                let r2 = id(&server.create(second(&r1)).await);
+                server.create(third(&r2)).await
+            }
+            true => {
+                let r1 = id(&socket.completed(first).await);
+                mock.set(Behavior::Answer);
+                let r2 = id(&socket.completed(second(&r1)).await);
+                socket.completed(third(&r2)).await
+            }
+        };
+        assert_eq!(last["status"], "completed");
+        sent.push(mock.take().pop().unwrap()["messages"].clone());
+    }
+    assert_eq!(sent[0], sent[1]);
+    assert_eq!(sent[1], json!([msg("user", &format!("c {}", common::words(300)))]));
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_the_upgrade_counts_against_the_tenants_limits() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder()
+        .upstream(&mock.url)
+        .config(|config| config.limits.requests_per_minute_per_tenant = 1)
+        .start()
+        .await
+        .unwrap();
+    let mut socket = Socket::open(&server).await;
+    socket.0.send(Message::Ping(b"still there?".to_vec().into())).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), socket.0.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(pong, Message::Pong(b"still there?".to_vec().into()));
+    match Socket::connect(&server, None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("a second upgrade in the minute was not limited: {:?}", other.map(|_| ())),
+    }
+    // The open socket goes on.
+    assert_eq!(socket.completed(json!({"model": "m", "input": "x"})).await["status"], "completed");
+    socket.0.close(None).await.unwrap();
+    assert_eq!(socket.next().await, None);
+}

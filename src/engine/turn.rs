@@ -293,6 +293,7 @@ impl Engine {
         let (tokens, history_tokens) = (plan.tokens(), plan.history_tokens());
         let context = request.local.as_ref().map(|_| {
             let mut context = history.context();
+            context.start_turn();
             context.extend(request.input.iter().cloned(), counts.iter().copied());
             context
         });
