@@ -26,6 +26,8 @@ pub use server::serve;
 pub struct App {
     pub router: Router,
     pub engine: Arc<Engine>,
+    /// Cancelled when the server stops: open WebSockets close once their response in flight is done.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Installs the metrics recorder, opens the store (applying migrations), builds the upstreams and the router.
@@ -59,9 +61,11 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
         auth,
         max_input_items: limits.max_input_items,
         websocket_lifetime: limits.websocket_lifetime,
+        stopping: tokio_util::sync::CancellationToken::new(),
     };
+    let stopping = state.stopping.clone();
     let router = api::router(state, limits);
-    Ok(App { router, engine })
+    Ok(App { router, engine, stopping })
 }
 
 /// A server secret (the key sealing compaction summaries, the one passthrough tenants are derived with): the

@@ -31,7 +31,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              stored conversation"
         );
     }
-    let stop = CancellationToken::new();
+    // Stops the purge, and closes the WebSockets once their response in flight is done.
+    let stop = app.stopping.clone();
     if let Some(every) = config.retention.purge_interval {
         tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));
     }

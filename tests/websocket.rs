@@ -9,6 +9,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::db::TestDb;
+use common::process::ServerProcess;
 use common::sse::Events;
 use common::{
     call_arguments, call_start, finish, msg, text, usage, Behavior, MockUpstream, Postgres, Sqlite, Step, StoreKind,
@@ -20,6 +22,7 @@ use serde_json::{json, Value};
 use threadline::config::{AuthMode, KeyEntry, Secret};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -29,7 +32,12 @@ struct Socket(WebSocketStream<MaybeTlsStream<TcpStream>>);
 impl Socket {
     /// Opens a socket to `server`, with `Authorization: Bearer <key>` when given.
     async fn connect(server: &TestApp, key: Option<&str>) -> Result<Self, tungstenite::Error> {
-        let url = format!("{}/v1/responses", server.base.replace("http://", "ws://"));
+        Self::connect_to(&server.base, key).await
+    }
+
+    /// Opens a socket to the server at `base` (`http://…`).
+    async fn connect_to(base: &str, key: Option<&str>) -> Result<Self, tungstenite::Error> {
+        let url = format!("{}/v1/responses", base.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         if let Some(key) = key {
             request.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
@@ -527,7 +535,7 @@ async fn the_socket_fits_a_kept_context_into_the_window_as_a_stored_chain_is() {
 }
 
 #[tokio::test]
-async fn pings_are_answered_and_the_upgrade_counts_against_the_tenants_limits() {
+async fn open_sockets_are_counted_pings_answered_and_the_upgrade_limited() {
     let mock = MockUpstream::start().await;
     let server = TestApp::builder()
         .upstream(&mock.url)
@@ -536,6 +544,14 @@ async fn pings_are_answered_and_the_upgrade_counts_against_the_tenants_limits() 
         .await
         .unwrap();
     let mut socket = Socket::open(&server).await;
+    let metrics = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let open: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("threadline_active_websockets "))
+        .expect("the gauge is exported")
+        .parse()
+        .unwrap();
+    assert!(open >= 1.0, "{open}");
     socket.0.send(Message::Ping(b"still there?".to_vec().into())).await.unwrap();
     let pong = tokio::time::timeout(Duration::from_secs(10), socket.0.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(pong, Message::Pong(b"still there?".to_vec().into()));
@@ -547,4 +563,28 @@ async fn pings_are_answered_and_the_upgrade_counts_against_the_tenants_limits() 
     assert_eq!(socket.completed(json!({"model": "m", "input": "x"})).await["status"], "completed");
     socket.0.close(None).await.unwrap();
     assert_eq!(socket.next().await, None);
+}
+
+#[tokio::test]
+async fn a_stopping_server_finishes_the_response_in_flight_then_closes_its_sockets() {
+    let mock = MockUpstream::start().await;
+    mock.set(Behavior::Stream(vec![text("before"), Step::Gate, text(" after"), finish("stop"), DONE]));
+    let db = TestDb::create(Sqlite).await.unwrap();
+    let mut server = ServerProcess::start(&["--upstream-url", &mock.url, "--database-url", db.url()], &[]).await;
+    let mut busy = Socket::connect_to(&server.base, None).await.unwrap();
+    let mut idle = Socket::connect_to(&server.base, None).await.unwrap();
+    busy.create(json!({"model": "m", "input": "go"})).await;
+    while kind(&busy.next().await.unwrap()) != "response.output_text.delta" {}
+    server.terminate();
+    // An idle socket is closed at once, as going away.
+    let closing = tokio::time::timeout(Duration::from_secs(10), idle.0.next()).await.unwrap().unwrap().unwrap();
+    let Message::Close(Some(frame)) = closing else { panic!("not a close frame: {closing:?}") };
+    assert_eq!(frame.code, CloseCode::Away);
+    // The response in flight ends and reaches its client before its socket closes.
+    mock.release();
+    let rest = busy.rest().await;
+    assert_eq!(rest.last().unwrap()["response"]["output"][0]["content"][0]["text"], "before after");
+    assert_eq!(busy.next().await, None);
+    let (status, _) = server.wait_exit().await;
+    assert!(status.success(), "{status}");
 }

@@ -39,14 +39,16 @@ use crate::telemetry;
 static CLIENT_KEY_HEADERS: [HeaderName; 3] =
     [AUTHORIZATION, HeaderName::from_static("x-api-key"), HeaderName::from_static("api-key")];
 
-/// What every handler shares: the engine, who may call, the most items an `input` array may hold, and how long a
-/// WebSocket may stay open.
+/// What every handler shares: the engine, who may call, the most items an `input` array may hold, how long a
+/// WebSocket may stay open, and whether the server is stopping.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::Authenticator>,
     pub max_input_items: usize,
     pub websocket_lifetime: std::time::Duration,
+    /// Cancelled at shutdown: every WebSocket closes once its response in flight is done.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.

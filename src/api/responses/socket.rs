@@ -39,8 +39,13 @@ pub async fn connect(
     let Ok(upgrade) = upgrade else {
         return ApiError::no_route(true, "Method not allowed (GET /v1/responses)".into()).into_response();
     };
+    // A shutdown waits for the socket to send its last events and close.
+    let held = state.engine.tasks().hold();
     let connection = Connection { state, caller, request_id, kept: None, running: None };
-    upgrade.on_upgrade(move |socket| connection.run(socket))
+    upgrade.on_upgrade(move |socket| async move {
+        connection.run(socket).await;
+        drop(held);
+    })
 }
 
 /// One socket's state.
@@ -73,6 +78,14 @@ struct Running {
     sequence_number: u64,
 }
 
+/// Why the server closes a socket.
+enum Ending {
+    /// It has been open `limits.websocket_lifetime`.
+    Lifetime,
+    /// The server is stopping (and no response is in flight).
+    Stopping,
+}
+
 /// What a running turn tells its socket.
 enum Update {
     /// It started, with this context so far.
@@ -88,15 +101,18 @@ impl Connection {
         let limit = tokio::time::sleep(self.state.websocket_lifetime);
         tokio::pin!(limit);
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-        loop {
+        let stopping = self.state.stopping.clone();
+        let end = loop {
             let frames = tokio::select! {
+                biased;
+                () = stopping.cancelled(), if self.running.is_none() => break Ending::Stopping,
+                () = &mut limit => break Ending::Lifetime,
                 frame = socket.recv() => match frame {
                     Some(Ok(message)) => self.receive(message),
                     // Gone, or closed (tungstenite has answered its close frame).
                     Some(Err(_)) | None => return,
                 },
                 update = next_update(&mut self.running) => self.update(update),
-                () = &mut limit => break,
                 _ = ping.tick() => {
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
                         return;
@@ -109,15 +125,20 @@ impl Connection {
                     return;
                 }
             }
-        }
-        let minutes = self.state.websocket_lifetime.as_secs().div_ceil(60);
-        let reached = ApiError::invalid(format!(
-            "Responses websocket connection limit reached ({minutes} minutes). Create a new websocket connection to \
-             continue."
-        ))
-        .code("websocket_connection_limit_reached");
-        let _ = socket.send(Message::Text(error_event(reached).to_string().into())).await;
-        let close = CloseFrame { code: close_code::NORMAL, reason: "websocket_connection_limit_reached".into() };
+        };
+        let close = match end {
+            Ending::Lifetime => {
+                let minutes = self.state.websocket_lifetime.as_secs().div_ceil(60);
+                let reached = ApiError::invalid(format!(
+                    "Responses websocket connection limit reached ({minutes} minutes). Create a new websocket \
+                     connection to continue."
+                ))
+                .code("websocket_connection_limit_reached");
+                let _ = socket.send(Message::Text(error_event(reached).to_string().into())).await;
+                CloseFrame { code: close_code::NORMAL, reason: "websocket_connection_limit_reached".into() }
+            }
+            Ending::Stopping => CloseFrame { code: close_code::AWAY, reason: "the server is stopping".into() },
+        };
         if socket.send(Message::Close(Some(close))).await.is_ok() {
             let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
         }
@@ -190,8 +211,8 @@ impl Connection {
         let keep = turn.conversation.is_none();
         let (updates, receiver) = mpsc::unbounded_channel();
         let engine = self.state.engine.clone();
-        // The turn runs on whether or not the socket is still open: once started, in the engine's tracked task.
-        tokio::spawn(async move {
+        // The turn runs on whether or not the socket is still open, and a shutdown waits for it.
+        self.state.engine.tasks().spawn_starter(async move {
             match engine.respond_local(turn).await {
                 Ok((mut events, context)) => {
                     let _ = updates.send(Update::Started(context));
