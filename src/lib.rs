@@ -62,6 +62,7 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
         max_input_items: limits.max_input_items,
         websocket_lifetime: limits.websocket_lifetime,
         stopping: tokio_util::sync::CancellationToken::new(),
+        limiter: Arc::new(api::limits::Limiter::new(limits)),
     };
     let stopping = state.stopping.clone();
     let router = api::router(state, limits);

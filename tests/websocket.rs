@@ -535,7 +535,7 @@ async fn the_socket_fits_a_kept_context_into_the_window_as_a_stored_chain_is() {
 }
 
 #[tokio::test]
-async fn open_sockets_are_counted_pings_answered_and_the_upgrade_limited() {
+async fn open_sockets_are_counted_pings_answered_and_the_upgrade_and_each_response_limited() {
     let mock = MockUpstream::start().await;
     let server = TestApp::builder()
         .upstream(&mock.url)
@@ -559,8 +559,10 @@ async fn open_sockets_are_counted_pings_answered_and_the_upgrade_limited() {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
         other => panic!("a second upgrade in the minute was not limited: {:?}", other.map(|_| ())),
     }
-    // The open socket goes on.
-    assert_eq!(socket.completed(json!({"model": "m", "input": "x"})).await["status"], "completed");
+    // Each response counts as a request: the minute's one went to the upgrade.
+    let refused = socket.refused(json!({"model": "m", "input": "x"})).await;
+    assert_error_event(&refused, 429, "rate_limit_exceeded");
+    assert!(mock.take().is_empty());
     socket.0.close(None).await.unwrap();
     assert_eq!(socket.next().await, None);
 }
@@ -587,4 +589,26 @@ async fn a_stopping_server_finishes_the_response_in_flight_then_closes_its_socke
     assert_eq!(busy.next().await, None);
     let (status, _) = server.wait_exit().await;
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_response_on_a_socket_is_a_request_in_progress_of_its_tenant() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder()
+        .upstream(&mock.url)
+        .config(|config| config.limits.max_concurrent_requests_per_tenant = 1)
+        .start()
+        .await
+        .unwrap();
+    mock.set(Behavior::Stream(vec![text("a"), Step::Gate, text("b"), finish("stop"), DONE]));
+    let mut socket = Socket::open(&server).await;
+    socket.create(json!({"model": "m", "input": "first"})).await;
+    while kind(&socket.next().await.unwrap()) != "response.output_text.delta" {}
+    let (status, body) = server.post("/v1/responses", json!({"model": "m", "input": "x"})).await;
+    assert_eq!((status, &body["error"]["code"]), (429, &json!("rate_limit_exceeded")), "{body}");
+    mock.release();
+    assert_eq!(kind(socket.rest().await.last().unwrap()), "response.completed");
+    // Ended, it gives its place back; an idle socket holds none.
+    mock.set(Behavior::Answer);
+    assert_eq!(server.post("/v1/responses", json!({"model": "m", "input": "x"})).await.0, 200);
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub websocket_lifetime: std::time::Duration,
     /// Cancelled at shutdown: every WebSocket closes once its response in flight is done.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The per-tenant limits, which the routes and each response on a WebSocket go through.
+    pub limiter: Arc<limits::Limiter>,
 }
 
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
@@ -91,7 +93,7 @@ pub fn caller_paths() -> Vec<&'static str> {
 /// readiness, metrics or unknown paths), `auth::authenticate`, which names the caller and its tenant, and inside it
 /// `limits::enforce`: that tenant's concurrency and rate limits and the request timeout.
 pub fn router(state: AppState, limits: &Limits) -> Router {
-    let limiter = Arc::new(limits::Limiter::new(limits));
+    let limiter = state.limiter.clone();
     let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
     let callers = callers
         .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))

@@ -17,6 +17,7 @@ use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
+use crate::api::limits::Slot;
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
 use crate::engine::{EngineError, LocalContext, LocalTurn, TurnEvent};
@@ -76,6 +77,8 @@ struct Running {
     /// Its history and input, once it has started.
     context: LocalContext,
     sequence_number: u64,
+    /// Its place among the tenant's requests in progress.
+    _slot: Slot,
 }
 
 /// Why the server closes a socket.
@@ -188,6 +191,8 @@ impl Connection {
             )
             .code("response_already_in_progress"));
         }
+        // Each response counts against the tenant's limits as a request does, in progress until it ends.
+        let slot = self.state.limiter.admit_on_connection(&self.caller.tenant)?;
         for key in ["stream", "background"] {
             if fields.contains_key(key) {
                 return Err(ApiError::invalid(format!(
@@ -226,7 +231,8 @@ impl Connection {
             }
         });
         let context = LocalContext::default();
-        self.running = Some(Running { updates: receiver, continues_kept, keep, context, sequence_number: 0 });
+        let running = Running { updates: receiver, continues_kept, keep, context, sequence_number: 0, _slot: slot };
+        self.running = Some(running);
         Ok(())
     }
 
