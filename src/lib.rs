@@ -60,6 +60,7 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
         engine: engine.clone(),
         auth,
         max_input_items: limits.max_input_items,
+        max_body_bytes: limits.max_body_bytes,
         websocket_lifetime: limits.websocket_lifetime,
         stopping: tokio_util::sync::CancellationToken::new(),
         limiter: Arc::new(api::limits::Limiter::new(limits)),

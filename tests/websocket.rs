@@ -612,3 +612,20 @@ async fn a_response_on_a_socket_is_a_request_in_progress_of_its_tenant() {
     mock.set(Behavior::Answer);
     assert_eq!(server.post("/v1/responses", json!({"model": "m", "input": "x"})).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_frame_larger_than_a_request_body_may_be_ends_the_socket() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder()
+        .upstream(&mock.url)
+        .config(|config| config.limits.max_body_bytes = 4096)
+        .start()
+        .await
+        .unwrap();
+    let mut socket = Socket::open(&server).await;
+    assert_eq!(socket.completed(json!({"model": "m", "input": "small"})).await["status"], "completed");
+    socket.create(json!({"model": "m", "input": common::words(2000)})).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), socket.0.next()).await.unwrap();
+    assert!(!matches!(ended, Some(Ok(Message::Text(_)))), "{ended:?}");
+    assert_eq!(mock.take().len(), 1, "the large frame never went upstream");
+}

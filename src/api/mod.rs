@@ -46,6 +46,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::Authenticator>,
     pub max_input_items: usize,
+    /// The largest request body, and WebSocket message.
+    pub max_body_bytes: usize,
     pub websocket_lifetime: std::time::Duration,
     /// Cancelled at shutdown: every WebSocket closes once its response in flight is done.
     pub stopping: tokio_util::sync::CancellationToken,

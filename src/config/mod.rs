@@ -114,7 +114,8 @@ impl Default for DatabaseConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest accepted request body in bytes (larger bodies get 413).
+    /// Largest accepted request body in bytes (larger bodies get 413), and WebSocket message (a larger one ends its
+    /// socket).
     pub max_body_bytes: usize,
     /// Most turns a chain may hold; continuing a longer chain is a 400 `chain_too_deep`.
     pub max_chain_depth: u32,

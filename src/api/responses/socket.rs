@@ -40,6 +40,9 @@ pub async fn connect(
     let Ok(upgrade) = upgrade else {
         return ApiError::no_route(true, "Method not allowed (GET /v1/responses)".into()).into_response();
     };
+    // A frame may be as large as a request body; a larger one ends the socket.
+    let largest = state.max_body_bytes;
+    let upgrade = upgrade.max_message_size(largest).max_frame_size(largest);
     // A shutdown waits for the socket to send its last events and close.
     let held = state.engine.tasks().hold();
     let connection = Connection { state, caller, request_id, kept: None, running: None };
@@ -154,7 +157,7 @@ impl Connection {
             Message::Binary(_) => {
                 return vec![error_event(ApiError::invalid("Binary frames are not supported; send JSON text frames."))]
             }
-            // Pongs are answered by the socket itself; a close frame ends the socket at the next read.
+            // The socket answers pings itself; a close frame ends the socket at the next read.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Vec::new(),
         };
         match self.create(text.as_str()) {
