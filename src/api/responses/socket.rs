@@ -155,7 +155,8 @@ impl Connection {
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
-                return vec![error_event(ApiError::invalid("Binary frames are not supported; send JSON text frames."))]
+                let binary = ApiError::invalid("Binary frames are not supported; send JSON text frames.");
+                return vec![error_event(binary.code("invalid_json"))];
             }
             // The socket answers pings itself; a close frame ends the socket at the next read.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Vec::new(),
