@@ -48,6 +48,7 @@ pub struct AppState {
     pub max_input_items: usize,
     /// The largest request body, and WebSocket message.
     pub max_body_bytes: usize,
+    /// How long a WebSocket may stay open.
     pub websocket_lifetime: std::time::Duration,
     /// Cancelled at shutdown: every WebSocket closes once its response in flight is done.
     pub stopping: tokio_util::sync::CancellationToken,
