@@ -26,6 +26,8 @@ pub use server::serve;
 pub struct App {
     pub router: Router,
     pub engine: Arc<Engine>,
+    /// Cancelled when the server stops: open WebSockets close once their response in flight is done.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Installs the metrics recorder, opens the store (applying migrations), builds the upstreams and the router.
@@ -54,9 +56,18 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
     let background = config.background.clone();
     let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, context, sealer, background));
     engine.start_background();
-    let state = api::AppState { engine: engine.clone(), auth, max_input_items: limits.max_input_items };
+    let state = api::AppState {
+        engine: engine.clone(),
+        auth,
+        max_input_items: limits.max_input_items,
+        max_body_bytes: limits.max_body_bytes,
+        websocket_lifetime: limits.websocket_lifetime,
+        stopping: tokio_util::sync::CancellationToken::new(),
+        limiter: Arc::new(api::limits::Limiter::new(limits)),
+    };
+    let stopping = state.stopping.clone();
     let router = api::router(state, limits);
-    Ok(App { router, engine })
+    Ok(App { router, engine, stopping })
 }
 
 /// A server secret (the key sealing compaction summaries, the one passthrough tenants are derived with): the

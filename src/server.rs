@@ -36,7 +36,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let encodings: Vec<_> =
         std::iter::once(context.encoding).chain(context.models.iter().filter_map(|m| m.encoding)).collect();
     tokio::task::spawn_blocking(move || encodings.into_iter().for_each(crate::tokens::Encoding::load));
-    let stop = CancellationToken::new();
+    // Stops the purge, and closes the WebSockets once their response in flight is done.
+    let stop = app.stopping.clone();
     if let Some(every) = config.retention.purge_interval {
         tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));
     }

@@ -221,6 +221,22 @@ impl Drop for StreamGuard {
     }
 }
 
+/// One open WebSocket: counted in `threadline_active_websockets` from `open` until dropped.
+pub struct WebSocketGuard(());
+
+impl WebSocketGuard {
+    pub fn open() -> Self {
+        gauge!(ACTIVE_WEBSOCKETS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for WebSocketGuard {
+    fn drop(&mut self) {
+        gauge!(ACTIVE_WEBSOCKETS).decrement(1.0);
+    }
+}
+
 /// A turn's history was resolved: a chain of `depth` turns in `seconds`, from the cache (`"hit"`) or the database (`"miss"`).
 pub fn history_resolved(depth: usize, seconds: f64, cache: &str) {
     histogram!(HISTORY_DEPTH).record(depth as f64);

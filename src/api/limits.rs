@@ -68,8 +68,22 @@ impl Limiter {
         Ok(slot)
     }
 
+    /// Admits one more request of `tenant` on an open connection (a WebSocket's `response.create`): its slot, held
+    /// until the response ends, or the 429 error (with its wait in the message), counted.
+    pub fn admit_on_connection(&self, tenant: &str) -> Result<Slot, ApiError> {
+        self.admit(tenant).map_err(|refusal| self.refusal(refusal).0)
+    }
+
     /// The 429 of a refusal, counted.
     fn refuse(&self, refusal: Refusal) -> Response {
+        let (error, seconds) = self.refusal(refusal);
+        let mut response = error.into_response();
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
+
+    /// The error of a refusal, counted, and the seconds to wait.
+    fn refusal(&self, refusal: Refusal) -> (ApiError, u64) {
         let (reason, message, seconds) = match refusal {
             Refusal::Concurrency => (
                 "concurrency",
@@ -89,9 +103,7 @@ impl Limiter {
             }
         };
         telemetry::request_rejected(reason);
-        let mut response = ApiError::rate_limited(message).into_response();
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-        response
+        (ApiError::rate_limited(message), seconds)
     }
 
     /// Counts a request in progress for `tenant`, unless it already has the most allowed.
@@ -147,7 +159,7 @@ fn retry_after(wait: Duration) -> u64 {
 }
 
 /// A request's place among its tenant's requests in progress, given back when dropped.
-struct Slot(Option<(String, Counts)>);
+pub struct Slot(Option<(String, Counts)>);
 
 impl Drop for Slot {
     fn drop(&mut self) {

@@ -39,18 +39,28 @@ use crate::telemetry;
 static CLIENT_KEY_HEADERS: [HeaderName; 3] =
     [AUTHORIZATION, HeaderName::from_static("x-api-key"), HeaderName::from_static("api-key")];
 
-/// What every handler shares: the engine, who may call, and the most items an `input` array may hold.
+/// What every handler shares: the engine, who may call, the most items an `input` array may hold, how long a
+/// WebSocket may stay open, and whether the server is stopping.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub auth: Arc<auth::Authenticator>,
     pub max_input_items: usize,
+    /// The largest request body, and WebSocket message.
+    pub max_body_bytes: usize,
+    /// How long a WebSocket may stay open.
+    pub websocket_lifetime: std::time::Duration,
+    /// Cancelled at shutdown: every WebSocket closes once its response in flight is done.
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// The per-tenant limits, which the routes and each response on a WebSocket go through.
+    pub limiter: Arc<limits::Limiter>,
 }
 
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
 fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
-        ("/v1/responses", post(responses::create)),
+        // GET with upgrade headers: WebSocket mode (a plain GET is a 405, as for any other wrong method).
+        ("/v1/responses", post(responses::create).get(responses::connect)),
         ("/v1/responses/compact", post(responses::compact)),
         ("/v1/responses/input_tokens", post(responses::input_tokens)),
         ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),
@@ -86,7 +96,7 @@ pub fn caller_paths() -> Vec<&'static str> {
 /// readiness, metrics or unknown paths), `auth::authenticate`, which names the caller and its tenant, and inside it
 /// `limits::enforce`: that tenant's concurrency and rate limits and the request timeout.
 pub fn router(state: AppState, limits: &Limits) -> Router {
-    let limiter = Arc::new(limits::Limiter::new(limits));
+    let limiter = state.limiter.clone();
     let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
     let callers = callers
         .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))

@@ -158,6 +158,9 @@ impl Config {
         if limits.request_timeout.is_zero() {
             return fail("limits.request_timeout", "must be longer than 0s");
         }
+        if limits.websocket_lifetime.is_zero() {
+            return fail("limits.websocket_lifetime", "must be longer than 0s");
+        }
         self.context.validate()?;
         self.retention.validate()?;
         self.auth.validate()?;

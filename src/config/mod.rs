@@ -114,7 +114,8 @@ impl Default for DatabaseConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest accepted request body in bytes (larger bodies get 413).
+    /// Largest accepted request body in bytes (larger bodies get 413), and WebSocket message (a larger one ends its
+    /// socket).
     pub max_body_bytes: usize,
     /// Most turns a chain may hold; continuing a longer chain is a 400 `chain_too_deep`.
     pub max_chain_depth: u32,
@@ -132,6 +133,10 @@ pub struct Limits {
     /// Most requests one tenant may start per minute (spread evenly, bursts up to the whole minute's); more is a
     /// 429 with `retry-after`. 0: no limit.
     pub requests_per_minute_per_tenant: u32,
+    /// How long a WebSocket on `/v1/responses` may stay open; then it gets an `error` event
+    /// `websocket_connection_limit_reached` and is closed.
+    #[serde(with = "humantime_serde")]
+    pub websocket_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -144,6 +149,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(600),
             max_concurrent_requests_per_tenant: 64,
             requests_per_minute_per_tenant: 0,
+            websocket_lifetime: Duration::from_secs(60 * 60),
         }
     }
 }

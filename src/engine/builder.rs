@@ -36,6 +36,8 @@ pub struct TurnBuilder {
     opening: Option<Item>,
     /// What its timestamps read.
     clock: Clock,
+    /// Whether the model is called (a warm-up ends with no output).
+    generates: bool,
 }
 
 /// Response `id` to `request` as it starts: in progress, created now (by `clock`), no output.
@@ -100,6 +102,7 @@ impl TurnBuilder {
             counter: prepared.counter,
             opening: prepared.compaction.clone(),
             clock: clock.clone(),
+            generates: request.local.as_ref().is_none_or(|local| local.generate),
         }
     }
 
@@ -240,7 +243,7 @@ impl TurnBuilder {
         };
         let cut = failure.is_some() || cut_reason.is_some();
         let answered = self.response.output.iter().any(|item| matches!(item, Item::Message(_) | Item::FunctionCall(_)));
-        if failure.is_none() && !answered {
+        if failure.is_none() && !answered && self.generates {
             self.start(empty_item(DeltaKind::Text), &mut events);
         }
         // A cut leaves the item streamed last incomplete; the others had ended.

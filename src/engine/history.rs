@@ -1,7 +1,8 @@
-//! The history a turn continues — its conversation's items, or the chain of its previous response — as turns of
-//! context runs.
+//! The history a turn continues — its conversation's items, the chain of its previous response, or the context a
+//! surface kept of it (a WebSocket's latest response) — as turns of context runs.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::{ContextRun, RunContext};
@@ -19,11 +20,39 @@ pub enum History {
         tokens: Vec<Option<u32>>,
     },
     Chain(Chain),
+    /// The whole context of a previous response as its surface kept it, in the turns of its chain.
+    Local(Arc<LocalContext>),
     None,
 }
 
-/// A conversation's turn: its items' range and their run.
+/// A turn's context as items, oldest first — its history, its input and, once it has finished, its output — each
+/// with its token count: what a WebSocket keeps of its latest response to continue it without the store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalContext {
+    pub items: Vec<Item>,
+    pub tokens: Vec<Option<u32>>,
+    /// Each turn's number in its chain (from 1, as a chain numbers its turns) and where its items start.
+    pub turns: Vec<(u32, usize)>,
+}
+
+impl LocalContext {
+    /// Starts the next turn at the end of the items.
+    pub fn start_turn(&mut self) {
+        let position = self.turns.last().map_or(1, |&(position, _)| position + 1);
+        self.turns.push((position, self.items.len()));
+    }
+
+    /// Appends items with their token counts to the last turn.
+    pub fn extend(&mut self, items: impl IntoIterator<Item = Item>, tokens: impl IntoIterator<Item = Option<u32>>) {
+        self.items.extend(items);
+        self.tokens.extend(tokens);
+        self.tokens.resize(self.items.len(), None);
+    }
+}
+
+/// A turn of a conversation or a kept context: its number (from 1), its items' range and their run.
 pub struct Segment {
+    position: u32,
     range: Range<usize>,
     run: ContextRun,
 }
@@ -65,19 +94,24 @@ impl Engine {
 }
 
 impl History {
-    /// A conversation's turns, each starting at a user message that follows other items (none for a chain, whose
-    /// turns are its stored responses).
+    /// The turns of a conversation, each starting at a user message that follows other items, or of a kept context,
+    /// as its chain's turns (none for a chain, whose turns are its stored responses).
     pub fn segments(&self, cx: &RunContext<'_>) -> EngineResult<Vec<Segment>> {
-        let History::Conversation { items, tokens } = self else { return Ok(Vec::new()) };
-        let mut starts: Vec<usize> =
-            (0..items.len()).filter(|&i| i == 0 || (is_user(&items[i]) && !is_user(&items[i - 1]))).collect();
-        starts.push(items.len());
+        let (items, tokens, mut starts) = match self {
+            History::Conversation { items, tokens } => {
+                let starts = (0..items.len()).filter(|&i| i == 0 || (is_user(&items[i]) && !is_user(&items[i - 1])));
+                (items, tokens, starts.zip(1..).map(|(start, position)| (position, start)).collect())
+            }
+            History::Local(local) => (&local.items, &local.tokens, local.turns.clone()),
+            History::Chain(_) | History::None => return Ok(Vec::new()),
+        };
+        starts.push((0, items.len()));
         starts
             .windows(2)
             .map(|pair| {
-                let range = pair[0]..pair[1];
+                let range = pair[0].1..pair[1].1;
                 let run = ContextRun::new(&items[range.clone()], &tokens[range.clone()], cx)?;
-                Ok(Segment { range, run })
+                Ok(Segment { position: pair[0].0, range, run })
             })
             .collect()
     }
@@ -85,15 +119,6 @@ impl History {
     /// The turns of history, oldest first, numbered from 1 (a chain's turns by their depth, deleted ones counted).
     pub fn turns<'a>(&'a self, segments: &'a [Segment], cx: &RunContext<'_>) -> EngineResult<Vec<HistoryRun<'a>>> {
         match self {
-            History::Conversation { items, .. } => Ok(segments
-                .iter()
-                .zip(1..)
-                .map(|(segment, position)| HistoryRun {
-                    position,
-                    run: &segment.run,
-                    items: &items[segment.range.clone()],
-                })
-                .collect()),
             History::Chain(chain) => chain
                 .tip
                 .chain()
@@ -102,7 +127,45 @@ impl History {
                     Ok(HistoryRun { position: turn.depth(), run: ContextRun::of_turn(turn, cx)?, items: turn.items() })
                 })
                 .collect(),
+            History::Conversation { .. } | History::Local(_) => {
+                let items = self.listed().map_or(&[][..], |(items, _)| items);
+                Ok(segments
+                    .iter()
+                    .map(|segment| HistoryRun {
+                        position: segment.position,
+                        run: &segment.run,
+                        items: &items[segment.range.clone()],
+                    })
+                    .collect())
+            }
             History::None => Ok(Vec::new()),
+        }
+    }
+
+    /// The items of a conversation or a kept context, with their token counts.
+    fn listed(&self) -> Option<(&[Item], &[Option<u32>])> {
+        match self {
+            History::Conversation { items, tokens } => Some((items, tokens)),
+            History::Local(local) => Some((&local.items, &local.tokens)),
+            History::Chain(_) | History::None => None,
+        }
+    }
+
+    /// Every item of the history, oldest first, with its token count, in its turns.
+    pub fn context(&self) -> LocalContext {
+        match self {
+            History::Chain(chain) => {
+                let mut context = LocalContext::default();
+                for turn in chain.tip.chain() {
+                    context.turns.push((turn.depth(), context.items.len()));
+                    let tokens = (0..turn.items().len()).map(|i| turn.tokens().get(i).copied().flatten());
+                    context.extend(turn.items().iter().cloned(), tokens);
+                }
+                context
+            }
+            History::Local(local) => LocalContext::clone(local),
+            // A conversation is its own history: its turns are not a chain's.
+            History::Conversation { .. } | History::None => LocalContext::default(),
         }
     }
 }

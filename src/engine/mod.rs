@@ -29,6 +29,7 @@ pub use seal::Sealer;
 
 pub use error::{EngineError, EngineResult};
 pub use events::{DeltaKind, TurnEvent};
+pub use history::LocalContext;
 pub use tasks::TurnTasks;
 pub use turn::TurnEvents;
 
@@ -59,6 +60,18 @@ pub struct TurnRequest {
     pub context: ContextOptions,
     /// Whether it runs in the background: answered at once as queued, run by a worker, polled by id.
     pub background: bool,
+    /// A turn on a WebSocket: the context it continues, when the socket kept it, and whether it calls the model.
+    #[serde(skip)]
+    pub local: Option<LocalTurn>,
+}
+
+/// What a WebSocket adds to a turn.
+#[derive(Clone, Debug)]
+pub struct LocalTurn {
+    /// The whole context of the previous response, kept by the socket: the history, read in place of the store's.
+    pub history: Option<Arc<LocalContext>>,
+    /// Whether the model is called (false: a warm-up, which resolves the context and completes without output).
+    pub generate: bool,
 }
 
 /// `truncation`: what a turn whose context does not fit the model's window does.

@@ -35,6 +35,22 @@ impl TurnTasks {
         )
     }
 
+    /// Runs a task that starts a turn and passes its events on (a WebSocket's) in a tracked task, in the current
+    /// tracing span: a shutdown waits for it as for a turn, whose response id it does not know yet.
+    pub fn spawn_starter<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(task.instrument(tracing::Span::current()))
+    }
+
+    /// A token that a shutdown waits for, as for a turn, until it is dropped (an open WebSocket holds one until it has
+    /// sent its last events and closed).
+    pub fn hold(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.tracker.token()
+    }
+
     /// The response ids of the turns still running, oldest first.
     pub fn running(&self) -> Vec<String> {
         lock(&self.running).iter().cloned().collect()

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::builder::{starting, TurnBuilder};
 use super::context::{chat_messages, ContextRun, RunContext};
 use super::events::TurnEvent;
+use super::history::{History, LocalContext};
 use super::window::Plan;
 use super::{Engine, EngineError, EngineResult, Truncation, TurnRequest};
 use crate::config::{ModelSettings, Strategy};
@@ -39,6 +40,8 @@ pub struct Prepared {
     pub counter: TokenCounter,
     /// The compaction made for this turn: the first item of its output.
     pub compaction: Option<Item>,
+    /// A WebSocket's turn: its history and input, for the socket to keep.
+    pub context: Option<LocalContext>,
 }
 
 /// What a context is prepared for.
@@ -76,16 +79,45 @@ impl Engine {
     /// Starts a streamed turn. Failures before the upstream starts answering are returned as errors; later ones
     /// end the stream with a failed response. The turn runs to its end and is stored whether or not the
     /// receiver is still listening.
-    pub async fn respond_stream(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<TurnEvents> {
+    pub async fn respond_stream(self: &Arc<Self>, request: TurnRequest) -> EngineResult<TurnEvents> {
+        Ok(self.stream_turn(request).await?.0)
+    }
+
+    /// Starts a streamed turn of a WebSocket (`request.local` set), as `respond_stream` does: its events, and its
+    /// whole context so far (history, then input, with token counts), which the socket keeps with the output to
+    /// continue the response without the store. A warm-up (`generate: false`) completes without calling the model.
+    pub async fn respond_local(self: &Arc<Self>, request: TurnRequest) -> EngineResult<(TurnEvents, LocalContext)> {
+        let (events, context) = self.stream_turn(request).await?;
+        Ok((events, context.unwrap_or_default()))
+    }
+
+    async fn stream_turn(
+        self: &Arc<Self>,
+        mut request: TurnRequest,
+    ) -> EngineResult<(TurnEvents, Option<LocalContext>)> {
         self.admit_compactions(&request.tenant, &mut request.input)?;
-        let (prepared, deltas) = self.start(&request, |upstream, chat| upstream.complete_stream(chat)).await?;
+        let generate = request.local.as_ref().is_none_or(|local| local.generate);
+        let (mut prepared, deltas) = self
+            .start(&request, |upstream, chat| match generate {
+                true => upstream.complete_stream(chat),
+                false => Box::pin(async { Ok(futures::stream::empty().boxed()) }),
+            })
+            .await?;
         let clock = self.store.clock();
         let builder = TurnBuilder::new(starting(new_id("resp"), &request, clock), &request, &prepared, clock);
         let (events, receiver) = mpsc::unbounded_channel();
         let engine = self.clone();
         let id = builder.id().to_string();
+        let context = prepared.context.take();
         self.tasks.spawn(&id, async move { engine.drive(request, prepared, builder, deltas, events).await });
-        Ok(receiver)
+        Ok((receiver, context))
+    }
+
+    /// The token count of each of `items` in a context of `tenant` on `model`.
+    pub fn item_tokens(&self, tenant: &str, model: &str, items: &[Item]) -> Vec<Option<u32>> {
+        let counter = self.context.for_model(model).counter;
+        let cx = RunContext { counter, sealer: &self.sealer, tenant };
+        items.iter().map(|item| Some(cx.item_tokens(item))).collect()
     }
 
     /// The tokens of the context a create would send (`/v1/responses/input_tokens`).
@@ -203,8 +235,14 @@ impl Engine {
         let counter = settings.counter;
         let cx = RunContext { counter, sealer: &self.sealer, tenant: &request.tenant };
         let tenant = &request.tenant;
-        let history = self.history(tenant, request.previous_response_id.as_deref(), request.conversation.as_deref());
-        let history = history.await?;
+        let history = match request.local.as_ref().and_then(|local| local.history.clone()) {
+            Some(kept) => History::Local(kept),
+            None => {
+                let history =
+                    self.history(tenant, request.previous_response_id.as_deref(), request.conversation.as_deref());
+                history.await?
+            }
+        };
         let segments = history.segments(&cx)?;
         let instructions = request.instructions.as_deref().map(|text| ContextRun::instructions(text, counter));
         let instructions = instructions.transpose()?;
@@ -254,7 +292,13 @@ impl Engine {
             stable_prefix: plan.stable_prefix(),
         };
         let (tokens, history_tokens) = (plan.tokens(), plan.history_tokens());
-        Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction })
+        let context = request.local.as_ref().map(|_| {
+            let mut context = history.context();
+            context.start_turn();
+            context.extend(request.input.iter().cloned(), counts.iter().copied());
+            context
+        });
+        Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction, context })
     }
 
     /// How many turns a compaction in this turn summarizes, when it makes one: asked for (`compaction_trigger`), or

@@ -139,6 +139,7 @@ fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRe
         truncation: Truncation::Auto,
         context: ContextOptions { window, ..ContextOptions::default() },
         background: false,
+        local: None,
     };
     Ok((turn, stream))
 }

@@ -1,10 +1,13 @@
 //! The Responses API surface: create (plain, streamed or in the background), retrieve (or follow as a stream),
 //! cancel, delete, list the input items of responses, count a request's input tokens, and compact a conversation
-//! into a window.
+//! into a window; and WebSocket mode (`socket`).
 
 mod request;
+mod socket;
 mod stream;
 mod tools;
+
+pub use socket::connect;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

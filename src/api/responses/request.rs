@@ -86,6 +86,7 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
         truncation,
         context,
         background,
+        local: None,
     };
     Ok(CreateRequest { turn, stream })
 }

@@ -1,5 +1,5 @@
 //! Rendering turn events as the Responses API's SSE events (reference §3): `event:` equal to `type`,
-//! `sequence_number` from 0, then `data: [DONE]`.
+//! `sequence_number` from 0, then `data: [DONE]`. A WebSocket sends the same events, one text frame each.
 
 use axum::body::Bytes;
 use axum::response::Response as HttpResponse;
@@ -15,12 +15,10 @@ pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting
     let mut sequence_number = 0u64;
     let frames = events
         .flat_map(move |event| {
-            let frames: Vec<Bytes> = wire_events(event)
+            let frames: Vec<Bytes> = numbered(event, &mut sequence_number)
                 .into_iter()
-                .filter_map(|mut wire| {
-                    let n = sequence_number;
-                    sequence_number += 1;
-                    wire["sequence_number"] = json!(n);
+                .filter_map(|wire| {
+                    let n = wire["sequence_number"].as_u64().unwrap_or_default();
                     let name = wire["type"].as_str().unwrap_or_default().to_string();
                     starting_after.is_none_or(|after| n > after).then(|| sse::frame(&name, &wire))
                 })
@@ -29,6 +27,17 @@ pub fn into_sse(events: impl Stream<Item = TurnEvent> + Send + 'static, starting
         })
         .chain(stream::once(async { Bytes::from_static(b"data: [DONE]\n\n") }));
     sse::response(frames)
+}
+
+/// The wire events for one turn event, numbered on from `sequence_number` (the SSE stream's, and a WebSocket's
+/// text frames).
+pub fn numbered(event: TurnEvent, sequence_number: &mut u64) -> Vec<Value> {
+    let mut events = wire_events(event);
+    for wire in &mut events {
+        wire["sequence_number"] = json!(*sequence_number);
+        *sequence_number += 1;
+    }
+    events
 }
 
 /// The wire events (without sequence numbers) for one turn event.
