@@ -1,29 +1,15 @@
 //! Reading a streamed Anthropic Messages answer: its Server-Sent Events (decoded as for every upstream, see
 //! `stream`) read into deltas as they arrive — text, thinking, function calls in pieces, the stop reason and usage.
 
-use std::collections::VecDeque;
-
-use futures::stream::{self, BoxStream, StreamExt};
-use sse_stream::Sse;
-
 use super::anthropic_wire::{finish_reason, AnswerBlock, BlockDelta, Event, Usage};
 use super::http::ByteStream;
-use super::stream::{events, too_large};
-use super::{Delta, DeltaStream, UpstreamError, UpstreamResult};
+use super::stream::{read_deltas, Answer, EventFormat};
+use super::{Delta, DeltaStream};
 
 /// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
 /// past the cap ends the deltas with `TooLarge`).
 pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
-    let reader = EventReader {
-        upstream,
-        events: events(bytes),
-        pending: VecDeque::new(),
-        usage: Usage::default(),
-        calls: Vec::new(),
-        finished: false,
-        ended: false,
-    };
-    stream::unfold(reader, EventReader::next).boxed()
+    read_deltas(upstream, bytes, MessageEvents { usage: Usage::default(), calls: Vec::new() })
 }
 
 /// A function call being streamed: the index of its content block, and whether arguments came for it.
@@ -32,69 +18,33 @@ struct Call {
     has_arguments: bool,
 }
 
-/// Reads events into deltas, one at a time.
-struct EventReader {
-    upstream: String,
-    events: BoxStream<'static, Result<Sse, sse_stream::Error>>,
-    pending: VecDeque<UpstreamResult<Delta>>,
+/// Messages API events, and what they told so far.
+struct MessageEvents {
     /// The usage reported so far (`message_start`, updated by `message_delta`).
     usage: Usage,
     /// The function calls, in order: a call's position is its index in the deltas.
     calls: Vec<Call>,
-    /// The stop reason was seen.
-    finished: bool,
-    /// Nothing more will be read.
-    ended: bool,
 }
 
-impl EventReader {
-    async fn next(mut self) -> Option<(UpstreamResult<Delta>, Self)> {
-        loop {
-            if let Some(delta) = self.pending.pop_front() {
-                return Some((delta, self));
-            }
-            if self.ended {
-                return None;
-            }
-            match self.events.next().await {
-                Some(Ok(Sse { data: None, .. })) => {}
-                Some(Ok(Sse { data: Some(data), .. })) => self.read(&data),
-                Some(Err(err)) => match too_large(&err) {
-                    Some(too_large) => {
-                        self.pending.push_back(Err(too_large));
-                        self.ended = true;
-                    }
-                    None => self.fail(&format!("the stream broke off ({err})")),
-                },
-                None if self.finished => self.ended = true,
-                None => self.fail("the stream ended before the completion finished"),
-            }
-        }
-    }
-
-    fn fail(&mut self, what: &str) {
-        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what: what.to_string() };
-        self.pending.push_back(Err(error));
-        self.ended = true;
-    }
-
+impl MessageEvents {
     /// The position of the function call streamed in content block `block`.
     fn call(&mut self, block: usize) -> Option<(usize, &mut Call)> {
         self.calls.iter_mut().enumerate().find(|(_, call)| call.block == block)
     }
+}
 
-    /// Reads one event's data.
-    fn read(&mut self, data: &str) {
+impl EventFormat for MessageEvents {
+    fn read(&mut self, data: &str, answer: &mut Answer) {
         let event: Event = match serde_json::from_str(data) {
             Ok(event) => event,
-            Err(err) => return self.fail(&format!("an event that does not parse ({err})")),
+            Err(err) => return answer.fail(&format!("an event that does not parse ({err})")),
         };
         match event {
             Event::MessageStart { message } => self.usage = self.usage.update(message.usage.unwrap_or_default()),
             Event::ContentBlockStart { index, content_block } => match content_block {
-                AnswerBlock::Text { text } if !text.is_empty() => self.pending.push_back(Ok(Delta::Text(text))),
+                AnswerBlock::Text { text } if !text.is_empty() => answer.push(Delta::Text(text)),
                 AnswerBlock::Thinking { thinking } if !thinking.is_empty() => {
-                    self.pending.push_back(Ok(Delta::Reasoning(thinking)));
+                    answer.push(Delta::Reasoning(thinking));
                 }
                 AnswerBlock::ToolUse { id, name, .. } => {
                     let delta = Delta::ToolCall {
@@ -104,22 +54,23 @@ impl EventReader {
                         arguments: "".into(),
                     };
                     self.calls.push(Call { block: index, has_arguments: false });
-                    self.pending.push_back(Ok(delta));
+                    answer.push(delta);
                 }
                 _ => {}
             },
             Event::ContentBlockDelta { index, delta } => match delta {
-                BlockDelta::TextDelta { text } if !text.is_empty() => self.pending.push_back(Ok(Delta::Text(text))),
+                BlockDelta::TextDelta { text } if !text.is_empty() => answer.push(Delta::Text(text)),
                 BlockDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                    self.pending.push_back(Ok(Delta::Reasoning(thinking)));
+                    answer.push(Delta::Reasoning(thinking));
                 }
                 BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                     let Some((position, call)) = self.call(index) else {
-                        return self.fail(&format!("arguments for content block {index}, which is no function call"));
+                        let what = format!("arguments for content block {index}, which is no function call");
+                        return answer.fail(&what);
                     };
                     call.has_arguments = true;
                     let delta = Delta::ToolCall { index: position, id: None, name: None, arguments: partial_json };
-                    self.pending.push_back(Ok(delta));
+                    answer.push(delta);
                 }
                 _ => {}
             },
@@ -128,17 +79,16 @@ impl EventReader {
                 if let Some((position, call)) = self.call(index).filter(|(_, call)| !call.has_arguments) {
                     call.has_arguments = true;
                     let delta = Delta::ToolCall { index: position, id: None, name: None, arguments: "{}".into() };
-                    self.pending.push_back(Ok(delta));
+                    answer.push(delta);
                 }
             }
             Event::MessageDelta { delta, usage } => {
                 self.usage = self.usage.update(usage.unwrap_or_default());
-                self.finished = true;
-                self.pending.push_back(Ok(Delta::Finish(finish_reason(delta.stop_reason.as_deref()))));
-                self.pending.push_back(Ok(Delta::Usage(self.usage.counts())));
+                answer.finish(finish_reason(delta.stop_reason.as_deref()));
+                answer.push(Delta::Usage(self.usage.counts()));
             }
-            Event::MessageStop => self.ended = self.finished,
-            Event::Error { error } => self.fail(&error.message),
+            Event::MessageStop => answer.end(true),
+            Event::Error { error } => answer.fail(&error.message),
             Event::Other => {}
         }
     }
@@ -147,6 +97,7 @@ impl EventReader {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use futures::stream::{self, StreamExt};
 
     use super::*;
     use crate::upstream::{FinishReason, TokenCounts};

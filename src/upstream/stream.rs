@@ -12,12 +12,23 @@ use super::http::ByteStream;
 use super::wire::ChatChunk;
 use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
 
-/// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
-/// past the cap ends the deltas with `TooLarge`).
+/// The deltas of a streamed Chat Completions answer from `upstream`, whose body is `bytes` (capped by
+/// `HttpBackend::bytes`: a body past the cap ends the deltas with `TooLarge`).
 pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
-    let reader =
-        ChunkReader { upstream, events: events(bytes), pending: VecDeque::new(), finished: false, ended: false };
-    stream::unfold(reader, ChunkReader::next).boxed()
+    read_deltas(upstream, bytes, ChatChunks)
+}
+
+/// What one upstream's event data means: each event read into the answer's deltas.
+pub(super) trait EventFormat: Send + 'static {
+    /// Reads one event's data into `answer`.
+    fn read(&mut self, data: &str, answer: &mut Answer);
+}
+
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes`, each event read by `format`.
+pub(super) fn read_deltas(upstream: String, bytes: ByteStream, format: impl EventFormat) -> DeltaStream {
+    let answer = Answer { upstream, pending: VecDeque::new(), finished: false, ended: false };
+    let reader = Reader { events: events(bytes), answer, format };
+    stream::unfold(reader, Reader::next).boxed()
 }
 
 /// The Server-Sent Events of a body.
@@ -39,86 +50,113 @@ pub(super) fn too_large(err: &sse_stream::Error) -> Option<UpstreamError> {
     }
 }
 
-/// Reads events into deltas, one at a time.
-struct ChunkReader {
+/// A streamed answer as read so far: the deltas not yet taken, and how it stands.
+pub(super) struct Answer {
     upstream: String,
-    events: BoxStream<'static, Result<Sse, sse_stream::Error>>,
     pending: VecDeque<UpstreamResult<Delta>>,
-    /// A `finish_reason` was seen.
+    /// Its end (a finish reason) was seen.
     finished: bool,
     /// Nothing more will be read.
     ended: bool,
 }
 
-impl ChunkReader {
+impl Answer {
+    pub(super) fn push(&mut self, delta: Delta) {
+        self.pending.push_back(Ok(delta));
+    }
+
+    /// The answer's finish reason was read: the stream may end from now on.
+    pub(super) fn finish(&mut self, reason: FinishReason) {
+        self.finished = true;
+        self.push(Delta::Finish(reason));
+    }
+
+    /// Nothing more is to be read (once finished, when `finished_only`).
+    pub(super) fn end(&mut self, finished_only: bool) {
+        self.ended |= self.finished || !finished_only;
+    }
+
+    /// The answer failed mid-stream: this error is its last delta.
+    pub(super) fn fail(&mut self, what: &str) {
+        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what: what.to_string() };
+        self.pending.push_back(Err(error));
+        self.ended = true;
+    }
+}
+
+/// Reads events into deltas, one at a time.
+struct Reader<F> {
+    events: BoxStream<'static, Result<Sse, sse_stream::Error>>,
+    answer: Answer,
+    format: F,
+}
+
+impl<F: EventFormat> Reader<F> {
     async fn next(mut self) -> Option<(UpstreamResult<Delta>, Self)> {
         loop {
-            if let Some(delta) = self.pending.pop_front() {
+            if let Some(delta) = self.answer.pending.pop_front() {
                 return Some((delta, self));
             }
-            if self.ended {
+            if self.answer.ended {
                 return None;
             }
             match self.events.next().await {
                 // An event without data (a named keep-alive, say) carries nothing to read.
                 Some(Ok(Sse { data: None, .. })) => {}
-                Some(Ok(Sse { data: Some(data), .. })) => self.read(&data),
+                Some(Ok(Sse { data: Some(data), .. })) => self.format.read(&data, &mut self.answer),
                 Some(Err(err)) => match too_large(&err) {
                     Some(too_large) => {
-                        self.pending.push_back(Err(too_large));
-                        self.ended = true;
+                        self.answer.pending.push_back(Err(too_large));
+                        self.answer.ended = true;
                     }
-                    None => self.fail(&format!("the stream broke off ({err})")),
+                    None => self.answer.fail(&format!("the stream broke off ({err})")),
                 },
-                None if self.finished => self.ended = true,
-                None => self.fail("the stream ended before the completion finished"),
+                None if self.answer.finished => self.answer.ended = true,
+                None => self.answer.fail("the stream ended before the completion finished"),
             }
         }
     }
+}
 
-    fn fail(&mut self, what: &str) {
-        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what: what.to_string() };
-        self.pending.push_back(Err(error));
-        self.ended = true;
-    }
+/// Chat Completions chunks.
+struct ChatChunks;
 
+impl EventFormat for ChatChunks {
     /// Reads one event's data: a chunk, an error, or `[DONE]`.
-    fn read(&mut self, data: &str) {
+    fn read(&mut self, data: &str, answer: &mut Answer) {
         if data == "[DONE]" {
-            self.ended = true;
-            return;
+            return answer.end(false);
         }
         let chunk: ChatChunk = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
-            Err(err) => return self.fail(&format!("a chunk that does not parse ({err})")),
+            Err(err) => return answer.fail(&format!("a chunk that does not parse ({err})")),
         };
         if let Some(error) = chunk.error {
             let message = error.get("message").and_then(|m| m.as_str()).or(error.as_str()).unwrap_or("an error");
-            return self.fail(message);
+            return answer.fail(message);
         }
         for choice in chunk.choices.into_iter().take(1) {
             let delta = choice.delta;
             if let Some(text) = delta.reasoning_text() {
-                self.pending.push_back(Ok(Delta::Reasoning(text.to_string())));
+                answer.push(Delta::Reasoning(text.to_string()));
             }
             if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
-                self.pending.push_back(Ok(Delta::Text(text)));
+                answer.push(Delta::Text(text));
             }
             for (position, call) in delta.tool_calls.into_iter().enumerate() {
-                self.pending.push_back(Ok(Delta::ToolCall {
+                answer.push(Delta::ToolCall {
                     index: call.index.unwrap_or(position),
                     id: call.id.filter(|id| !id.is_empty()),
                     name: call.function.name.filter(|name| !name.is_empty()),
                     arguments: call.function.arguments.unwrap_or_default(),
-                }));
+                });
             }
             if let Some(reason) = choice.finish_reason {
-                self.finished = true;
-                self.pending.push_back(Ok(Delta::Finish(FinishReason::from_wire(&reason))));
+                answer.finish(FinishReason::from_wire(&reason));
             }
         }
         if let Some(counts) = chunk.usage.and_then(token_counts) {
-            self.pending.push_back(Ok(Delta::Usage(counts)));
+            answer.push(Delta::Usage(counts));
         }
     }
 }
