@@ -109,7 +109,10 @@ impl Answer {
         let message = AnswerMessage {
             role: Some("assistant".into()),
             content: Some(completion.text),
-            reasoning_content: completion.reasoning,
+            reasoning_content: Some(
+                completion.reasoning.iter().map(|thought| thought.text.as_str()).collect::<String>(),
+            )
+            .filter(|text| !text.is_empty()),
             tool_calls: tool_calls.collect(),
             ..AnswerMessage::default()
         };
@@ -155,7 +158,7 @@ impl Answer {
                     ..self.chunk(AnswerMessage::default(), None)
                 })
             }
-            Delta::Usage(_) => return None,
+            Delta::Usage(_) | Delta::ReasoningEnd(_) => return None,
         };
         Some(self.chunk(message, None))
     }

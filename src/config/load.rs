@@ -189,6 +189,7 @@ impl UpstreamConfig {
                 return fail("base_url", "a chat_completions upstream needs one".into())
             }
             (UpstreamKind::Anthropic, None) => return fail("base_url", "an anthropic upstream needs one".into()),
+            (UpstreamKind::Responses, None) => return fail("base_url", "a responses upstream needs one".into()),
             (_, Some(url)) => match reqwest::Url::parse(url) {
                 Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => {}
                 Ok(_) => return fail("base_url", format!("'{url}' is not an http:// or https:// URL")),

@@ -228,6 +228,8 @@ pub enum UpstreamKind {
     ChatCompletions,
     /// The Anthropic Messages API (`POST {base_url}/messages`), with prompt caching of the stable prefix.
     Anthropic,
+    /// The Responses API (`POST {base_url}/responses`), sent the whole context with `store: false`: OpenAI, vLLM…
+    Responses,
     /// The built-in offline echo model.
     Echo,
 }
@@ -238,10 +240,10 @@ pub enum UpstreamKind {
 pub struct UpstreamConfig {
     /// A name for logs and error messages.
     pub name: String,
-    /// The protocol: `chat_completions`, `anthropic` or `echo`.
+    /// The protocol: `chat_completions`, `responses`, `anthropic` or `echo`.
     pub kind: UpstreamKind,
     /// Base URL including the version prefix, e.g. `http://127.0.0.1:11434/v1` or `https://api.anthropic.com/v1`
-    /// (needed by `chat_completions` and `anthropic`).
+    /// (needed by all but `echo`).
     #[serde(default)]
     pub base_url: Option<String>,
     /// The API key sent as `Authorization: Bearer …` (`x-api-key` to `anthropic`); prefer `api_key_env`.

@@ -11,7 +11,9 @@ use crate::model::{
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
 };
 use crate::tokens::TokenCounter;
-use crate::upstream::{Delta, FinishReason, TokenCounts};
+use serde_json::json;
+
+use crate::upstream::{Delta, FinishReason, ReasoningEnd, TokenCounts};
 
 /// A response under construction.
 pub struct TurnBuilder {
@@ -129,6 +131,7 @@ impl TurnBuilder {
         match delta {
             Delta::Text(text) => self.append(DeltaKind::Text, text),
             Delta::Reasoning(text) => self.append(DeltaKind::Reasoning, text),
+            Delta::ReasoningEnd(end) => self.end_reasoning(end),
             Delta::ToolCall { index, id, name, arguments } => self.tool_call(index, id, name, arguments),
             Delta::Finish(reason) => {
                 self.finish = Some(reason);
@@ -149,6 +152,24 @@ impl TurnBuilder {
             _ => self.start(empty_item(kind), &mut events),
         };
         events.push(self.grow(index, kind, text));
+        events
+    }
+
+    /// Ends the open reasoning item (or an empty new one) with a backend's summary and opaque form.
+    fn end_reasoning(&mut self, end: ReasoningEnd) -> Vec<TurnEvent> {
+        let mut events = Vec::new();
+        let index = match self.open.last() {
+            Some(&index) if DeltaKind::of(&self.response.output[index]) == DeltaKind::Reasoning => index,
+            _ => self.start(empty_item(DeltaKind::Reasoning), &mut events),
+        };
+        if let Item::Reasoning(reasoning) = &mut self.response.output[index] {
+            reasoning.summary =
+                end.summary.into_iter().map(|text| json!({"type": "summary_text", "text": text})).collect();
+            reasoning.encrypted_content = end.encrypted_content;
+            reasoning.content.retain(|part| !part.text.is_empty());
+        }
+        self.open.retain(|&open| open != index);
+        events.extend(self.close(vec![index], ItemStatus::Completed));
         events
     }
 

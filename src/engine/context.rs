@@ -1,19 +1,21 @@
 //! Building the upstream context of a turn from runs of items: this turn's instructions, then the history, then
-//! the new input, as Chat Completions messages — function calls and their outputs included, so tool use survives
-//! across turns.
+//! the new input, as Chat Completions messages or Responses input items (`context_wire`) — function calls and their
+//! outputs included, so tool use survives across turns.
 //!
-//! Items become messages a run at a time: a stored turn's run is made once, kept with the turn in the history cache
+//! Items become messages a run at a time: a stored turn's run (in each format asked for) is made once, kept with the
+//! turn in the history cache
 //! and shared by every chain through it, so a turn's context costs copying bytes, not converting its whole history.
 //! A run's tokens are the sum of its items' stored counts: history is never tokenized again.
 
-use serde_json::{json, Value};
+use std::sync::OnceLock;
 
+use super::context_wire::{chat_messages_of, input_items, Sent};
 use super::seal::{Sealer, Summary};
 use super::{EngineError, EngineResult};
-use crate::model::{ContentPart, Item, Message, Role};
+use crate::model::Item;
 use crate::store::CachedTurn;
 use crate::tokens::TokenCounter;
-use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun};
+use crate::upstream::{ChatMessages, ContextFormat, MessageRun};
 
 /// A run of items as upstream messages: serialised once, with the tool calls and outputs among them (to pair them
 /// across the whole context), their tokens, what must be kept of them when they are dropped, and the compaction
@@ -27,6 +29,13 @@ pub struct ContextRun {
     pub pinned: Option<Box<ContextRun>>,
     /// A compaction made in this turn, which the turns after it build on.
     pub compaction: Option<Box<Compacted>>,
+}
+
+/// A stored turn's runs, one per format, each made when first needed.
+#[derive(Default)]
+struct TurnRuns {
+    chat: OnceLock<Result<ContextRun, String>>,
+    responses: OnceLock<Result<ContextRun, String>>,
 }
 
 /// A compaction made in a turn: the summary, as text and as the run sent in place of the turns it replaces, and how
@@ -45,11 +54,13 @@ enum ToolUse {
     Output(String),
 }
 
-/// What turning items into a run needs: their counter (for items without a stored count), and the tenant and key
-/// that open compaction items.
+/// What turning items into a run needs: their counter (for items without a stored count), the upstream's format,
+/// and the tenant and key that open compaction items.
 #[derive(Clone, Copy)]
 pub struct RunContext<'a> {
     pub counter: TokenCounter,
+    /// The shape the upstream takes the context in.
+    pub format: ContextFormat,
     pub sealer: &'a Sealer,
     pub tenant: &'a str,
 }
@@ -78,111 +89,86 @@ pub fn summary_text(summary: &str) -> String {
 }
 
 impl ContextRun {
-    /// The run of `items` with their stored token counts (`None`, or missing: counted now). `developer` becomes
-    /// `system` (not every backend knows it); function calls join the assistant message before them in the run;
-    /// reasoning items are not sent back upstream; a compaction item sent as input becomes its summary, and one
-    /// made in a turn (it names how many turns it replaces) is recorded for the chain to apply. A compaction item
-    /// that no longer opens (the server's key changed) is left out with a warning: new input was checked already.
+    /// The run of `items` with their stored token counts (`None`, or missing: counted now), in the format the
+    /// upstream takes. A compaction item sent as input becomes its summary, and one made in a turn (it names how many
+    /// turns it replaces) is recorded for the chain to apply. A compaction item that no longer opens (the server's
+    /// key changed) is left out with a warning: new input was checked already.
     pub fn new<'i>(
         items: impl IntoIterator<Item = &'i Item>,
         tokens: &[Option<u32>],
         cx: &RunContext<'_>,
     ) -> EngineResult<Self> {
-        let mut messages: Vec<ChatMessage> = Vec::new();
-        let mut pinned: Vec<ChatMessage> = Vec::new();
+        let mut sent: Vec<Sent<'i>> = Vec::new();
         let mut tools = Vec::new();
         let mut total = 0;
         let mut compaction = None;
         for (i, item) in items.into_iter().enumerate() {
             total += u64::from(tokens.get(i).copied().flatten().unwrap_or_else(|| cx.item_tokens(item)));
             match item {
-                Item::Message(message) => {
-                    let role = match message.role {
-                        Role::User => ChatRole::User,
-                        Role::Assistant => ChatRole::Assistant,
-                        Role::System | Role::Developer => ChatRole::System,
-                    };
-                    let chat =
-                        ChatMessage { role, content: content(message), tool_calls: Vec::new(), tool_call_id: None };
-                    if role == ChatRole::System {
-                        pinned.push(chat.clone());
-                    }
-                    messages.push(chat);
-                }
-                Item::FunctionCall(call) => {
-                    tools.push(ToolUse::Call(call.call_id.clone()));
-                    let tool_call = ChatToolCall {
-                        id: call.call_id.clone(),
-                        kind: "function".into(),
-                        function: ChatFunction { name: call.name.clone(), arguments: call.arguments.clone() },
-                    };
-                    match messages.last_mut() {
-                        Some(last) if last.role == ChatRole::Assistant => last.tool_calls.push(tool_call),
-                        _ => messages.push(ChatMessage {
-                            role: ChatRole::Assistant,
-                            content: ChatContent::Null,
-                            tool_calls: vec![tool_call],
-                            tool_call_id: None,
-                        }),
-                    }
-                }
-                Item::FunctionCallOutput(output) => {
-                    tools.push(ToolUse::Output(output.call_id.clone()));
-                    messages.push(ChatMessage {
-                        tool_call_id: Some(output.call_id.clone()),
-                        ..ChatMessage::text(ChatRole::Tool, output.output.text())
-                    });
-                }
-                Item::Reasoning(_) => {}
+                Item::FunctionCall(call) => tools.push(ToolUse::Call(call.call_id.clone())),
+                Item::FunctionCallOutput(output) => tools.push(ToolUse::Output(output.call_id.clone())),
+                _ => {}
+            }
+            match item {
                 Item::Compaction(item) => match cx.open(item) {
                     Some(Summary { text, through: Some(through) }) => {
-                        let run = Self::summary(&text, cx.counter)?;
+                        let run = Self::summary(&text, cx)?;
                         compaction = Some(Box::new(Compacted { summary: text, run, through }));
                     }
                     Some(Summary { text, through: None }) => {
                         if !text.is_empty() {
-                            messages.push(ChatMessage::text(ChatRole::User, summary_text(&text)));
+                            sent.push(Sent::Summary(summary_text(&text)));
                         }
                     }
                     None => tracing::warn!(item = %item.id, "a stored compaction item does not open; left out"),
                 },
+                item => sent.push(Sent::Item(item)),
             }
         }
-        let pinned = match pinned.is_empty() {
+        let system: Vec<Sent<'_>> = sent.iter().filter(|entry| entry.system_text().is_some()).cloned().collect();
+        let pinned = match system.is_empty() {
             true => None,
             false => {
-                let tokens = pinned.iter().map(|message| u64::from(cx.counter.message(&message.content_text()))).sum();
-                Some(Box::new(Self::of(&pinned, Vec::new(), tokens)?))
+                let texts = system.iter().filter_map(Sent::system_text);
+                let tokens = texts.map(|text| u64::from(cx.counter.message(&text))).sum();
+                Some(Box::new(Self::of(&system, Vec::new(), tokens, cx.format)?))
             }
         };
-        Ok(Self { pinned, compaction, ..Self::of(&messages, tools, total)? })
+        Ok(Self { pinned, compaction, ..Self::of(&sent, tools, total, cx.format)? })
     }
 
     /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
     pub fn of_turn<'t>(turn: &'t CachedTurn, cx: &RunContext<'_>) -> EngineResult<&'t Self> {
-        let run = turn.derived(|items, tokens| Self::new(items, tokens, cx).map_err(|err| err.to_string()));
-        match run {
-            Some(Ok(run)) => Ok(run),
-            Some(Err(err)) => Err(EngineError::Context(err.clone())),
-            None => Err(EngineError::Context("a cached turn holds something else".into())),
-        }
+        let Some(runs) = turn.derived(|_, _| TurnRuns::default()) else {
+            return Err(EngineError::Context("a cached turn holds something else".into()));
+        };
+        let slot = match cx.format {
+            ContextFormat::ChatMessages => &runs.chat,
+            ContextFormat::ResponsesInput => &runs.responses,
+        };
+        let run = slot.get_or_init(|| Self::new(turn.items(), turn.tokens(), cx).map_err(|err| err.to_string()));
+        run.as_ref().map_err(|err| EngineError::Context(err.clone()))
     }
 
     /// A turn's instructions, as a system message.
-    pub fn instructions(text: &str, counter: TokenCounter) -> EngineResult<Self> {
-        let message = ChatMessage::text(ChatRole::System, text);
-        Self::of(&[message], Vec::new(), u64::from(counter.message(text)))
+    pub fn instructions(text: &str, cx: &RunContext<'_>) -> EngineResult<Self> {
+        let tokens = u64::from(cx.counter.message(text));
+        Self::of(&[Sent::Instructions(text)], Vec::new(), tokens, cx.format)
     }
 
     /// A summary of earlier turns, as the message that stands for them.
-    pub fn summary(text: &str, counter: TokenCounter) -> EngineResult<Self> {
+    pub fn summary(text: &str, cx: &RunContext<'_>) -> EngineResult<Self> {
         let text = summary_text(text);
-        let tokens = u64::from(counter.message(&text));
-        Self::of(&[ChatMessage::text(ChatRole::User, text)], Vec::new(), tokens)
+        let tokens = u64::from(cx.counter.message(&text));
+        Self::of(&[Sent::Summary(text)], Vec::new(), tokens, cx.format)
     }
 
-    fn of(messages: &[ChatMessage], tools: Vec<ToolUse>, tokens: u64) -> EngineResult<Self> {
-        let run = MessageRun::new(messages).map_err(|err| EngineError::Context(err.to_string()))?;
+    fn of(sent: &[Sent<'_>], tools: Vec<ToolUse>, tokens: u64, format: ContextFormat) -> EngineResult<Self> {
+        let run = match format {
+            ContextFormat::ChatMessages => MessageRun::new(&chat_messages_of(sent)),
+            ContextFormat::ResponsesInput => MessageRun::of(&input_items(sent), format),
+        };
+        let run = run.map_err(|err| EngineError::Context(err.to_string()))?;
         Ok(Self { messages: run, tools, tokens, pinned: None, compaction: None })
     }
 
@@ -212,27 +198,6 @@ impl ContextRun {
 pub fn chat_messages(runs: &[&ContextRun]) -> EngineResult<ChatMessages> {
     check_tool_pairs(runs.iter().flat_map(|run| &run.tools))?;
     Ok(ChatMessages::join(runs.iter().map(|run| &run.messages)))
-}
-
-/// A message's content: a plain string when it is all text, else chat content parts.
-fn content(message: &Message) -> ChatContent {
-    if message.content.iter().all(|part| part.text().is_some()) {
-        return ChatContent::Text(message.text());
-    }
-    let parts = message.content.iter().map(|part| match part {
-        ContentPart::InputImage { image_url, detail } => {
-            json!({"type": "image_url", "image_url": {"url": image_url, "detail": detail}})
-        }
-        ContentPart::InputFile { filename, file_data } => {
-            let mut file = json!({"file_data": file_data});
-            if let Some(filename) = filename {
-                file["filename"] = json!(filename);
-            }
-            json!({"type": "file", "file": file})
-        }
-        text => json!({"type": "text", "text": text.text().unwrap_or_default()}),
-    });
-    ChatContent::Parts(parts.collect::<Vec<Value>>())
 }
 
 /// Checks that calls and outputs pair up: each output answers an earlier call, each call gets an output.

@@ -5,6 +5,7 @@ mod background;
 mod builder;
 mod compaction;
 mod context;
+mod context_wire;
 mod conversations;
 mod error;
 pub mod events;

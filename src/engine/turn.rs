@@ -20,7 +20,7 @@ use crate::model::{new_id, Item, Pieces, Response, ResponseError, ResponseStatus
 use crate::store::NewTurn;
 use crate::telemetry;
 use crate::tokens::{TokenCounter, REPLY_PRIMING};
-use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamResult};
+use crate::upstream::{ChatRequest, ContextFormat, DeltaStream, Upstream, UpstreamResult};
 
 /// The error of a turn that could not be stored.
 const STORE_FAILED: &str = "The response could not be stored.";
@@ -116,7 +116,7 @@ impl Engine {
     /// The token count of each of `items` in a context of `tenant` on `model`.
     pub fn item_tokens(&self, tenant: &str, model: &str, items: &[Item]) -> Vec<Option<u32>> {
         let counter = self.context.for_model(model).counter;
-        let cx = RunContext { counter, sealer: &self.sealer, tenant };
+        let cx = RunContext { counter, format: ContextFormat::default(), sealer: &self.sealer, tenant };
         items.iter().map(|item| Some(cx.item_tokens(item))).collect()
     }
 
@@ -202,7 +202,8 @@ impl Engine {
         if !request.store && conversation.is_none() {
             return Ok(());
         }
-        let cx = RunContext { counter: prepared.counter, sealer: &self.sealer, tenant: &request.tenant };
+        let (counter, format) = (prepared.counter, ContextFormat::default());
+        let cx = RunContext { counter, format, sealer: &self.sealer, tenant: &request.tenant };
         let mut tokens = prepared.input_tokens.clone();
         tokens.extend(response.output.iter().map(|item| cx.item_tokens(item)));
         let turn = NewTurn {
@@ -233,7 +234,8 @@ impl Engine {
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, request.context.window, &settings).await;
         let counter = settings.counter;
-        let cx = RunContext { counter, sealer: &self.sealer, tenant: &request.tenant };
+        let format = upstream.context_format();
+        let cx = RunContext { counter, format, sealer: &self.sealer, tenant: &request.tenant };
         let tenant = &request.tenant;
         let history = match request.local.as_ref().and_then(|local| local.history.clone()) {
             Some(kept) => History::Local(kept),
@@ -244,7 +246,7 @@ impl Engine {
             }
         };
         let segments = history.segments(&cx)?;
-        let instructions = request.instructions.as_deref().map(|text| ContextRun::instructions(text, counter));
+        let instructions = request.instructions.as_deref().map(|text| ContextRun::instructions(text, &cx));
         let instructions = instructions.transpose()?;
         let input_tokens: Vec<u32> = request.input.iter().map(|item| cx.item_tokens(item)).collect();
         let counts: Vec<Option<u32>> = input_tokens.iter().copied().map(Some).collect();
@@ -261,7 +263,7 @@ impl Engine {
         if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| compacts) {
             let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, window).await?;
             summary_text = text;
-            summary_run = ContextRun::summary(&summary_text, counter)?;
+            summary_run = ContextRun::summary(&summary_text, &cx)?;
             plan.compact(cut, (&summary_run, &summary_text));
             compaction = Some(item);
         }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use super::anthropic_stream::deltas;
 use super::anthropic_wire::{self as wire, AnswerBlock, MessagesRequest, MessagesResponse, ModelList, Tool};
 use super::http::HttpBackend;
-use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, DeltaStream, ModelInfo, Upstream, UpstreamResult};
+use super::UpstreamResult;
+use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, DeltaStream, ModelInfo, Thought, Upstream};
 use crate::config::UpstreamConfig;
 use crate::model::ToolChoice;
 
@@ -95,7 +96,7 @@ impl Upstream for Anthropic {
         }
         Ok(Completion {
             text,
-            reasoning: reasoning.filter(|r| !r.is_empty()),
+            reasoning: reasoning.filter(|r| !r.is_empty()).map(Thought::text).into_iter().collect(),
             tool_calls,
             finish_reason: wire::finish_reason(answer.stop_reason.as_deref()),
             usage: answer.usage.map(wire::Usage::counts),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::http::{ByteStream, HttpBackend, OnBehalf};
 use super::stream::deltas;
 use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, WireUsage};
-use super::{ChatFunction, UpstreamResult};
+use super::{ChatFunction, Thought, UpstreamResult};
 use super::{ChatRequest, ChatToolCall, Completion, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream};
 use crate::config::UpstreamConfig;
 
@@ -67,7 +67,7 @@ impl Upstream for ChatCompletions {
             },
         });
         Ok(Completion {
-            reasoning: message.reasoning_text().map(str::to_string),
+            reasoning: message.reasoning_text().map(Thought::text).into_iter().collect(),
             tool_calls: tool_calls.collect(),
             text: message.content.unwrap_or_default(),
             finish_reason: choice.finish_reason.as_deref().map_or(FinishReason::Stop, FinishReason::from_wire),

@@ -45,7 +45,7 @@ fn reply<'a>(messages: impl Iterator<Item = (ChatRole, &'a str)>, max_tokens: Op
     let output = u64::from(counter.text(&text));
     Completion {
         text,
-        reasoning: None,
+        reasoning: Vec::new(),
         tool_calls: Vec::new(),
         finish_reason,
         usage: Some(TokenCounts { input, output, cached: 0, reasoning: 0, cache_write: 0 }),

@@ -1,6 +1,6 @@
 //! Upstream LLM backends: the `Upstream` trait and the completion types the engine speaks with it. `routing`
-//! picks a backend by model name; `chat_completions` (over `http` and `stream`), `anthropic` (its wire and stream
-//! beside it) and `echo` implement the trait; `wire` holds the Chat Completions wire types; `windows` the context
+//! picks a backend by model name; `chat_completions` (over `http` and `stream`), `anthropic` and `responses` (each
+//! with its wire and stream beside it) and `echo` implement the trait; `wire` holds the Chat Completions wire types; `windows` the context
 //! windows backends report.
 
 mod anthropic;
@@ -10,6 +10,9 @@ mod chat_completions;
 mod echo;
 mod error;
 mod http;
+mod responses;
+mod responses_stream;
+mod responses_wire;
 mod routing;
 mod stream;
 mod windows;
@@ -26,6 +29,7 @@ pub use chat_completions::ChatCompletions;
 pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
 pub use http::{ByteStream, OnBehalf};
+pub use responses::Responses;
 pub use routing::{glob_match, Upstreams};
 pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
@@ -75,10 +79,21 @@ pub struct PromptCacheOptions {
     pub ttl: Option<String>,
 }
 
+/// The shape in which a backend takes a turn's context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContextFormat {
+    /// Chat Completions messages.
+    #[default]
+    ChatMessages,
+    /// Responses API input items (reasoning items and assistant phases included).
+    ResponsesInput,
+}
+
 /// A completion request: the whole context of a turn.
 #[derive(Clone, Debug)]
 pub struct ChatRequest {
     pub model: String,
+    /// The context: Chat Completions messages, or Responses input items for a backend that takes those.
     pub messages: ChatMessages,
     pub parameters: Parameters,
     /// The id of the client request this serves, sent upstream as `x-request-id` (not part of the body).
@@ -143,7 +158,8 @@ pub struct TokenCounts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
     pub text: String,
-    pub reasoning: Option<String>,
+    /// Its reasoning items, in order (at most one from a Chat Completions backend).
+    pub reasoning: Vec<Thought>,
     pub tool_calls: Vec<ChatToolCall>,
     pub finish_reason: FinishReason,
     /// Token counts, when the backend reports them.
@@ -153,7 +169,10 @@ pub struct Completion {
 impl Completion {
     /// The completion as the deltas a stream would have carried.
     pub fn into_deltas(self) -> Vec<Delta> {
-        let reasoning = self.reasoning.map(Delta::Reasoning);
+        let reasoning = self.reasoning.into_iter().flat_map(|thought| {
+            let text = (!thought.text.is_empty()).then_some(Delta::Reasoning(thought.text));
+            text.into_iter().chain(thought.end.map(Delta::ReasoningEnd))
+        });
         let text = (!self.text.is_empty() || self.tool_calls.is_empty()).then_some(Delta::Text(self.text));
         let calls = self.tool_calls.into_iter().enumerate().map(|(index, call)| Delta::ToolCall {
             index,
@@ -166,11 +185,35 @@ impl Completion {
     }
 }
 
+/// One reasoning item of an answer: its text, and how a backend that returns reasoning as items ended it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Thought {
+    pub text: String,
+    pub end: Option<ReasoningEnd>,
+}
+
+impl Thought {
+    /// Reasoning given as text only (a Chat Completions or Anthropic backend's).
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), end: None }
+    }
+}
+
+/// The end of a reasoning item from a backend that returns reasoning as items (the Responses API): its summary
+/// texts and its opaque form, which the backend takes back in a later turn's input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReasoningEnd {
+    pub summary: Vec<String>,
+    pub encrypted_content: Option<String>,
+}
+
 /// One piece of a streamed completion.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Delta {
     Text(String),
     Reasoning(String),
+    /// The reasoning item being streamed ends (one is started if none is): it takes this summary and opaque form.
+    ReasoningEnd(ReasoningEnd),
     /// Part of function call `index` (the backend's numbering): its id and name when it starts, then arguments.
     ToolCall {
         index: usize,
@@ -194,6 +237,10 @@ pub trait Upstream: Send + Sync {
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion>;
     /// Runs one completion, streamed; failures before the first delta are returned directly.
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream>;
+    /// The shape in which it takes a turn's context.
+    fn context_format(&self) -> ContextFormat {
+        ContextFormat::ChatMessages
+    }
     /// The models the backend lists.
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>>;
     /// The backend's own Chat Completions endpoint, to which the stateless surface forwards requests unchanged;

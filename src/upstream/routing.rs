@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
-use super::{Anthropic, ChatCompletions, Echo, ModelInfo, Upstream, UpstreamError, UpstreamResult};
+use super::{Anthropic, ChatCompletions, Echo, ModelInfo, Responses, Upstream, UpstreamError, UpstreamResult};
 use crate::config::{UpstreamConfig, UpstreamKind};
 
 /// The configured upstreams in order; a model is served by the first whose patterns match it.
@@ -22,6 +22,7 @@ impl Upstreams {
                 let upstream: Arc<dyn Upstream> = match config.kind {
                     UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config, max_reply_bytes)?),
                     UpstreamKind::Anthropic => Arc::new(Anthropic::new(config, max_reply_bytes)?),
+                    UpstreamKind::Responses => Arc::new(Responses::new(config, max_reply_bytes)?),
                     UpstreamKind::Echo => Arc::new(Echo::new(&config.name)),
                 };
                 Ok((config.models.clone(), upstream))

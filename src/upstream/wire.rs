@@ -4,32 +4,39 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::ContextFormat;
 use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
-/// Messages serialised once, to be sent as they are: their JSON joined by commas. A stored turn's messages are the
-/// same in every context that holds the turn.
+/// Context entries (Chat Completions messages, or Responses input items) serialised once, to be sent as they are:
+/// their JSON joined by commas. A stored turn's entries are the same in every context that holds the turn.
 #[derive(Debug, Default)]
 pub struct MessageRun {
     json: String,
     count: usize,
+    format: ContextFormat,
 }
 
 impl MessageRun {
     /// Serialises messages into a run.
     pub fn new(messages: &[ChatMessage]) -> serde_json::Result<Self> {
+        Self::of(messages, ContextFormat::ChatMessages)
+    }
+
+    /// Serialises entries of `format` into a run.
+    pub fn of<T: Serialize>(entries: &[T], format: ContextFormat) -> serde_json::Result<Self> {
         let mut json = Vec::new();
-        for (i, message) in messages.iter().enumerate() {
+        for (i, entry) in entries.iter().enumerate() {
             if i > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, message)?;
+            serde_json::to_writer(&mut json, entry)?;
         }
         // serde_json writes UTF-8 only.
         let json = String::from_utf8(json).map_err(|err| serde_json::Error::io(std::io::Error::other(err)))?;
-        Ok(Self { json, count: messages.len() })
+        Ok(Self { json, count: entries.len(), format })
     }
 
-    /// How many messages it holds.
+    /// How many entries it holds.
     pub fn len(&self) -> usize {
         self.count
     }
@@ -39,19 +46,21 @@ impl MessageRun {
     }
 }
 
-/// The messages of a context as one JSON array, copied together from runs: nothing is serialised again.
+/// The entries of a context as one JSON array, copied together from runs: nothing is serialised again.
 #[derive(Clone, Debug)]
 pub struct ChatMessages {
     array: String,
     count: usize,
+    format: ContextFormat,
 }
 
 impl ChatMessages {
-    /// The array of these runs' messages, in order.
+    /// The array of these runs' entries, in order (all of one format).
     pub fn join<'a>(runs: impl Iterator<Item = &'a MessageRun> + Clone) -> Self {
         let bytes: usize = runs.clone().map(|run| run.json.len() + 1).sum();
         let mut array = String::with_capacity(bytes + 2);
         let mut count = 0;
+        let mut format = ContextFormat::default();
         array.push('[');
         for run in runs.filter(|run| run.count > 0) {
             if count > 0 {
@@ -59,9 +68,10 @@ impl ChatMessages {
             }
             array.push_str(&run.json);
             count += run.count;
+            format = run.format;
         }
         array.push(']');
-        Self { array, count }
+        Self { array, count, format }
     }
 
     /// The array of these messages.
@@ -69,7 +79,7 @@ impl ChatMessages {
         Ok(Self::join(std::iter::once(&MessageRun::new(messages)?)))
     }
 
-    /// How many messages there are.
+    /// How many entries there are.
     pub fn len(&self) -> usize {
         self.count
     }
@@ -78,26 +88,43 @@ impl ChatMessages {
         self.count == 0
     }
 
-    /// The messages read back (for the built-in model, which looks at them).
+    /// The shape of the entries.
+    pub fn format(&self) -> ContextFormat {
+        self.format
+    }
+
+    /// The entries as JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.array
+    }
+
+    /// The messages read back (for the backends that look at them).
     pub fn parsed(&self) -> serde_json::Result<Vec<ChatMessage>> {
         serde_json::from_str(&self.array)
     }
 
     /// The JSON body of a request: `{"messages":[…], …the rest of `body`…}`, the messages copied in as they are.
     pub fn request_json<T: Serialize>(&self, body: &T) -> serde_json::Result<Vec<u8>> {
-        let rest = serde_json::to_vec(body)?;
-        let mut json = Vec::with_capacity(self.array.len() + rest.len() + 16);
-        json.extend_from_slice(b"{\"messages\":");
-        json.extend_from_slice(self.array.as_bytes());
-        match rest.get(1..) {
-            Some(b"}") | None => json.push(b'}'),
-            Some(fields) => {
-                json.push(b',');
-                json.extend_from_slice(fields);
-            }
-        }
-        Ok(json)
+        json_with(&self.array, "messages", body)
     }
+}
+
+/// `{"<key>":<array>, …the rest of `body`…}`: `array` (JSON text) copied in as it is.
+pub fn json_with<T: Serialize>(array: &str, key: &str, body: &T) -> serde_json::Result<Vec<u8>> {
+    let rest = serde_json::to_vec(body)?;
+    let mut json = Vec::with_capacity(array.len() + rest.len() + key.len() + 8);
+    json.push(b'{');
+    serde_json::to_writer(&mut json, key)?;
+    json.push(b':');
+    json.extend_from_slice(array.as_bytes());
+    match rest.get(1..) {
+        Some(b"}") | None => json.push(b'}'),
+        Some(fields) => {
+            json.push(b',');
+            json.extend_from_slice(fields);
+        }
+    }
+    Ok(json)
 }
 
 /// One message of a context, in the Chat Completions shape.

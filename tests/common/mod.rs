@@ -10,6 +10,7 @@ pub mod mock;
 pub mod process;
 pub mod proxy;
 pub mod recorder;
+pub mod responses_mock;
 pub mod snapshot;
 pub mod sse;
 

@@ -1,0 +1,107 @@
+//! Reading a streamed Responses API answer: its Server-Sent Events (decoded as for every upstream, see `stream`)
+//! read into deltas — text and reasoning as they stream, function calls by output index, each reasoning item's
+//! summary and opaque form when it is done, the finish and usage from `response.completed` (or `incomplete`).
+
+use super::http::ByteStream;
+use super::responses_wire::{self as wire, Event, OutputItem};
+use super::stream::{read_deltas, Answer, EventFormat};
+use super::{Delta, DeltaStream, ReasoningEnd};
+
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
+/// past the cap ends the deltas with `TooLarge`).
+pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
+    read_deltas(upstream, bytes, ResponseEvents::default())
+}
+
+/// Responses API events, and what they told so far.
+#[derive(Default)]
+struct ResponseEvents {
+    /// The output index of each function call, in order: a call's position is its index in the deltas.
+    calls: Vec<usize>,
+    /// Output items whose text (or arguments) came in deltas: their done items add nothing.
+    streamed: Vec<usize>,
+}
+
+impl ResponseEvents {
+    /// Notes that text came for output item `index`.
+    fn stream(&mut self, index: usize) {
+        if !self.streamed.contains(&index) {
+            self.streamed.push(index);
+        }
+    }
+
+    /// The delta starting the function call at output index `index`.
+    fn start_call(&mut self, index: usize, call_id: String, name: String, arguments: String) -> Delta {
+        if !arguments.is_empty() {
+            self.stream(index);
+        }
+        self.calls.push(index);
+        Delta::ToolCall { index: self.calls.len() - 1, id: Some(call_id), name: Some(name), arguments }
+    }
+}
+
+impl EventFormat for ResponseEvents {
+    fn read(&mut self, data: &str, answer: &mut Answer) {
+        let event: Event = match serde_json::from_str(data) {
+            Ok(event) => event,
+            Err(err) => return answer.fail(&format!("an event that does not parse ({err})")),
+        };
+        match event {
+            Event::ItemAdded { output_index, item: OutputItem::FunctionCall { call_id, name, arguments } } => {
+                answer.push(self.start_call(output_index, call_id, name, arguments));
+            }
+            Event::ItemAdded { .. } | Event::Other => {}
+            Event::TextDelta { output_index, delta } => {
+                self.stream(output_index);
+                answer.push(Delta::Text(delta));
+            }
+            Event::ReasoningDelta { output_index, delta } => {
+                self.stream(output_index);
+                answer.push(Delta::Reasoning(delta));
+            }
+            Event::ArgumentsDelta { output_index, delta } => {
+                let Some(position) = self.calls.iter().position(|&call| call == output_index) else {
+                    return answer
+                        .fail(&format!("arguments for output item {output_index}, which is no function call"));
+                };
+                self.stream(output_index);
+                answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments: delta });
+            }
+            Event::ItemDone { output_index, item } => {
+                let streamed = self.streamed.contains(&output_index);
+                match item {
+                    OutputItem::Message { content } if !streamed => answer.push(Delta::Text(wire::text_of(&content))),
+                    OutputItem::FunctionCall { call_id, name, arguments } => {
+                        match self.calls.iter().position(|&call| call == output_index) {
+                            None => answer.push(self.start_call(output_index, call_id, name, arguments)),
+                            Some(position) if !streamed => {
+                                answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments });
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    OutputItem::Reasoning { summary, content, encrypted_content } => {
+                        let text = wire::text_of(&content);
+                        if !streamed && !text.is_empty() {
+                            answer.push(Delta::Reasoning(text));
+                        }
+                        let summary = wire::texts_of(&summary);
+                        answer.push(Delta::ReasoningEnd(ReasoningEnd { summary, encrypted_content }));
+                    }
+                    OutputItem::Message { .. } | OutputItem::Other => {}
+                }
+            }
+            Event::Ended { response } => {
+                if let Some(failure) = response.failure() {
+                    return answer.fail(&failure);
+                }
+                answer.finish(response.finish_reason(!self.calls.is_empty()));
+                if let Some(usage) = &response.usage {
+                    answer.push(Delta::Usage(usage.counts()));
+                }
+                answer.end(true);
+            }
+            Event::Error { message } => answer.fail(&message),
+        }
+    }
+}
