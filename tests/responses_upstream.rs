@@ -335,3 +335,21 @@ async fn models_are_listed_from_the_backend() {
     assert_eq!(status, 200);
     assert_eq!(body["data"], json!([{"id": "gpt-up", "object": "model", "created": 1, "owned_by": "up"}]));
 }
+
+#[tokio::test]
+async fn an_allowed_tools_choice_goes_as_it_is_with_every_tool() {
+    let (mock, server) = app().await;
+    let clock = json!({"type": "function", "name": "now"});
+    let choice = json!({"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "now"}]});
+    let request = json!({"model": "gpt-up", "input": "Time?", "tools": [weather_tool(), clock], "tool_choice": choice,
+        "text": {"verbosity": "low"}, "prompt_cache_key": "k1"});
+    server.create(request).await;
+    assert_eq!(
+        mock.only_body(),
+        sent(
+            json!([input_message("user", "Time?")]),
+            json!({"tools": [weather_tool(), clock], "tool_choice": choice, "text": {"verbosity": "low"},
+                "prompt_cache_key": "k1"})
+        )
+    );
+}
