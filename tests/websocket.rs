@@ -629,3 +629,27 @@ async fn a_frame_larger_than_a_request_body_may_be_ends_the_socket() {
     assert!(!matches!(ended, Some(Ok(Message::Text(_)))), "{ended:?}");
     assert_eq!(mock.take().len(), 1, "the large frame never went upstream");
 }
+
+#[tokio::test]
+async fn a_compacted_window_goes_back_over_the_socket_and_its_continuation_keeps_it() {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder().upstream(&mock.url).start().await.unwrap();
+    let r1 = id(&server.create(json!({"model": "m", "input": "u1"})).await);
+    let r2 = id(&server.create(json!({"model": "m", "input": "u2", "previous_response_id": r1})).await);
+    let (status, compacted) =
+        server.post("/v1/responses/compact", json!({"model": "m", "previous_response_id": r2})).await;
+    assert_eq!(status, 200, "{compacted}");
+    assert_eq!(common::mock::summarizations(&mock.take()), 1);
+    // The window, then a new message, as the input of an unstored response on a socket; then a turn continuing it.
+    let mut input = compacted["output"].as_array().unwrap().clone();
+    input.push(msg("user", "u3"));
+    let mut socket = Socket::open(&server).await;
+    let r3 = id(&socket.completed(json!({"model": "m", "input": input, "store": false})).await);
+    let window = vec![msg("user", "u1"), msg("user", "u2"), common::mock::summary("the story so far")];
+    let mut expected = window.clone();
+    expected.push(msg("user", "u3"));
+    assert_eq!(mock.only_messages(), expected);
+    socket.completed(json!({"model": "m", "input": "u4", "previous_response_id": r3, "store": false})).await;
+    expected.extend([msg("assistant", "answer to u3"), msg("user", "u4")]);
+    assert_eq!(mock.only_messages(), expected);
+}
