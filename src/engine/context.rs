@@ -133,7 +133,8 @@ impl ContextRun {
                         ..ChatMessage::text(ChatRole::Tool, output.output.text())
                     });
                 }
-                Item::Reasoning(_) => {}
+                // References were resolved when the turn was admitted; none is left to send.
+                Item::Reasoning(_) | Item::ItemReference(_) => {}
                 Item::Compaction(item) => match cx.open(item) {
                     Some(Summary { text, through: Some(through) }) => {
                         let run = Self::summary(&text, cx.counter)?;

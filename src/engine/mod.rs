@@ -9,6 +9,7 @@ mod conversations;
 mod error;
 pub mod events;
 mod history;
+mod references;
 mod seal;
 mod tasks;
 mod turn;
