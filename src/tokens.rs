@@ -96,7 +96,7 @@ impl TokenCounter {
             Item::Message(message) => self.message_item(message),
             Item::FunctionCall(call) => self.call(call),
             Item::FunctionCallOutput(output) => self.message(&output.output.text()),
-            Item::Reasoning(_) | Item::Compaction(_) => 0,
+            Item::Reasoning(_) | Item::Compaction(_) | Item::ItemReference(_) => 0,
         }
     }
 

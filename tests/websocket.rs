@@ -245,6 +245,35 @@ async fn an_unstored_response_continues_on_its_socket_only(#[values(Sqlite, Post
 
 #[rstest]
 #[tokio::test]
+async fn item_references_resolve_in_the_context_the_socket_kept(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((mock, server)) = start(store).await else { return };
+    let mut socket = Socket::open(&server).await;
+    let first = socket.completed(json!({"model": "m", "input": "secret", "store": false})).await;
+    let answer = id(&first["output"][0]);
+    mock.take();
+    let input = json!([{"type": "item_reference", "id": answer}, msg("user", "again")]);
+    let fields = json!({"model": "m", "input": input, "previous_response_id": id(&first), "store": false});
+    let second = socket.completed(fields).await;
+    assert_eq!(
+        mock.only_messages(),
+        vec![
+            msg("user", "secret"),
+            msg("assistant", "answer to secret"),
+            msg("assistant", "answer to secret"),
+            msg("user", "again")
+        ]
+    );
+    let input = json!([{"type": "item_reference", "id": "msg_nope"}]);
+    let fields = json!({"model": "m", "input": input, "previous_response_id": id(&second), "store": false});
+    let refused = socket.refused(fields).await;
+    let error = json!({"type": "invalid_request_error", "code": null, "message": "Item with id 'msg_nope' not found.",
+        "param": "input"});
+    assert_eq!(refused, json!({"type": "error", "error": error, "status": 400}));
+    assert!(mock.take().is_empty());
+}
+
+#[rstest]
+#[tokio::test]
 async fn a_failed_continuation_evicts_the_response_it_continued(#[values(Sqlite, Postgres)] store: StoreKind) {
     let Some((mock, server)) = start(store).await else { return };
     let mut socket = Socket::open(&server).await;

@@ -275,6 +275,7 @@ impl From<EngineError> for ApiError {
             EngineError::ResponseNotFound(_) | EngineError::ConversationNotFound(_) | EngineError::ItemNotFound(_) => {
                 Self::not_found(message)
             }
+            EngineError::ItemReferenceNotFound { param, .. } => Self::invalid(message).param(param),
             EngineError::OutputWithoutCall(_) | EngineError::CallWithoutOutput(_) => {
                 Self::invalid(message).param("input").code("invalid_value")
             }

@@ -5,8 +5,8 @@ use serde_json::Value;
 use super::fields::{check_array_length, invalid_type, invalid_value, Fields};
 use crate::api::error::{ApiError, ApiResult};
 use crate::model::{
-    new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Phase, Reasoning,
-    ReasoningText, Role, ToolOutput,
+    new_id, Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemReference, ItemStatus, Message, Phase,
+    Reasoning, ReasoningText, Role, ToolOutput,
 };
 
 const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
@@ -67,8 +67,11 @@ pub fn user_text(text: String) -> Item {
 }
 
 fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
+    // An object with only an `id` is an item reference (its `type` is optional); else the type defaults to message.
+    let only_id = value.as_object().is_some_and(|object| object.len() == 1 && object.contains_key("id"));
     let mut fields = Fields::new(value, path)?;
-    let kind = fields.string("type")?.unwrap_or_else(|| "message".into());
+    let default_type = if only_id { "item_reference" } else { "message" };
+    let kind = fields.string("type")?.unwrap_or_else(|| default_type.into());
     let item = match kind.as_str() {
         "message" => Item::Message(parse_message(&mut fields)?),
         "function_call" => {
@@ -105,9 +108,8 @@ fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
             return Err(ApiError::invalid(message).param(path).code("invalid_value"));
         }
         "reasoning" => Item::Reasoning(parse_reasoning(&mut fields)?),
-        "item_reference" => {
-            return Err(ApiError::unsupported(&fields.param("type"), &format!("An input item of type '{kind}'")))
-        }
+        // Resolved by the engine, within what the turn continues.
+        "item_reference" => Item::ItemReference(ItemReference { id: fields.required_string("id")? }),
         other => return Err(invalid_value(&fields.param("type"), other, &ITEM_TYPES)),
     };
     fields.finish()?;

@@ -4,6 +4,7 @@
 //! `POST /v1/responses/compact`, it ends a window the client sends back as input.
 
 use super::context::{ContextRun, RunContext};
+use super::references::ReferenceScope;
 use super::seal::Summary;
 use super::window::Plan;
 use super::{Engine, EngineError, EngineResult, TurnRequest};
@@ -60,6 +61,8 @@ struct Written {
 impl Engine {
     /// Compacts a conversation (its previous response's chain and the new input) into a window.
     pub async fn compact(&self, mut request: CompactRequest) -> EngineResult<CompactedWindow> {
+        let scope = request.previous_response_id.as_deref().map_or(ReferenceScope::Nothing, ReferenceScope::Chain);
+        self.resolve_references(&request.tenant, &mut request.input, scope, "input").await?;
         self.admit_compactions(&request.tenant, &mut request.input)?;
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
@@ -208,7 +211,7 @@ fn line(item: &Item, cx: &RunContext<'_>) -> Option<String> {
             .open(compaction)
             .filter(|summary| summary.through.is_none() && !summary.text.is_empty())
             .map(|summary| format!("Summary of what came before: {}", summary.text)),
-        Item::Reasoning(_) => None,
+        Item::Reasoning(_) | Item::ItemReference(_) => None,
     }
 }
 

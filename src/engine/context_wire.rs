@@ -68,7 +68,8 @@ pub(super) fn chat_messages_of(sent: &[Sent<'_>]) -> Vec<ChatMessage> {
                 tool_call_id: Some(output.call_id.clone()),
                 ..ChatMessage::text(ChatRole::Tool, output.output.text())
             }),
-            Sent::Item(Item::Reasoning(_) | Item::Compaction(_)) => {}
+            // References were resolved when the turn was admitted; none is left to send.
+            Sent::Item(Item::Reasoning(_) | Item::Compaction(_) | Item::ItemReference(_)) => {}
             Sent::Instructions(text) => messages.push(ChatMessage::text(ChatRole::System, *text)),
             Sent::Summary(text) => messages.push(ChatMessage::text(ChatRole::User, text.as_str())),
         }
@@ -103,7 +104,7 @@ pub(super) fn input_items(sent: &[Sent<'_>]) -> Vec<Value> {
                 }
                 item
             }),
-            Sent::Item(Item::Compaction(_)) => None,
+            Sent::Item(Item::Compaction(_) | Item::ItemReference(_)) => None,
             Sent::Instructions(text) => Some(json!({"type": "message", "role": "system", "content": text})),
             Sent::Summary(text) => Some(json!({"type": "message", "role": "user", "content": text})),
         })

@@ -1,6 +1,7 @@
 //! Conversations: create, read, update and delete them and their items.
 
 use super::context::RunContext;
+use super::references::{ReferenceScope, CONVERSATION_ITEMS};
 use super::{Engine, EngineError, EngineResult};
 use crate::model::{Conversation, Item, Metadata};
 use crate::store::{ItemList, Page, PageRequest};
@@ -16,6 +17,8 @@ impl Engine {
         mut items: Vec<Item>,
     ) -> EngineResult<Conversation> {
         let conversation = Conversation { created_at: self.now(), ..Conversation::new(metadata) };
+        // A new conversation holds nothing a reference could name.
+        self.resolve_references(tenant, &mut items, ReferenceScope::Nothing, CONVERSATION_ITEMS).await?;
         self.admit_compactions(tenant, &mut items)?;
         self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;
         Ok(conversation)
@@ -54,6 +57,7 @@ impl Engine {
         id: &str,
         mut items: Vec<Item>,
     ) -> EngineResult<Vec<Item>> {
+        self.resolve_references(tenant, &mut items, ReferenceScope::Conversation(id), CONVERSATION_ITEMS).await?;
         self.admit_compactions(tenant, &mut items)?;
         match self.store.add_conversation_items(tenant, id, &items, &self.item_counts(tenant, &items)).await? {
             true => Ok(items),

@@ -28,6 +28,10 @@ pub enum EngineError {
     /// An item addressed by id is not in its conversation.
     #[error("Item with id '{0}' not found.")]
     ItemNotFound(String),
+    /// An `item_reference` names no item of what the turn continues (nor of the tenant).
+    /// `param` is the field of the input: `input` of a turn, `items` of a conversation.
+    #[error("Item with id '{id}' not found.")]
+    ItemReferenceNotFound { id: String, param: &'static str },
     /// A `function_call_output` answers no earlier call.
     #[error("No tool call found for function call output with call_id {0}.")]
     OutputWithoutCall(String),

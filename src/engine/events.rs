@@ -17,7 +17,9 @@ impl DeltaKind {
         match item {
             Item::FunctionCall(_) => DeltaKind::Arguments,
             Item::Reasoning(_) => DeltaKind::Reasoning,
-            Item::Message(_) | Item::FunctionCallOutput(_) | Item::Compaction(_) => DeltaKind::Text,
+            Item::Message(_) | Item::FunctionCallOutput(_) | Item::Compaction(_) | Item::ItemReference(_) => {
+                DeltaKind::Text
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod conversations;
 mod error;
 pub mod events;
 mod history;
+mod references;
 mod seal;
 mod tasks;
 mod turn;

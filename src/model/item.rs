@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::new_id;
+
 /// One item of a conversation: what a turn received as input or produced as output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -12,6 +14,9 @@ pub enum Item {
     Reasoning(Reasoning),
     /// What a compaction left of the conversation before it: its summary, sealed.
     Compaction(Compaction),
+    /// An input item standing for a stored item by its id: the engine replaces it with a copy of that item before
+    /// the turn runs, so none is ever sent upstream, stored or returned.
+    ItemReference(ItemReference),
 }
 
 impl Item {
@@ -23,7 +28,23 @@ impl Item {
             Item::FunctionCallOutput(o) => &o.id,
             Item::Reasoning(r) => &r.id,
             Item::Compaction(c) => &c.id,
+            Item::ItemReference(r) => &r.id,
         }
+    }
+
+    /// A copy of the item under a new id of its type's prefix: what an item reference becomes in the turn that
+    /// names it (ids stay unique within a conversation and a chain).
+    pub fn renamed(&self) -> Item {
+        let mut item = self.clone();
+        match &mut item {
+            Item::Message(m) => m.id = new_id("msg"),
+            Item::FunctionCall(c) => c.id = new_id("fc"),
+            Item::FunctionCallOutput(o) => o.id = new_id("fco"),
+            Item::Reasoning(r) => r.id = new_id("rs"),
+            Item::Compaction(c) => c.id = new_id("cmp"),
+            Item::ItemReference(_) => {}
+        }
+        item
     }
 
     /// The item as announced when it starts streaming: in progress, with no content yet.
@@ -34,7 +55,7 @@ impl Item {
             Item::FunctionCall(c) => Item::FunctionCall(FunctionCall { status, arguments: String::new(), ..c.clone() }),
             Item::FunctionCallOutput(o) => Item::FunctionCallOutput(FunctionCallOutput { status, ..o.clone() }),
             Item::Reasoning(r) => Item::Reasoning(Reasoning { status, content: Vec::new(), ..r.clone() }),
-            Item::Compaction(c) => Item::Compaction(c.clone()),
+            Item::Compaction(_) | Item::ItemReference(_) => self.clone(),
         }
     }
 
@@ -46,7 +67,7 @@ impl Item {
             Item::FunctionCall(c) => c.arguments.clone(),
             Item::FunctionCallOutput(o) => o.output.text(),
             Item::Reasoning(r) => r.content.iter().map(|part| part.text.as_str()).collect::<Vec<_>>().join("\n"),
-            Item::Compaction(_) => String::new(),
+            Item::Compaction(_) | Item::ItemReference(_) => String::new(),
         }
     }
 
@@ -57,7 +78,7 @@ impl Item {
             Item::FunctionCall(c) => c.status,
             Item::FunctionCallOutput(o) => o.status,
             Item::Reasoning(r) => r.status,
-            Item::Compaction(_) => ItemStatus::Completed,
+            Item::Compaction(_) | Item::ItemReference(_) => ItemStatus::Completed,
         }
     }
 
@@ -78,7 +99,7 @@ impl Item {
                 None => r.content.push(ReasoningText { text: text.into() }),
             },
             Item::FunctionCall(c) => c.arguments.push_str(text),
-            Item::FunctionCallOutput(_) | Item::Compaction(_) => {}
+            Item::FunctionCallOutput(_) | Item::Compaction(_) | Item::ItemReference(_) => {}
         }
     }
 
@@ -89,7 +110,7 @@ impl Item {
             Item::FunctionCall(c) => c.status = status,
             Item::FunctionCallOutput(o) => o.status = status,
             Item::Reasoning(r) => r.status = status,
-            Item::Compaction(_) => {}
+            Item::Compaction(_) | Item::ItemReference(_) => {}
         }
     }
 }
@@ -252,4 +273,10 @@ pub struct ReasoningText {
 pub struct Compaction {
     pub id: String,
     pub encrypted_content: String,
+}
+
+/// An item reference: `{type:"item_reference", id}`, the id of a stored item the turn's input includes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemReference {
+    pub id: String,
 }

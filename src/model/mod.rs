@@ -12,8 +12,8 @@ mod tools;
 pub use conversation::{Conversation, ConversationRef};
 pub use ids::new_id;
 pub use item::{
-    Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemStatus, Message, Phase, Reasoning,
-    ReasoningText, Role, ToolOutput,
+    Compaction, ContentPart, FunctionCall, FunctionCallOutput, Item, ItemReference, ItemStatus, Message, Phase,
+    Reasoning, ReasoningText, Role, ToolOutput,
 };
 pub use response::{
     IncompleteDetails, Metadata, ReasoningConfig, Response, ResponseError, ResponseStatus, TextConfig, Usage,

@@ -8,8 +8,12 @@ request bodies in ``requests`` to see exactly what threadline sent upstream.
 A scripted reply is a dict::
 
     {"content": "text" or None,
+     "reasoning": "thinking",                                 # optional
      "tool_calls": [{"id": "call_1", "name": "get_weather",
                      "arguments": "{\\"city\\":\\"Paris\\"}"}]}   # optional
+
+A reply's ``reasoning`` is sent as the message's ``reasoning_content`` (as vLLM, llama.cpp and
+DeepSeek-style backends send it); streamed, in two pieces before the content.
 
 When the queue is empty the reply is ``{"content": "ok"}``. A reply with ``"hold": True`` is streamed up to
 its first chunk, then waits until the test calls ``release()`` (or the client hangs up).
@@ -69,6 +73,8 @@ def chat_tool_calls(reply: dict[str, Any]) -> list[dict[str, Any]]:
 def completion(reply: dict[str, Any], model: str) -> dict[str, Any]:
     """The non-streamed ``chat.completion`` answer for a scripted reply."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.get("content")}
+    if reply.get("reasoning"):
+        message["reasoning_content"] = reply["reasoning"]
     tool_calls = chat_tool_calls(reply)
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -101,6 +107,9 @@ def chunks(reply: dict[str, Any], model: str, include_usage: bool) -> list[dict[
         }
 
     deltas: list[dict[str, Any]] = []
+    reasoning = reply.get("reasoning")
+    if reasoning:
+        deltas.extend({"reasoning_content": piece} for piece in split_text(reasoning, 2))
     content = reply.get("content")
     if content:
         parts = 3 if len(content) >= 3 else 2

@@ -24,7 +24,7 @@ pub fn reply(response: &Response, elapsed: f64, first_token: Option<f64>) -> Val
             }
             Item::Message(_) | Item::FunctionCallOutput(_) => Some(json!({"type": "message", "content": item.text()})),
             // LM Studio's format has no compaction: the summary stays server-side.
-            Item::Compaction(_) => None,
+            Item::Compaction(_) | Item::ItemReference(_) => None,
         })
         .collect();
     let usage = response.usage.unwrap_or_default();

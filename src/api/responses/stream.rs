@@ -94,7 +94,7 @@ fn item_done(index: usize, item: &Item) -> Vec<Value> {
             "output_index": index, "content_index": 0, "text": text})],
         Item::FunctionCall(call) => vec![json!({"type": "response.function_call_arguments.done",
             "item_id": id, "output_index": index, "name": call.name, "arguments": text})],
-        Item::FunctionCallOutput(_) | Item::Compaction(_) => Vec::new(),
+        Item::FunctionCallOutput(_) | Item::Compaction(_) | Item::ItemReference(_) => Vec::new(),
     };
     if let Some(part) = part(item, &text) {
         events.push(json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
@@ -126,6 +126,6 @@ fn part(item: &Item, text: &str) -> Option<Value> {
     match item {
         Item::Message(_) => Some(json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})),
         Item::Reasoning(_) => Some(json!({"type": "reasoning_text", "text": text})),
-        Item::FunctionCall(_) | Item::FunctionCallOutput(_) | Item::Compaction(_) => None,
+        Item::FunctionCall(_) | Item::FunctionCallOutput(_) | Item::Compaction(_) | Item::ItemReference(_) => None,
     }
 }

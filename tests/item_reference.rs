@@ -1,0 +1,240 @@
+//! `item_reference` input items: a reference to an item of the chain or conversation a turn continues is replaced by
+//! a copy of the item (a new id of its type), sent upstream, stored and listed as if the client had sent the item; an
+//! id that is not there — unknown, or another tenant's — is a 400 naming it, before anything runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use rstest::rstest;
+use serde_json::{json, Value};
+use threadline::config::{AuthMode, KeyEntry, Secret};
+
+async fn start(store: StoreKind) -> Option<(MockUpstream, TestApp)> {
+    let mock = MockUpstream::start().await;
+    let server = TestApp::builder().store(store).upstream(&mock.url).start().await?;
+    Some((mock, server))
+}
+
+/// The id of a response or item.
+fn id(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
+}
+
+/// An item without its id.
+fn without_id(item: &Value) -> Value {
+    let mut item = item.clone();
+    item.as_object_mut().unwrap().remove("id");
+    item
+}
+
+/// The exact body of a 400 for a reference to an item that is not there.
+fn not_found(item_id: &str, param: &str) -> Value {
+    json!({"error": {"message": format!("Item with id '{item_id}' not found."), "type": "invalid_request_error",
+        "param": param, "code": null}})
+}
+
+/// The upstream message of an assistant calling `lookup` as call `call_1`.
+fn lookup_call() -> Value {
+    json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]})
+}
+
+fn tool(output: &str) -> Value {
+    json!({"role": "tool", "content": output, "tool_call_id": "call_1"})
+}
+
+#[rstest]
+#[tokio::test]
+async fn references_to_items_of_the_chain_are_sent_stored_and_listed_as_the_items(
+    #[values(Sqlite, Postgres)] store: StoreKind,
+) {
+    let Some((mock, server)) = start(store).await else { return };
+    mock.set(calls(&[("call_1", "lookup", "{\"q\":\"x\"}")]));
+    let first = server.create(json!({"model": "m", "input": "find x"})).await;
+    let call = first["output"][0].clone();
+    assert_eq!(call["type"], "function_call");
+    let output = json!([{"type": "function_call_output", "call_id": "call_1", "output": "42"}]);
+    let second = server.create(json!({"model": "m", "input": output, "previous_response_id": id(&first)})).await;
+    let answer = second["output"][0].clone();
+    assert_eq!(answer["content"][0]["text"], "answer to find x");
+    mock.take();
+
+    // The first turn's output function call, referenced two turns later, runs again with a new output.
+    let input = json!([{"type": "item_reference", "id": id(&call)},
+        {"type": "function_call_output", "call_id": "call_1", "output": "43"}]);
+    let third = server.create(json!({"model": "m", "input": input, "previous_response_id": id(&second)})).await;
+    assert_eq!(third["status"], "completed");
+    assert_eq!(
+        mock.only_messages(),
+        vec![
+            msg("user", "find x"),
+            lookup_call(),
+            tool("42"),
+            msg("assistant", "answer to find x"),
+            lookup_call(),
+            tool("43"),
+        ]
+    );
+    let (status, listed) = server.get(&format!("/v1/responses/{}/input_items?order=asc", id(&third))).await;
+    assert_eq!(status, 200);
+    let copy = &listed["data"][0];
+    assert_eq!(without_id(copy), without_id(&call), "the item as stored, under a new id");
+    assert!(copy["id"].as_str().unwrap().starts_with("fc_") && copy["id"] != call["id"], "{copy}");
+    assert_eq!(listed["data"][1]["type"], "function_call_output");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+
+    // An assistant message of the chain, referenced with the short form (`type` left out), continuing the turn that
+    // took the copy: the copy is in the history now, and can be referenced by its own id.
+    let input = json!([{"id": id(&answer)}, {"type": "item_reference", "id": id(copy)},
+        {"type": "function_call_output", "call_id": "call_1", "output": "44"}, {"role": "user", "content": "and?"}]);
+    let fourth = server.create(json!({"model": "m", "input": input, "previous_response_id": id(&third)})).await;
+    let sent = mock.only_messages();
+    assert_eq!(
+        sent[6..].to_vec(),
+        vec![
+            msg("assistant", "answer to find x"),
+            // A call joins the assistant message before it, as any call does.
+            json!({"role": "assistant", "content": "answer to find x", "tool_calls": lookup_call()["tool_calls"]}),
+            tool("44"),
+            msg("user", "and?")
+        ]
+    );
+    let (_, listed) = server.get(&format!("/v1/responses/{}/input_items?order=asc", id(&fourth))).await;
+    assert_eq!(without_id(&listed["data"][0]), without_id(&answer));
+    assert!(listed["data"][0]["id"].as_str().unwrap().starts_with("msg_"));
+    assert_ne!(listed["data"][0]["id"], answer["id"]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn references_to_items_of_the_conversation_are_appended_as_copies(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((mock, server)) = start(store).await else { return };
+    let (status, conversation) =
+        server.post("/v1/conversations", json!({"items": [{"role": "user", "content": "hello"}]})).await;
+    assert_eq!(status, 200, "{conversation}");
+    let conv = id(&conversation);
+    let (_, items) = server.get(&format!("/v1/conversations/{conv}/items?order=asc")).await;
+    let hello = items["data"][0].clone();
+    let turn = server.create(json!({"model": "m", "input": "hi", "conversation": conv})).await;
+    let answer = turn["output"][0].clone();
+    mock.take();
+
+    let input = json!([{"type": "item_reference", "id": id(&hello)}, {"type": "item_reference", "id": id(&answer)}]);
+    let turn = server.create(json!({"model": "m", "input": input, "conversation": conv})).await;
+    assert_eq!(turn["status"], "completed");
+    assert_eq!(
+        mock.only_messages(),
+        vec![
+            msg("user", "hello"),
+            msg("user", "hi"),
+            msg("assistant", "answer to hi"),
+            msg("user", "hello"),
+            msg("assistant", "answer to hi"),
+        ]
+    );
+    // Appended to the conversation under new ids: the originals stay, the copies follow them.
+    let (_, items) = server.get(&format!("/v1/conversations/{conv}/items?order=asc")).await;
+    let items = items["data"].as_array().unwrap();
+    assert_eq!(items.len(), 6, "{items:?}");
+    assert_eq!(without_id(&items[3]), without_id(&hello));
+    assert_eq!(without_id(&items[4]), without_id(&answer));
+    assert!(items[3]["id"] != hello["id"] && items[4]["id"] != answer["id"]);
+
+    // The add-items endpoint resolves them within the conversation too; an unknown one names `items`.
+    let (status, added) = server
+        .post(
+            &format!("/v1/conversations/{conv}/items"),
+            json!({"items": [{"type": "item_reference", "id": id(&hello)}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(without_id(&added["data"][0]), without_id(&hello));
+    assert_ne!(added["data"][0]["id"], hello["id"]);
+    let unknown = json!({"items": [{"type": "item_reference", "id": "msg_nope"}]});
+    let got = server.post(&format!("/v1/conversations/{conv}/items"), unknown).await;
+    assert_eq!(got, (400, not_found("msg_nope", "items")));
+    let got = server.post("/v1/conversations", json!({"items": [{"type": "item_reference", "id": id(&hello)}]})).await;
+    assert_eq!(got, (400, not_found(&id(&hello), "items")), "a new conversation holds nothing to reference");
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_unknown_reference_is_a_400_naming_it_before_anything_runs(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((mock, server)) = start(store).await else { return };
+    let first = server.create(json!({"model": "m", "input": "hi"})).await;
+    let user_item = {
+        let (_, items) = server.get(&format!("/v1/responses/{}/input_items", id(&first))).await;
+        id(&items["data"][0])
+    };
+    mock.take();
+    let reference = json!([{"type": "item_reference", "id": "msg_nope"}]);
+    let continued = json!({"model": "m", "input": reference, "previous_response_id": id(&first)});
+    let with = |extra: Value| {
+        let mut body = continued.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for body in [
+        continued.clone(),
+        with(json!({"stream": true})),
+        with(json!({"background": true})),
+        with(json!({"store": false})),
+    ] {
+        assert_eq!(server.post("/v1/responses", body.clone()).await, (400, not_found("msg_nope", "input")), "{body}");
+    }
+    let (status, counted) = server.post("/v1/responses/input_tokens", continued.clone()).await;
+    assert_eq!((status, counted), (400, not_found("msg_nope", "input")));
+    // Without a chain or conversation, nothing resolves — not even an item of the tenant's own stored responses.
+    let alone = json!({"model": "m", "input": [{"type": "item_reference", "id": user_item}]});
+    assert_eq!(server.post("/v1/responses", alone).await, (400, not_found(&user_item, "input")));
+    // The reference must name an id.
+    let bad = server.post("/v1/responses", json!({"model": "m", "input": [{"type": "item_reference"}]})).await;
+    assert_error(&bad, 400, Some("missing_required_parameter"), Some("input[0].id"));
+    assert!(mock.take().is_empty(), "nothing went upstream");
+}
+
+#[rstest]
+#[tokio::test]
+async fn another_tenants_item_is_not_found(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let mock = MockUpstream::start().await;
+    let key =
+        |tenant: &str, key: &str| KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None };
+    let keys = vec![key("alice", "sk-alice"), key("bob", "sk-bob")];
+    let server = TestApp::builder()
+        .store(store)
+        .upstream(&mock.url)
+        .config(move |config| {
+            config.auth.mode = Some(AuthMode::Keys);
+            config.auth.keys = keys;
+        })
+        .start()
+        .await;
+    let Some(server) = server else { return };
+    let post = |key: &'static str, body: Value| {
+        let request = server.client.post(format!("{}/v1/responses", server.base)).bearer_auth(key).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (_, alices) = post("sk-alice", json!({"model": "m", "input": "secret"})).await;
+    let alices_answer = id(&alices["output"][0]);
+    let (_, bobs) = post("sk-bob", json!({"model": "m", "input": "mine"})).await;
+    mock.take();
+    let reference = json!([{"type": "item_reference", "id": alices_answer}]);
+    let got = post("sk-bob", json!({"model": "m", "input": reference, "previous_response_id": id(&bobs)})).await;
+    assert_eq!(got, (400, not_found(&alices_answer, "input")));
+    let got = post("sk-bob", json!({"model": "m", "input": reference})).await;
+    assert_eq!(got, (400, not_found(&alices_answer, "input")));
+    assert!(mock.take().is_empty());
+    // Alice's own chain resolves it.
+    let (status, _) =
+        post("sk-alice", json!({"model": "m", "input": reference, "previous_response_id": id(&alices)})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        mock.only_messages(),
+        vec![msg("user", "secret"), msg("assistant", "answer to secret"), msg("assistant", "answer to secret")]
+    );
+}
