@@ -193,7 +193,7 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The `q` quantile of sorted durations, in milliseconds (0 when there are none).
-fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

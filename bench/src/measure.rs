@@ -1,7 +1,7 @@
 //! One store's measurement: build a chain per depth through threadline; take threadline's memory idle and under many
 //! open streams; then per depth time direct calls to the mock against threadline turns (c=1 and high concurrency)
 //! and check the history threadline sent; then what truncation costs (see `truncation`); then the streaming time to
-//! first byte.
+//! first byte; then an agent loop of tool calls over HTTP and over a WebSocket (see `agent_loop`).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::cell::{self, contains, Post, Timing};
 use crate::results::{DepthResults, Fidelity, StoreResults, StreamsRss, Ttfb};
-use crate::truncation;
+use crate::{agent_loop, truncation};
 
 /// What to measure, and where.
 #[derive(Clone, Debug)]
@@ -31,6 +31,9 @@ pub struct Settings {
     /// Streams held open for the memory measurement, and the mock's delay between their chunks.
     pub streams: usize,
     pub stream_chunk_delay_ms: u64,
+    /// The agent loop's tool-output turns, and how many loops run at once besides one.
+    pub agent_turns: u32,
+    pub agent_concurrency: usize,
 }
 
 /// A Chat Completions message, its fields in the order threadline writes them.
@@ -85,6 +88,7 @@ pub async fn measure(s: &Settings) -> anyhow::Result<StoreResults> {
         None => None,
     };
     let ttfb = first_bytes(s, *near_10, tip).await?;
+    let agent_loop = agent_loop::measure(s).await?;
     let rss_after_load_mb = rss_mb(s.pid)?;
     Ok(StoreResults {
         store: s.store.clone(),
@@ -96,6 +100,7 @@ pub async fn measure(s: &Settings) -> anyhow::Result<StoreResults> {
         ttfb: Some(ttfb),
         streams,
         truncation,
+        agent_loop: Some(agent_loop),
     })
 }
 

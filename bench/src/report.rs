@@ -1,9 +1,9 @@
-//! The markdown report: the machine, the commit, a table per store, what truncation costs, and the targets checked
-//! against the figures.
+//! The markdown report: the machine, the commit, a table per store, what truncation costs, the agent loop over HTTP
+//! and over a WebSocket, and the targets checked against the figures.
 
 use std::fmt::Write;
 
-use crate::results::{DepthResults, StoreResults, TruncationResults};
+use crate::results::{AgentLoopResults, DepthResults, LoopStats, StoreResults, TruncationResults};
 
 /// The depths of a full run, each a row of the tables (those not measured show "–").
 pub const FULL_DEPTHS: [u32; 5] = [1, 10, 100, 1000, 10_000];
@@ -33,6 +33,7 @@ pub fn render(meta: &Meta, stores: &[StoreResults]) -> String {
         store_section(&mut out, store);
     }
     truncation_section(&mut out, stores);
+    agent_loop_section(&mut out, stores);
     targets_section(&mut out, meta, stores);
     out
 }
@@ -187,6 +188,52 @@ fn truncation_section(out: &mut String, stores: &[StoreResults]) {
             t.errors(),
             if t.pass() { "pass" } else { "**FAIL**" },
         );
+    }
+}
+
+/// Per store and loops at once, the agent loop over HTTP against the same loop over a WebSocket.
+fn agent_loop_section(out: &mut String, stores: &[StoreResults]) {
+    let measured: Vec<(&str, &AgentLoopResults)> =
+        stores.iter().filter_map(|s| Some((title(&s.store), s.agent_loop.as_ref()?))).collect();
+    let Some((_, first)) = measured.first() else { return };
+    let _ = writeln!(out, "\n## Agent loop: HTTP against a WebSocket\n");
+    let _ = writeln!(
+        out,
+        "An opening turn with a tool, then {} turns each sending the `function_call_output` of the previous turn's \
+         call, continuing it by `previous_response_id` (the mock answers each with a new call); streamed on both: \
+         `POST /v1/responses` with `\"stream\": true` read to its end, or `response.create` frames on one socket read \
+         to `response.completed`. A loop's time runs from opening its connection to its last answer; turn latency and \
+         turns/s are over its tool-output turns; speedup is HTTP's median loop time over the WebSocket's.\n",
+        first.turns
+    );
+    let _ = writeln!(
+        out,
+        "| store | loops at once | HTTP loop p50 (ms) | WebSocket loop p50 (ms) | speedup | HTTP turn p50 / p99 (ms) \
+         | WebSocket turn p50 / p99 (ms) | HTTP turns/s | WebSocket turns/s | turns/s WebSocket / HTTP | loops (HTTP / WebSocket) \
+         | errors |"
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(12));
+    let turn = |l: &LoopStats| format!("{:.3} / {:.3}", l.turns.p50_ms, l.turns.p99_ms);
+    for (store, a) in measured {
+        for cell in &a.cells {
+            let (http, ws) = (&cell.http, &cell.websocket);
+            let _ = writeln!(
+                out,
+                "| {store} | {} | {:.1} | {:.1} | **{:.2} ×** | {} | {} | {:.0} | {:.0} | {:.2} | {} / {} | {} |",
+                cell.concurrency,
+                http.loop_p50_ms,
+                ws.loop_p50_ms,
+                cell.speedup(),
+                turn(http),
+                turn(ws),
+                http.turns.per_sec,
+                ws.turns.per_sec,
+                cell.throughput_ratio(),
+                http.loops,
+                ws.loops,
+                cell.errors(),
+            );
+        }
     }
 }
 

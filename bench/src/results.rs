@@ -144,6 +144,57 @@ pub struct StreamsRss {
     pub errors: u64,
 }
 
+/// One transport's agent loops in a cell.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LoopStats {
+    /// Loops begun after the warm-up.
+    pub loops: u64,
+    /// Their median time, from opening the connection to the last answer.
+    pub loop_p50_ms: f64,
+    /// Their tool-output turns: latency, and turns per second over the time the loops took (failed loops counted
+    /// as errors).
+    pub turns: CellStats,
+}
+
+/// The agent loop over HTTP and over a WebSocket, some loops at once.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AgentLoopCell {
+    pub concurrency: usize,
+    pub http: LoopStats,
+    pub websocket: LoopStats,
+}
+
+impl AgentLoopCell {
+    pub fn errors(&self) -> u64 {
+        self.http.turns.errors + self.websocket.turns.errors
+    }
+
+    /// The HTTP loop's median time over the WebSocket loop's.
+    pub fn speedup(&self) -> f64 {
+        ratio(self.http.loop_p50_ms, self.websocket.loop_p50_ms)
+    }
+
+    /// The WebSocket's turns per second over HTTP's.
+    pub fn throughput_ratio(&self) -> f64 {
+        ratio(self.websocket.turns.per_sec, self.http.turns.per_sec)
+    }
+}
+
+/// An agent loop of tool calls, over HTTP and over one WebSocket (see `agent_loop`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AgentLoopResults {
+    /// Tool-output turns per loop, after the opening turn.
+    pub turns: u32,
+    /// One loop at a time, then many.
+    pub cells: Vec<AgentLoopCell>,
+}
+
+impl AgentLoopResults {
+    pub fn errors(&self) -> u64 {
+        self.cells.iter().map(AgentLoopCell::errors).sum()
+    }
+}
+
 /// Everything measured on one store.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StoreResults {
@@ -161,13 +212,17 @@ pub struct StoreResults {
     /// None when no depth up to 1,000 was measured.
     #[serde(default)]
     pub truncation: Option<TruncationResults>,
+    /// None in results written before it was measured.
+    #[serde(default)]
+    pub agent_loop: Option<AgentLoopResults>,
 }
 
 impl StoreResults {
     pub fn errors(&self) -> u64 {
         let depths: u64 = self.depths.iter().map(DepthResults::errors).sum();
         let truncation = self.truncation.as_ref().map_or(0, TruncationResults::errors);
-        depths + self.ttfb.as_ref().map_or(0, |t| t.errors) + self.streams.errors + truncation
+        let agent_loop = self.agent_loop.as_ref().map_or(0, AgentLoopResults::errors);
+        depths + self.ttfb.as_ref().map_or(0, |t| t.errors) + self.streams.errors + truncation + agent_loop
     }
 
     /// Every fidelity check passed, and the truncation check.

@@ -58,6 +58,12 @@ struct MeasureArgs {
     /// The mock's delay between the chunks of those streams, in milliseconds.
     #[arg(long, default_value_t = 500)]
     stream_chunk_delay_ms: u64,
+    /// Tool-output turns of the agent loop (after its opening turn).
+    #[arg(long, default_value_t = 25)]
+    agent_turns: u32,
+    /// Agent loops run at once, besides one at a time.
+    #[arg(long, default_value_t = 16)]
+    agent_concurrency: usize,
     /// Where to write the figures.
     #[arg(long)]
     out: PathBuf,
@@ -98,6 +104,8 @@ async fn main() -> anyhow::Result<ExitCode> {
                 },
                 streams: args.streams,
                 stream_chunk_delay_ms: args.stream_chunk_delay_ms,
+                agent_turns: args.agent_turns,
+                agent_concurrency: args.agent_concurrency,
             };
             let results = measure::measure(&settings).await?;
             std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)?;

@@ -8,6 +8,10 @@
 //! (`--bench-window-tokens`), to make threadline truncate a long chain. Other names (`bench-delay-500`…) work too;
 //! unlisted, they get threadline's default window.
 //!
+//! A request with `tools`, or whose last message is a tool output (`"role":"tool"`), is answered with a call of the
+//! function `lookup` instead, its id `call_N` for the request's N messages (so each turn of an agent loop gets a new
+//! one), whole or streamed like the text (the `agent_loop` measurement's loop of tool calls).
+//!
 //! It reports what it received: a request whose last message's content starts with `capture-` is kept under that
 //! content, and `GET /received?key=capture-…` answers its body as received (404 when none was kept).
 
@@ -69,6 +73,8 @@ struct ChatRequest<'a> {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(borrow, default)]
+    tools: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +87,57 @@ struct StreamOptions {
 #[derive(Deserialize)]
 struct Content {
     content: String,
+}
+
+/// A message's role.
+#[derive(Deserialize)]
+struct Role<'a> {
+    role: &'a str,
+}
+
+/// What the mock answers: "ok", or a call of `lookup` with this id.
+enum Answer {
+    Text,
+    Call(String),
+}
+
+impl Answer {
+    /// A call when the request has tools or ends in a tool output, else the text.
+    fn to(request: &ChatRequest) -> Self {
+        let tool_output = request
+            .messages
+            .last()
+            .is_some_and(|last| serde_json::from_str::<Role>(last.get()).is_ok_and(|Role { role }| role == "tool"));
+        if request.tools.is_some() || tool_output {
+            Self::Call(format!("call_{}", request.messages.len()))
+        } else {
+            Self::Text
+        }
+    }
+
+    /// The whole assistant message, and its finish reason.
+    fn message(&self) -> (Value, &'static str) {
+        match self {
+            Self::Text => (json!({"role": "assistant", "content": REPLY}), "stop"),
+            Self::Call(id) => {
+                let call = json!({"id": id, "type": "function", "function": {"name": "lookup", "arguments": "{}"}});
+                (json!({"role": "assistant", "content": null, "tool_calls": [call]}), "tool_calls")
+            }
+        }
+    }
+
+    /// The deltas after the role's, and the finish reason.
+    fn deltas(&self) -> (Vec<Value>, &'static str) {
+        match self {
+            Self::Text => (vec![json!({"content": REPLY})], "stop"),
+            Self::Call(id) => {
+                let start =
+                    json!({"index": 0, "id": id, "type": "function", "function": {"name": "lookup", "arguments": ""}});
+                let arguments = json!({"index": 0, "function": {"arguments": "{}"}});
+                (vec![json!({"tool_calls": [start]}), json!({"tool_calls": [arguments]})], "tool_calls")
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -120,16 +177,18 @@ async fn completions(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: By
     // A cheap stand-in for token counts: one per message.
     let prompt_tokens = request.messages.len();
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1});
+    let answer = Answer::to(&request);
     if !request.stream {
+        let (message, finish) = answer.message();
         let answer = json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": request.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage,
         });
         return Json(answer).into_response();
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let frames = stream_frames(&request.model, include_usage.then_some(usage));
+    let frames = stream_frames(&request.model, &answer, include_usage.then_some(usage));
     let delay = chunk_delay(&mock, &headers, &request.model);
     let body = if delay.is_zero() {
         Body::from(frames.concat())
@@ -163,8 +222,9 @@ fn chunk_delay(mock: &Mock, headers: &HeaderMap, model: &str) -> Duration {
     from_model.or_else(from_header).map_or(mock.chunk_delay, Duration::from_millis)
 }
 
-/// The SSE frames of a streamed answer: the role, the text, the finish, the usage (if asked for), `[DONE]`.
-fn stream_frames(model: &str, usage: Option<Value>) -> Vec<Vec<u8>> {
+/// The SSE frames of a streamed answer: the role, the text (or the call's start and arguments), the finish, the usage
+/// (if asked for), `[DONE]`.
+fn stream_frames(model: &str, answer: &Answer, usage: Option<Value>) -> Vec<Vec<u8>> {
     let chunk = |choices: Value, usage: Option<Value>| {
         let mut chunk = json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model,
@@ -176,11 +236,10 @@ fn stream_frames(model: &str, usage: Option<Value>) -> Vec<Vec<u8>> {
         format!("data: {chunk}\n\n").into_bytes()
     };
     let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
-    let mut frames = vec![
-        chunk(choice(json!({"role": "assistant"}), Value::Null), None),
-        chunk(choice(json!({"content": REPLY}), Value::Null), None),
-        chunk(choice(json!({}), json!("stop")), None),
-    ];
+    let (deltas, finish) = answer.deltas();
+    let mut frames = vec![chunk(choice(json!({"role": "assistant"}), Value::Null), None)];
+    frames.extend(deltas.into_iter().map(|delta| chunk(choice(delta, Value::Null), None)));
+    frames.push(chunk(choice(json!({}), json!(finish)), None));
     if let Some(usage) = usage {
         frames.push(chunk(json!([]), Some(usage)));
     }
