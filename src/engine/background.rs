@@ -80,7 +80,7 @@ impl Engine {
     /// Accepts a background turn: checks what can fail at once (the model, the history it continues), stores it as
     /// queued and returns the queued response; a worker runs it.
     pub async fn enqueue(&self, mut request: TurnRequest) -> EngineResult<Response> {
-        self.admit_compactions(&request.tenant, &mut request.input)?;
+        self.admit_input(&request.tenant, &mut request.input)?;
         self.upstreams.route(&request.model)?;
         let tenant = request.tenant.clone();
         self.history(&tenant, request.previous_response_id.as_deref(), request.conversation.as_deref()).await?;

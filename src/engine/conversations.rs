@@ -15,7 +15,7 @@ impl Engine {
         mut items: Vec<Item>,
     ) -> EngineResult<Conversation> {
         let conversation = Conversation { created_at: self.now(), ..Conversation::new(metadata) };
-        self.admit_compactions(tenant, &mut items)?;
+        self.admit_input(tenant, &mut items)?;
         self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;
         Ok(conversation)
     }
@@ -53,7 +53,7 @@ impl Engine {
         id: &str,
         mut items: Vec<Item>,
     ) -> EngineResult<Vec<Item>> {
-        self.admit_compactions(tenant, &mut items)?;
+        self.admit_input(tenant, &mut items)?;
         match self.store.add_conversation_items(tenant, id, &items, &self.item_counts(tenant, &items)).await? {
             true => Ok(items),
             false => Err(not_found(id)),

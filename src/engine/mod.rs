@@ -9,6 +9,7 @@ mod conversations;
 mod error;
 pub mod events;
 mod history;
+mod present;
 mod seal;
 mod tasks;
 mod turn;
@@ -30,6 +31,7 @@ pub use seal::Sealer;
 pub use error::{EngineError, EngineResult};
 pub use events::{DeltaKind, TurnEvent};
 pub use history::LocalContext;
+pub use present::Presenter;
 pub use tasks::TurnTasks;
 pub use turn::TurnEvents;
 

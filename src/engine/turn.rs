@@ -56,7 +56,7 @@ enum Purpose {
 impl Engine {
     /// Runs a turn to its end and returns the Response; a stored turn is committed before this returns.
     pub async fn respond(self: &Arc<Self>, mut request: TurnRequest) -> EngineResult<Response> {
-        self.admit_compactions(&request.tenant, &mut request.input)?;
+        self.admit_input(&request.tenant, &mut request.input)?;
         let id = new_id("resp");
         let engine = self.clone();
         let turn = self.tasks.spawn(&id.clone(), async move { engine.complete(id, request).await });
@@ -95,7 +95,7 @@ impl Engine {
         self: &Arc<Self>,
         mut request: TurnRequest,
     ) -> EngineResult<(TurnEvents, Option<LocalContext>)> {
-        self.admit_compactions(&request.tenant, &mut request.input)?;
+        self.admit_input(&request.tenant, &mut request.input)?;
         let generate = request.local.as_ref().is_none_or(|local| local.generate);
         let (mut prepared, deltas) = self
             .start(&request, |upstream, chat| match generate {
@@ -122,7 +122,7 @@ impl Engine {
 
     /// The tokens of the context a create would send (`/v1/responses/input_tokens`).
     pub async fn count_input_tokens(&self, mut request: TurnRequest) -> EngineResult<u64> {
-        self.admit_compactions(&request.tenant, &mut request.input)?;
+        self.admit_input(&request.tenant, &mut request.input)?;
         Ok(self.prepare(&request, Purpose::Count).await?.tokens)
     }
 
