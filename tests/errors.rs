@@ -145,8 +145,7 @@ async fn fields_of_later_features_are_refused_not_ignored() {
     };
     let cases = vec![
         (base(json!({"tools": [{"type": "web_search"}]})), "tools[0].type"),
-        (base(json!({"include": ["message.output_text.logprobs"]})), "include"),
-        (base(json!({"top_logprobs": 3})), "top_logprobs"),
+        (base(json!({"include": ["file_search_call.results"]})), "include[0]"),
         (base(json!({"reasoning": {"summary": "auto"}})), "reasoning.summary"),
         (base(json!({"prompt": {"id": "p"}})), "prompt"),
         (

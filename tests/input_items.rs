@@ -72,7 +72,8 @@ async fn reasoning_sent_back_as_input_is_kept_and_not_sent_upstream() {
     let second = server.create(json!({"model": "m", "input": input, "store": false})).await;
     assert_eq!(second["status"], "completed");
     assert_eq!(mock.only_messages(), vec![msg("assistant", "Four."), msg("user", "and 3+3?")]);
-    // Stored, a reasoning item keeps what the client sent, `encrypted_content` included.
+    // Stored, a reasoning item keeps what the client sent; its `encrypted_content` (a blob that does not open here)
+    // is internal: shown only sealed, when asked for (tests/include.rs).
     let item = json!({"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Adding."}],
         "encrypted_content": "opaque-bytes", "status": "completed"});
     let stored = server.create(json!({"model": "m", "input": [item, {"role": "user", "content": "next"}]})).await;
@@ -81,7 +82,7 @@ async fn reasoning_sent_back_as_input_is_kept_and_not_sent_upstream() {
     assert_eq!(
         items["data"][0],
         json!({"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Adding."}],
-        "content": [], "encrypted_content": "opaque-bytes", "status": "completed"})
+        "content": [], "status": "completed"})
     );
     let bad = server.post("/v1/responses", json!({"model": "m", "input": [{"type": "reasoning", "id": "rs_2", "summary": [{"type": "text", "text": "x"}]}]})).await;
     assert_error(&bad, 400, Some("invalid_value"), Some("input[0].summary[0].type"));

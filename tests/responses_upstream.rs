@@ -145,7 +145,8 @@ async fn streamed_reasoning_keeps_its_summary_and_goes_back_in_its_opaque_form()
     assert_eq!(
         *reasoning,
         json!({"type": "reasoning", "id": reasoning["id"], "summary": [{"type": "summary_text", "text": "Thought about it"}],
-            "content": [{"type": "reasoning_text", "text": "Let me think"}], "encrypted_content": "gAAA-opaque", "status": "completed"})
+            "content": [{"type": "reasoning_text", "text": "Let me think"}], "status": "completed"}),
+        "the backend's opaque form is threadline's to keep, not shown"
     );
     assert_eq!(response["output"][1]["content"][0]["text"], "Hello");
     assert_eq!(response["usage"], usage());
@@ -352,4 +353,44 @@ async fn an_allowed_tools_choice_goes_as_it_is_with_every_tool() {
                 "prompt_cache_key": "k1"})
         )
     );
+}
+
+#[tokio::test]
+async fn log_probabilities_asked_for_come_from_the_backend_streamed_and_whole() {
+    let (mock, server) = app().await;
+    let entry = |token: &str, logprob: f64| json!({"token": token, "logprob": logprob, "top_logprobs": [{"token": token, "logprob": logprob}]});
+    let kept = |token: &str, logprob: f64| {
+        let bytes = json!(token.as_bytes());
+        json!({"token": token, "logprob": logprob, "bytes": bytes,
+            "top_logprobs": [{"token": token, "logprob": logprob, "bytes": bytes}]})
+    };
+    let mut events = responses_stream(
+        vec![(
+            backend_message("Hello"),
+            vec![("response.output_text.delta", "Hel"), ("response.output_text.delta", "lo")],
+        )],
+        responses_usage(5, 0, 2, 0),
+    );
+    events[2]["logprobs"] = json!([entry("Hel", -0.5)]);
+    events[3]["logprobs"] = json!([entry("lo", -0.25)]);
+    mock.push(Reply::Stream(events));
+    let request = json!({"model": "gpt-up", "input": "Hi", "stream": true, "top_logprobs": 1,
+        "include": ["message.output_text.logprobs"]});
+    let events = server.stream("/v1/responses", request).await.rest_json().await;
+    let include = json!(["reasoning.encrypted_content", "message.output_text.logprobs"]);
+    assert_eq!(
+        mock.only_body(),
+        sent(json!([input_message("user", "Hi")]), json!({"stream": true, "include": include, "top_logprobs": 1}))
+    );
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["output"][0]["content"][0]["logprobs"], json!([kept("Hel", -0.5), kept("lo", -0.25)]));
+
+    // Whole: the output_text part's log probabilities.
+    let mut message = backend_message("Hi");
+    message["content"][0]["logprobs"] = json!([kept("Hi", -0.125)]);
+    mock.push(Reply::Answer { output: json!([message]), usage: responses_usage(5, 0, 1, 0), incomplete: None });
+    let response =
+        server.create(json!({"model": "gpt-up", "input": "Hey", "include": ["message.output_text.logprobs"]})).await;
+    assert_eq!(mock.only_body()["include"], include);
+    assert_eq!(response["output"][0]["content"][0]["logprobs"], json!([kept("Hi", -0.125)]));
 }

@@ -65,7 +65,7 @@ fn response(previous: Option<&str>, reply: &str) -> Response {
 /// Stores a turn with input `said` and output `reply`, returning its id.
 async fn turn(store: &dyn Store, tenant: &str, previous: Option<&str>, said: &str, reply: &str) -> String {
     let response = response(previous, reply);
-    common::save(store, tenant, &response, &[message(Role::User, said)], &vec![vec![reply.len()]]).await;
+    common::save(store, tenant, &response, &[message(Role::User, said)], &vec![vec![reply.len().into()]]).await;
     response.id
 }
 
@@ -77,7 +77,7 @@ async fn save_and_read_back(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let mut stored = response(None, "hello");
     stored.output.insert(0, message(Role::Assistant, "first"));
     let input = [message(Role::System, "rules"), message(Role::User, "hi")];
-    let pieces = vec![vec![2, 3], vec![5]];
+    let pieces = vec![vec![2.into(), 3.into()], vec![5.into()]];
     common::save(&*store, TENANT, &stored, &input, &pieces).await;
     assert_eq!(store.response(TENANT, &stored.id).await.unwrap(), Some((stored.clone(), pieces)));
     assert_eq!(
@@ -170,7 +170,7 @@ async fn the_status_of_the_last_turn_is_reported(#[values(Sqlite, Postgres)] kin
     let store = db.open().await;
     let mut failed = response(None, "partial");
     failed.status = ResponseStatus::Failed;
-    common::save(&*store, TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7]]).await;
+    common::save(&*store, TENANT, &failed, &[message(Role::User, "q")], &vec![vec![7.into()]]).await;
     assert_eq!(store.history(TENANT, &failed.id, 10).await.unwrap().unwrap().status(), ResponseStatus::Failed);
 }
 
@@ -181,7 +181,7 @@ async fn large_turns_keep_their_order(#[values(Sqlite, Postgres)] kind: StoreKin
     let store = db.open().await;
     let input: Vec<Item> = (0..2500).map(|n| message(Role::User, &format!("m{n}"))).collect();
     let stored = response(None, "done");
-    common::save(&*store, TENANT, &stored, &input, &vec![vec![4]]).await;
+    common::save(&*store, TENANT, &stored, &input, &vec![vec![4.into()]]).await;
     let first = store.items_page(TENANT, ItemList::ResponseInput(&stored.id), &all(Order::Asc)).await.unwrap().unwrap();
     assert_eq!(first, page(&input[..100], true));
     let chain = store.history(TENANT, &stored.id, 10).await.unwrap().unwrap();
@@ -290,7 +290,7 @@ async fn lists_page_by_key(#[values(Sqlite, Postgres)] kind: StoreKind) {
     let store = db.open().await;
     let input: Vec<Item> = (0..7).map(|n| message(Role::User, &format!("m{n}"))).collect();
     let stored = response(None, "done");
-    common::save(&*store, TENANT, &stored, &input, &vec![vec![4]]).await;
+    common::save(&*store, TENANT, &stored, &input, &vec![vec![4.into()]]).await;
     let conversation = Conversation::new(Metadata::new());
     store.create_conversation(TENANT, &conversation, &input, &[]).await.unwrap();
     let id = |n: usize| Some(input[n].id().to_string());
@@ -422,7 +422,7 @@ async fn turns_committed_together_fail_alone(#[values(Sqlite, Postgres)] kind: S
                 response: &response,
                 input: &input,
                 tokens: &[],
-                pieces: &vec![vec![2]],
+                pieces: &vec![vec![2.into()]],
                 store_response: true,
                 conversation,
             };
@@ -459,7 +459,7 @@ async fn counted_turn(
         response: &response,
         input: &input,
         tokens,
-        pieces: &vec![vec![1]],
+        pieces: &vec![vec![1.into()]],
         store_response: true,
         conversation,
     };

@@ -121,7 +121,12 @@ impl Answer {
             object: "chat.completion".into(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![Choice { index: 0, message, finish_reason: Some(completion.finish_reason.as_wire().into()) }],
+            choices: vec![Choice {
+                index: 0,
+                message,
+                finish_reason: Some(completion.finish_reason.as_wire().into()),
+                logprobs: None,
+            }],
             usage: Some(usage(completion.usage.unwrap_or_default())),
             error: None,
         }
@@ -134,7 +139,7 @@ impl Answer {
             object: "chat.completion.chunk".into(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None }],
             ..ChatChunk::default()
         }
     }
@@ -158,7 +163,8 @@ impl Answer {
                     ..self.chunk(AnswerMessage::default(), None)
                 })
             }
-            Delta::Usage(_) | Delta::ReasoningEnd(_) => return None,
+            // The built-in model gives no log probabilities.
+            Delta::Usage(_) | Delta::ReasoningEnd(_) | Delta::Logprobs(_) => return None,
         };
         Some(self.chunk(message, None))
     }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
 use super::fields::{check_array_length, invalid_type, metadata, parse_metadata, Fields};
 use super::ids;
+use super::include::Include;
 use super::input::parse_input;
 use super::list::{List, PageQuery};
 use super::AppState;
@@ -77,13 +78,14 @@ pub async fn add_items(
     mut query: QueryParams,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<List>> {
-    query.reject_include()?;
+    let include = Include::from_query(&mut query)?;
     query.finish()?;
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
     ids::known_or(&id, EngineError::ConversationNotFound)?;
     let items = state.engine.add_conversation_items(&tenant, &id, items).await?;
+    let items = state.engine.presenter(&tenant, include.encrypted_reasoning).items(items);
     Ok(Json(List::new(items, false)))
 }
 
@@ -92,11 +94,13 @@ pub async fn list_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    PageQuery(page): PageQuery,
+    PageQuery(page, include): PageQuery,
 ) -> ApiResult<Json<List>> {
     ids::known_or(&id, EngineError::ConversationNotFound)?;
     ids::cursor(page.after.as_deref())?;
-    Ok(Json(state.engine.conversation_items(&tenant, &id, &page).await?.into()))
+    let page = state.engine.conversation_items(&tenant, &id, &page).await?;
+    let items = state.engine.presenter(&tenant, include.encrypted_reasoning).items(page.items);
+    Ok(Json(List::new(items, page.has_more)))
 }
 
 /// GET /v1/conversations/{id}/items/{item_id}
@@ -106,11 +110,12 @@ pub async fn retrieve_item(
     PathIds(id, item_id): PathIds,
     mut query: QueryParams,
 ) -> ApiResult<Json<Item>> {
-    query.reject_include()?;
+    let include = Include::from_query(&mut query)?;
     query.finish()?;
     ids::known_or(&id, EngineError::ConversationNotFound)?;
     ids::known_or(&item_id, EngineError::ItemNotFound)?;
-    Ok(Json(state.engine.conversation_item(&tenant, &id, &item_id).await?))
+    let item = state.engine.conversation_item(&tenant, &id, &item_id).await?;
+    Ok(Json(state.engine.presenter(&tenant, include.encrypted_reasoning).item(item)))
 }
 
 /// DELETE /v1/conversations/{id}/items/{item_id}: returns the conversation.

@@ -146,14 +146,6 @@ impl QueryParams {
         Ok(Some(n))
     }
 
-    /// Refuses `include[]` values: none of the optional extras it asks for are produced by this server.
-    pub fn reject_include(&mut self) -> ApiResult<()> {
-        match self.take_all("include").first() {
-            None => Ok(()),
-            Some(value) => Err(ApiError::unsupported("include", &format!("include '{value}'"))),
-        }
-    }
-
     /// Ends reading: any parameter left is an `unknown_parameter`.
     pub fn finish(self) -> ApiResult<()> {
         match self.0.first() {

@@ -104,6 +104,11 @@ impl Fields {
 
     /// An integer of at least `min`.
     pub fn integer(&mut self, key: &str, min: u64) -> ApiResult<Option<u64>> {
+        self.integer_within(key, min, u64::MAX)
+    }
+
+    /// An integer within `min..=max`.
+    pub fn integer_within(&mut self, key: &str, min: u64, max: u64) -> ApiResult<Option<u64>> {
         let param = self.param(key);
         let Some(value) = self.take(key) else {
             return Ok(None);
@@ -112,6 +117,9 @@ impl Fields {
             return Err(invalid_type(&param, "an integer", &value));
         }
         match value.as_u64() {
+            Some(n) if n > max => {
+                Err(out_of_range(&param, "integer above maximum value", &format!("<= {max}"), &value))
+            }
             Some(n) if n >= min => Ok(Some(n)),
             _ => Err(out_of_range(&param, "integer below minimum value", &format!(">= {min}"), &value)),
         }

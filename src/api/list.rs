@@ -7,13 +7,14 @@ use serde::Serialize;
 
 use super::extract::QueryParams;
 use super::fields::invalid_value;
+use super::include::Include;
 use crate::api::error::ApiError;
 use crate::model::Item;
-use crate::store::{Order, Page, PageRequest};
+use crate::store::{Order, PageRequest};
 
 /// The paging parameters of a list endpoint: `after`, `limit` (1–100, default 20) and `order` (`asc`|`desc`,
-/// default `desc`); `include[]` is refused and any other parameter is `unknown_parameter`.
-pub struct PageQuery(pub PageRequest);
+/// default `desc`), and the `include[]` extras to show; any other parameter is `unknown_parameter`.
+pub struct PageQuery(pub PageRequest, pub Include);
 
 impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     type Rejection = ApiError;
@@ -27,9 +28,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
             Some("asc") => Order::Asc,
             Some(other) => return Err(invalid_value("order", other, &["asc", "desc"])),
         };
-        query.reject_include()?;
+        let include = Include::from_query(&mut query)?;
         query.finish()?;
-        Ok(PageQuery(PageRequest { after, limit, order }))
+        Ok(PageQuery(PageRequest { after, limit, order }, include))
     }
 }
 
@@ -49,11 +50,5 @@ impl List {
         let first_id = items.first().map(|item| item.id().to_string());
         let last_id = items.last().map(|item| item.id().to_string());
         Self { object: "list", data: items, first_id, last_id, has_more }
-    }
-}
-
-impl From<Page> for List {
-    fn from(page: Page) -> Self {
-        Self::new(page.items, page.has_more)
     }
 }

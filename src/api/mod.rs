@@ -8,6 +8,7 @@ pub mod extract;
 pub mod fields;
 mod health;
 pub mod ids;
+mod include;
 pub mod input;
 pub mod limits;
 mod list;

@@ -7,7 +7,7 @@ use super::turn::Prepared;
 use super::TurnRequest;
 use crate::clock::Clock;
 use crate::model::{
-    new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Pieces,
+    new_id, ContentPart, ConversationRef, FunctionCall, IncompleteDetails, Item, ItemStatus, Message, Piece, Pieces,
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
 };
 use crate::tokens::TokenCounter;
@@ -40,6 +40,9 @@ pub struct TurnBuilder {
     clock: Clock,
     /// Whether the model is called (a warm-up ends with no output).
     generates: bool,
+    /// Whether log probabilities were asked for, and those of the text delta to come.
+    logprobs: bool,
+    pending_logprobs: Vec<serde_json::Value>,
 }
 
 /// Response `id` to `request` as it starts: in progress, created now (by `clock`), no output.
@@ -77,7 +80,7 @@ pub fn starting(id: String, request: &TurnRequest, clock: &Clock) -> Response {
         },
         tool_choice: parameters.tool_choice.clone().unwrap_or_default().to_value(),
         tools: parameters.tools.iter().map(|tool| serde_json::json!(tool)).collect(),
-        top_logprobs: 0,
+        top_logprobs: parameters.top_logprobs.unwrap_or(0),
         top_p: parameters.top_p.unwrap_or(1.0),
         truncation: request.truncation.as_str().into(),
         usage: None,
@@ -105,6 +108,8 @@ impl TurnBuilder {
             opening: prepared.compaction.clone(),
             clock: clock.clone(),
             generates: request.local.as_ref().is_none_or(|local| local.generate),
+            logprobs: parameters.logprobs,
+            pending_logprobs: Vec::new(),
         }
     }
 
@@ -132,6 +137,13 @@ impl TurnBuilder {
             Delta::Text(text) => self.append(DeltaKind::Text, text),
             Delta::Reasoning(text) => self.append(DeltaKind::Reasoning, text),
             Delta::ReasoningEnd(end) => self.end_reasoning(end),
+            // Kept for the text delta they come with, when asked for: without the include, nothing changes.
+            Delta::Logprobs(logprobs) => {
+                if self.logprobs {
+                    self.pending_logprobs = logprobs;
+                }
+                Vec::new()
+            }
             Delta::ToolCall { index, id, name, arguments } => self.tool_call(index, id, name, arguments),
             Delta::Finish(reason) => {
                 self.finish = Some(reason);
@@ -232,12 +244,18 @@ impl TurnBuilder {
         }
     }
 
-    /// Appends text to output item `index`.
+    /// Appends text to output item `index`, with the log probabilities that came with it.
     fn grow(&mut self, index: usize, kind: DeltaKind, text: String) -> TurnEvent {
-        self.response.output[index].append_text(&text);
-        self.pieces[index].push(text.len());
-        let item_id = self.response.output[index].id().to_string();
-        TurnEvent::Delta { index, item_id, kind, text }
+        let logprobs = match kind {
+            DeltaKind::Text => std::mem::take(&mut self.pending_logprobs),
+            DeltaKind::Reasoning | DeltaKind::Arguments => Vec::new(),
+        };
+        let item = &mut self.response.output[index];
+        item.append_text(&text);
+        item.append_logprobs(&logprobs);
+        self.pieces[index].push(Piece { len: text.len(), logprobs: logprobs.len() });
+        let item_id = item.id().to_string();
+        TurnEvent::Delta { index, item_id, kind, text, logprobs }
     }
 
     /// Closes output items `indexes` (in order) with `status`: each one's held events, then its done event.

@@ -63,7 +63,7 @@ impl Engine {
     pub async fn compact(&self, mut request: CompactRequest) -> EngineResult<CompactedWindow> {
         let scope = request.previous_response_id.as_deref().map_or(ReferenceScope::Nothing, ReferenceScope::Chain);
         self.resolve_references(&request.tenant, &mut request.input, scope, "input").await?;
-        self.admit_compactions(&request.tenant, &mut request.input)?;
+        self.admit_input(&request.tenant, &mut request.input)?;
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, None, &settings).await;
@@ -97,10 +97,11 @@ impl Engine {
         Ok(CompactedWindow { id: new_id("resp"), created_at: self.now(), output, usage: written.usage })
     }
 
-    /// Admits the compaction items of a new input: each must open (sealed by this server, for this tenant); one made
-    /// in a turn is sealed again as a plain summary, which stands where it is put and no longer for turns of the
-    /// chain it came from.
-    pub(super) fn admit_compactions(&self, tenant: &str, items: &mut [Item]) -> EngineResult<()> {
+    /// Admits the sealed items of a new input: reasoning items sealed here are restored (`open_reasoning`), and the
+    /// compaction items must open (sealed by this server, for this tenant); one made in a turn is sealed again as a
+    /// plain summary, which stands where it is put and no longer for turns of the chain it came from.
+    pub(super) fn admit_input(&self, tenant: &str, items: &mut [Item]) -> EngineResult<()> {
+        self.open_reasoning(tenant, items);
         for item in items {
             let Item::Compaction(compaction) = item else { continue };
             let summary = self.sealer.open::<Summary>(tenant, &compaction.encrypted_content);

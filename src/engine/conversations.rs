@@ -19,7 +19,7 @@ impl Engine {
         let conversation = Conversation { created_at: self.now(), ..Conversation::new(metadata) };
         // A new conversation holds nothing a reference could name.
         self.resolve_references(tenant, &mut items, ReferenceScope::Nothing, CONVERSATION_ITEMS).await?;
-        self.admit_compactions(tenant, &mut items)?;
+        self.admit_input(tenant, &mut items)?;
         self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;
         Ok(conversation)
     }
@@ -58,7 +58,7 @@ impl Engine {
         mut items: Vec<Item>,
     ) -> EngineResult<Vec<Item>> {
         self.resolve_references(tenant, &mut items, ReferenceScope::Conversation(id), CONVERSATION_ITEMS).await?;
-        self.admit_compactions(tenant, &mut items)?;
+        self.admit_input(tenant, &mut items)?;
         match self.store.add_conversation_items(tenant, id, &items, &self.item_counts(tenant, &items)).await? {
             true => Ok(items),
             false => Err(not_found(id)),

@@ -1,6 +1,8 @@
 //! The one event model of a running turn. Every streaming surface renders these into its own wire events.
 
-use crate::model::{Item, ItemStatus, Pieces, Progress, Response, ResponseStatus};
+use serde_json::Value;
+
+use crate::model::{Item, ItemStatus, Piece, Pieces, Progress, Response, ResponseStatus};
 
 /// What kind of text a delta carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +37,8 @@ pub enum TurnEvent {
     Created(Response),
     /// Output item `index` started (in progress, no content yet).
     ItemAdded { index: usize, item: Item },
-    /// More text for output item `index`.
-    Delta { index: usize, item_id: String, kind: DeltaKind, text: String },
+    /// More text for output item `index`, with the log probabilities of its tokens when they were asked for.
+    Delta { index: usize, item_id: String, kind: DeltaKind, text: String, logprobs: Vec<Value> },
     /// Output item `index` is finished.
     ItemDone { index: usize, item: Item },
     /// The final response, already stored when `store` is true.
@@ -60,8 +62,20 @@ pub fn replay(response: &Response, pieces: &Pieces) -> Vec<TurnEvent> {
         events.push(TurnEvent::ItemAdded { index, item: item.started() });
         let kind = DeltaKind::of(item);
         let text = item.text();
-        for piece in split(&text, pieces.get(index).map(Vec::as_slice).unwrap_or_default()) {
-            events.push(TurnEvent::Delta { index, item_id: item.id().to_string(), kind, text: piece.to_string() });
+        let streamed = pieces.get(index).map(Vec::as_slice).unwrap_or_default();
+        let lengths: Vec<usize> = streamed.iter().map(|piece| piece.len).collect();
+        let texts = split(&text, &lengths);
+        // A text that does not fit its pieces replays as one delta, with all its log probabilities.
+        let counts: Vec<usize> = match texts.len() == streamed.len() {
+            true => streamed.iter().map(|piece| piece.logprobs).collect(),
+            false => vec![usize::MAX; texts.len()],
+        };
+        let mut logprobs = item.logprobs();
+        for (piece, count) in texts.into_iter().zip(counts) {
+            let (these, rest) = logprobs.split_at(count.min(logprobs.len()));
+            logprobs = rest;
+            let (item_id, text, logprobs) = (item.id().to_string(), piece.to_string(), these.to_vec());
+            events.push(TurnEvent::Delta { index, item_id, kind, text, logprobs });
         }
         if !running || item.status() != ItemStatus::InProgress {
             events.push(TurnEvent::ItemDone { index, item: item.clone() });
@@ -83,10 +97,11 @@ impl Progress {
                 self.pieces.resize(index + 1, Vec::new());
                 self.pieces[*index].clear();
             }
-            TurnEvent::Delta { index, text, .. } => {
+            TurnEvent::Delta { index, text, logprobs, .. } => {
                 if let (Some(item), Some(pieces)) = (self.output.get_mut(*index), self.pieces.get_mut(*index)) {
                     item.append_text(text);
-                    pieces.push(text.len());
+                    item.append_logprobs(logprobs);
+                    pieces.push(Piece { len: text.len(), logprobs: logprobs.len() });
                 }
             }
             TurnEvent::ItemDone { index, item } => {

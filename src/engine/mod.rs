@@ -10,6 +10,7 @@ mod conversations;
 mod error;
 pub mod events;
 mod history;
+mod present;
 mod references;
 mod seal;
 mod tasks;
@@ -32,6 +33,7 @@ pub use seal::Sealer;
 pub use error::{EngineError, EngineResult};
 pub use events::{DeltaKind, TurnEvent};
 pub use history::LocalContext;
+pub use present::Presenter;
 pub use tasks::TurnTasks;
 pub use turn::TurnEvents;
 

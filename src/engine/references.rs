@@ -48,7 +48,7 @@ impl Engine {
         let resolved = self.resolve_references(&request.tenant, &mut input, scope, "input").await;
         request.input = input;
         resolved?;
-        self.admit_compactions(&request.tenant, &mut request.input)
+        self.admit_input(&request.tenant, &mut request.input)
     }
 
     /// Replaces each item reference of `items` with a renamed copy of the item it names in `scope`;

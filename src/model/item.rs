@@ -103,6 +103,26 @@ impl Item {
         }
     }
 
+    /// Appends the log probabilities of streamed text to a message's first text part (other items take none).
+    pub fn append_logprobs(&mut self, logprobs: &[serde_json::Value]) {
+        if let Item::Message(Message { content, .. }) = self {
+            if let Some(ContentPart::OutputText { logprobs: all, .. }) = content.first_mut() {
+                all.extend_from_slice(logprobs);
+            }
+        }
+    }
+
+    /// The log probabilities of a message's first text part (none for other items).
+    pub fn logprobs(&self) -> &[serde_json::Value] {
+        match self {
+            Item::Message(Message { content, .. }) => match content.first() {
+                Some(ContentPart::OutputText { logprobs, .. }) => logprobs,
+                _ => &[],
+            },
+            _ => &[],
+        }
+    }
+
     /// Sets the item's status.
     pub fn set_status(&mut self, status: ItemStatus) {
         match self {
@@ -253,7 +273,9 @@ pub struct Reasoning {
     pub id: String,
     pub summary: Vec<serde_json::Value>,
     pub content: Vec<ReasoningText>,
-    /// The backend's opaque form of the reasoning, when a client sent it back.
+    /// Internal: the backend's opaque form of the reasoning (a Responses backend's encrypted reasoning, or a blob a
+    /// client sent that did not open as threadline's). Never shown as it is: `engine::Presenter` shows it sealed, or
+    /// not at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted_content: Option<String>,
     pub status: ItemStatus,

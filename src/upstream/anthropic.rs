@@ -96,6 +96,8 @@ impl Upstream for Anthropic {
         }
         Ok(Completion {
             text,
+            // Anthropic's API gives no log probabilities: asked for, the output has none (`logprobs: []`).
+            logprobs: Vec::new(),
             reasoning: reasoning.filter(|r| !r.is_empty()).map(Thought::text).into_iter().collect(),
             tool_calls,
             finish_reason: wire::finish_reason(answer.stop_reason.as_deref()),

@@ -58,6 +58,7 @@ impl Upstream for ChatCompletions {
         let answer: ChatCompletion = self.http.json(response).await?;
         let choice = answer.choices.into_iter().next().ok_or_else(|| self.http.bad_answer("no choices"))?;
         let message = choice.message;
+        let logprobs = choice.logprobs.map(wire::ChoiceLogprobs::into_values).unwrap_or_default();
         let tool_calls = message.tool_calls.iter().map(|call| ChatToolCall {
             id: call.id.clone().unwrap_or_default(),
             kind: "function".into(),
@@ -70,6 +71,7 @@ impl Upstream for ChatCompletions {
             reasoning: message.reasoning_text().map(Thought::text).into_iter().collect(),
             tool_calls: tool_calls.collect(),
             text: message.content.unwrap_or_default(),
+            logprobs,
             finish_reason: choice.finish_reason.as_deref().map_or(FinishReason::Stop, FinishReason::from_wire),
             usage: answer.usage.and_then(token_counts),
         })
@@ -112,6 +114,8 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
         tools: p.allowed_tools().map(Tool::function).collect(),
         tool_choice: p.tool_choice.as_ref().map(wire::tool_choice),
         response_format: wire::response_format(&p.text_format),
+        logprobs: p.logprobs,
+        top_logprobs: p.top_logprobs.filter(|_| p.logprobs),
         stream,
         stream_options: stream.then_some(StreamOptions { include_usage: true }),
     }

@@ -45,6 +45,7 @@ fn reply<'a>(messages: impl Iterator<Item = (ChatRole, &'a str)>, max_tokens: Op
     let output = u64::from(counter.text(&text));
     Completion {
         text,
+        logprobs: Vec::new(),
         reasoning: Vec::new(),
         tool_calls: Vec::new(),
         finish_reason,

@@ -61,6 +61,12 @@ pub struct Parameters {
     pub max_tool_calls: Option<u64>,
     /// The output format.
     pub text_format: TextFormat,
+    /// Whether the log probabilities of the output tokens are asked for (`include: ["message.output_text.logprobs"]`),
+    /// and how many of the likeliest tokens at each position (`top_logprobs`, 0–20).
+    #[serde(default)]
+    pub logprobs: bool,
+    #[serde(default)]
+    pub top_logprobs: Option<u64>,
 }
 
 impl Parameters {
@@ -158,6 +164,8 @@ pub struct TokenCounts {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
     pub text: String,
+    /// The log probabilities of the text's tokens, when asked for and the backend gives them (Responses shape).
+    pub logprobs: Vec<serde_json::Value>,
     /// Its reasoning items, in order (at most one from a Chat Completions backend).
     pub reasoning: Vec<Thought>,
     pub tool_calls: Vec<ChatToolCall>,
@@ -173,6 +181,7 @@ impl Completion {
             let text = (!thought.text.is_empty()).then_some(Delta::Reasoning(thought.text));
             text.into_iter().chain(thought.end.map(Delta::ReasoningEnd))
         });
+        let logprobs = (!self.logprobs.is_empty()).then_some(Delta::Logprobs(self.logprobs));
         let text = (!self.text.is_empty() || self.tool_calls.is_empty()).then_some(Delta::Text(self.text));
         let calls = self.tool_calls.into_iter().enumerate().map(|(index, call)| Delta::ToolCall {
             index,
@@ -181,7 +190,7 @@ impl Completion {
             arguments: call.function.arguments,
         });
         let end = [Delta::Finish(self.finish_reason)].into_iter().chain(self.usage.map(Delta::Usage));
-        reasoning.into_iter().chain(text).chain(calls).chain(end).collect()
+        reasoning.into_iter().chain(logprobs).chain(text).chain(calls).chain(end).collect()
     }
 }
 
@@ -211,6 +220,8 @@ pub struct ReasoningEnd {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Delta {
     Text(String),
+    /// The log probabilities of the tokens of the `Text` delta that comes next (Responses shape).
+    Logprobs(Vec<serde_json::Value>),
     Reasoning(String),
     /// The reasoning item being streamed ends (one is started if none is): it takes this summary and opaque form.
     ReasoningEnd(ReasoningEnd),

@@ -57,10 +57,14 @@ impl Upstream for Responses {
         if let Some(failure) = answer.failure() {
             return Err(self.http.bad_answer(&format!("a failed response ({failure})")));
         }
-        let (mut text, mut reasoning, mut tool_calls) = (String::new(), Vec::new(), Vec::new());
+        let (mut text, mut logprobs, mut reasoning, mut tool_calls) =
+            (String::new(), Vec::new(), Vec::new(), Vec::new());
         for item in &answer.output {
             match item {
-                OutputItem::Message { content } => text.push_str(&wire::text_of(content)),
+                OutputItem::Message { content } => {
+                    text.push_str(&wire::text_of(content));
+                    logprobs.extend(wire::logprobs_of(content));
+                }
                 OutputItem::FunctionCall { call_id, name, arguments } => {
                     let function = ChatFunction { name: name.clone(), arguments: arguments.clone() };
                     tool_calls.push(ChatToolCall { id: call_id.clone(), kind: "function".into(), function });
@@ -77,6 +81,7 @@ impl Upstream for Responses {
         }
         Ok(Completion {
             text,
+            logprobs,
             reasoning,
             finish_reason: answer.finish_reason(!tool_calls.is_empty()),
             tool_calls,

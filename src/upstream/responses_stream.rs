@@ -51,8 +51,11 @@ impl EventFormat for ResponseEvents {
                 answer.push(self.start_call(output_index, call_id, name, arguments));
             }
             Event::ItemAdded { .. } | Event::Other => {}
-            Event::TextDelta { output_index, delta } => {
+            Event::TextDelta { output_index, delta, logprobs } => {
                 self.stream(output_index);
+                if !logprobs.is_empty() {
+                    answer.push(Delta::Logprobs(wire::logprobs(logprobs)));
+                }
                 answer.push(Delta::Text(delta));
             }
             Event::ReasoningDelta { output_index, delta } => {
@@ -70,7 +73,13 @@ impl EventFormat for ResponseEvents {
             Event::ItemDone { output_index, item } => {
                 let streamed = self.streamed.contains(&output_index);
                 match item {
-                    OutputItem::Message { content } if !streamed => answer.push(Delta::Text(wire::text_of(&content))),
+                    OutputItem::Message { content } if !streamed => {
+                        let logprobs = wire::logprobs_of(&content);
+                        if !logprobs.is_empty() {
+                            answer.push(Delta::Logprobs(logprobs));
+                        }
+                        answer.push(Delta::Text(wire::text_of(&content)));
+                    }
                     OutputItem::FunctionCall { call_id, name, arguments } => {
                         match self.calls.iter().position(|&call| call == output_index) {
                             None => answer.push(self.start_call(output_index, call_id, name, arguments)),

@@ -16,8 +16,11 @@ pub struct RequestBody<'a> {
     pub store: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
-    /// The reasoning's opaque form comes back with each reasoning item, so a later turn can send it back.
-    pub include: [&'static str; 1],
+    /// The reasoning's opaque form comes back with each reasoning item, so a later turn can send it back (and the
+    /// text's log probabilities, when asked for).
+    pub include: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,7 +85,11 @@ impl<'a> RequestBody<'a> {
             model,
             store: false,
             stream,
-            include: ["reasoning.encrypted_content"],
+            include: [Some("reasoning.encrypted_content"), p.logprobs.then_some("message.output_text.logprobs")]
+                .into_iter()
+                .flatten()
+                .collect(),
+            top_logprobs: p.top_logprobs.filter(|_| p.logprobs),
             temperature: p.temperature,
             top_p: p.top_p,
             max_output_tokens: p.max_output_tokens,
@@ -174,13 +181,39 @@ pub enum OutputItem {
     Other,
 }
 
-/// A text part of an output item: `output_text`, `refusal`, `summary_text` or `reasoning_text`.
+/// A text part of an output item: `output_text` (with its log probabilities when asked for), `refusal`,
+/// `summary_text` or `reasoning_text`.
 #[derive(Debug, Deserialize)]
 pub struct Part {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    logprobs: Vec<Value>,
+}
+
+/// The log probabilities of parts' tokens, in order.
+pub fn logprobs_of(parts: &[Part]) -> Vec<Value> {
+    logprobs(parts.iter().flat_map(|part| part.logprobs.iter().cloned()).collect())
+}
+
+/// Log probabilities as threadline keeps them: each token's and each top token's `bytes` (its UTF-8) added where
+/// the backend left it out, as streamed deltas do.
+pub fn logprobs(mut entries: Vec<Value>) -> Vec<Value> {
+    fn with_bytes(entry: &mut Value) {
+        if entry.get("bytes").is_none_or(Value::is_null) {
+            let bytes = entry["token"].as_str().map(|token| json!(token.as_bytes())).unwrap_or(json!([]));
+            entry["bytes"] = bytes;
+        }
+    }
+    for entry in &mut entries {
+        with_bytes(entry);
+        if let Some(top) = entry.get_mut("top_logprobs").and_then(Value::as_array_mut) {
+            top.iter_mut().for_each(with_bytes);
+        }
+    }
+    entries
 }
 
 /// The text of parts, joined.
@@ -238,7 +271,12 @@ pub enum Event {
     #[serde(rename = "response.output_item.done")]
     ItemDone { output_index: usize, item: OutputItem },
     #[serde(rename = "response.output_text.delta", alias = "response.refusal.delta")]
-    TextDelta { output_index: usize, delta: String },
+    TextDelta {
+        output_index: usize,
+        delta: String,
+        #[serde(default)]
+        logprobs: Vec<Value>,
+    },
     #[serde(rename = "response.reasoning_text.delta")]
     ReasoningDelta { output_index: usize, delta: String },
     #[serde(rename = "response.function_call_arguments.delta")]

@@ -141,6 +141,10 @@ impl EventFormat for ChatChunks {
                 answer.push(Delta::Reasoning(text.to_string()));
             }
             if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                let logprobs = choice.logprobs.map(super::wire::ChoiceLogprobs::into_values).unwrap_or_default();
+                if !logprobs.is_empty() {
+                    answer.push(Delta::Logprobs(logprobs));
+                }
                 answer.push(Delta::Text(text));
             }
             for (position, call) in delta.tool_calls.into_iter().enumerate() {

@@ -236,6 +236,10 @@ pub struct RequestBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub logprobs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
@@ -347,6 +351,8 @@ pub struct Choice {
     pub message: AnswerMessage,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// The assistant message of an answer, or the delta of a chunk: text, reasoning (`reasoning_content`, or
@@ -402,6 +408,54 @@ pub struct ChunkChoice {
     pub delta: AnswerMessage,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<ChoiceLogprobs>,
+}
+
+/// `logprobs` of a choice: those of its content tokens (`refusal` ones are not read).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceLogprobs {
+    #[serde(default, deserialize_with = "nullable")]
+    pub content: Vec<TokenLogprob>,
+}
+
+/// The log probability of one token, with the likeliest tokens in its place: `{token, logprob, bytes,
+/// top_logprobs}`, the shape of the Responses API's `output_text` logprobs too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    /// The token's UTF-8 bytes (null on some backends: then the token's own).
+    #[serde(default)]
+    pub bytes: Option<Vec<u8>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the likeliest tokens at a position.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f64,
+    #[serde(default)]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl ChoiceLogprobs {
+    /// The tokens' log probabilities in the Responses API's shape (`bytes` always given).
+    pub fn into_values(self) -> Vec<Value> {
+        let bytes = |token: &str, bytes: Option<Vec<u8>>| bytes.unwrap_or_else(|| token.as_bytes().to_vec());
+        let value = |token: TokenLogprob| {
+            let top: Vec<Value> = token
+                .top_logprobs
+                .into_iter()
+                .map(|top| serde_json::json!({"token": top.token, "logprob": top.logprob, "bytes": bytes(&top.token, top.bytes)}))
+                .collect();
+            serde_json::json!({"token": token.token, "logprob": token.logprob, "bytes": bytes(&token.token, token.bytes),
+                "top_logprobs": top})
+        };
+        self.content.into_iter().map(value).collect()
+    }
 }
 
 /// Token usage as backends report it.

@@ -36,6 +36,9 @@ pub enum Behavior {
     Stream(Vec<Step>),
     /// This assistant message (e.g. with `tool_calls`), then `answer to …` for later requests.
     Message(Value),
+    /// This assistant text with these `logprobs.content` entries (see `token`), then `answer to …` for later
+    /// requests.
+    Logprobs(String, Vec<Value>),
 }
 
 /// One step of a streamed answer.
@@ -56,6 +59,21 @@ pub fn text(delta: &str) -> Step {
     Step::Chunk(
         json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]}),
     )
+}
+
+/// A chunk with a content delta and the log probabilities of its tokens (see `token`).
+pub fn text_logprobs(delta: &str, logprobs: &[Value]) -> Step {
+    Step::Chunk(json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": delta},
+        "logprobs": {"content": logprobs}, "finish_reason": null}]}))
+}
+
+/// A token's log probability as Chat Completions gives it, with its likeliest alternatives `(token, logprob)`.
+pub fn token(token: &str, logprob: f64, top: &[(&str, f64)]) -> Value {
+    let top: Vec<Value> = top
+        .iter()
+        .map(|(token, logprob)| json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()}))
+        .collect();
+    json!({"token": token, "logprob": logprob, "bytes": token.as_bytes(), "top_logprobs": top})
 }
 
 /// A chunk with a reasoning delta.
@@ -259,6 +277,13 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
                     "choices": [{"index": 0, "message": message, "finish_reason": finish}]}))
                 .into_response();
             }
+            Some(Behavior::Logprobs(text, logprobs)) => {
+                *current = None;
+                return Json(json!({"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                        "logprobs": {"content": logprobs, "refusal": null}, "finish_reason": "stop"}]}))
+                .into_response();
+            }
             other => other.unwrap_or(Behavior::Answer),
         }
     };
@@ -299,7 +324,7 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
         }
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
-        Behavior::Message(_) | Behavior::Held => unreachable!("answered above"),
+        Behavior::Message(_) | Behavior::Logprobs(..) | Behavior::Held => unreachable!("answered above"),
         Behavior::Stream(steps) => {
             let end = StreamEnd { state: state.clone() };
             let frames = futures::stream::unfold((steps.into_iter(), end), |(mut steps, end)| async move {

@@ -12,8 +12,11 @@ A scripted reply is a dict::
      "tool_calls": [{"id": "call_1", "name": "get_weather",
                      "arguments": "{\\"city\\":\\"Paris\\"}"}]}   # optional
 
-A reply's ``reasoning`` is sent as the message's ``reasoning_content`` (as vLLM, llama.cpp and
-DeepSeek-style backends send it); streamed, in two pieces before the content.
+Optional keys: ``"reasoning": "text"`` (sent as the message's ``reasoning_content``, as vLLM, llama.cpp and
+DeepSeek-style backends send it; streamed, in two pieces before the content) and
+``"logprobs": [{token, logprob, bytes, top_logprobs}]`` (the content's tokens, whose texts make up the
+content: sent as the choice's ``logprobs.content``; streamed, the content comes one token a chunk, each with
+its own entry).
 
 When the queue is empty the reply is ``{"content": "ok"}``. A reply with ``"hold": True`` is streamed up to
 its first chunk, then waits until the test calls ``release()`` (or the client hangs up).
@@ -78,18 +81,19 @@ def completion(reply: dict[str, Any], model: str) -> dict[str, Any]:
     tool_calls = chat_tool_calls(reply)
     if tool_calls:
         message["tool_calls"] = tool_calls
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": message,
+        "finish_reason": "tool_calls" if tool_calls else "stop",
+    }
+    if reply.get("logprobs"):
+        choice["logprobs"] = {"content": reply["logprobs"], "refusal": None}
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": "tool_calls" if tool_calls else "stop",
-            }
-        ],
+        "choices": [choice],
         "usage": dict(USAGE),
     }
 
@@ -111,7 +115,11 @@ def chunks(reply: dict[str, Any], model: str, include_usage: bool) -> list[dict[
     if reasoning:
         deltas.extend({"reasoning_content": piece} for piece in split_text(reasoning, 2))
     content = reply.get("content")
-    if content:
+    logprobs = reply.get("logprobs") or []
+    if logprobs:
+        assert "".join(entry["token"] for entry in logprobs) == content, "the tokens must make up the content"
+        deltas.extend({"content": entry["token"], "logprobs": entry} for entry in logprobs)
+    elif content:
         parts = 3 if len(content) >= 3 else 2
         deltas.extend({"content": piece} for piece in split_text(content, parts))
     calls = reply.get("tool_calls") or []
@@ -135,7 +143,14 @@ def chunks(reply: dict[str, Any], model: str, include_usage: bool) -> list[dict[
     if deltas:
         deltas[0] = {"role": "assistant", **deltas[0]}
 
-    out = [chunk(delta) for delta in deltas]
+    def with_logprobs(delta: dict[str, Any]) -> dict[str, Any]:
+        entry = delta.pop("logprobs", None)
+        piece = chunk(delta)
+        if entry is not None:
+            piece["choices"][0]["logprobs"] = {"content": [entry]}
+        return piece
+
+    out = [with_logprobs(delta) for delta in deltas]
     out.append(chunk({}, "tool_calls" if calls else "stop"))
     if include_usage:
         last = chunk({})

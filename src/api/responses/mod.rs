@@ -12,11 +12,13 @@ pub use socket::connect;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::extract::{JsonBody, PathId, QueryParams, Tenant};
 use super::ids;
+use super::include::Include;
 use super::input::check_input_items;
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
@@ -33,20 +35,21 @@ pub async fn create(
 ) -> ApiResult<Response> {
     check_input_items(&body, state.max_input_items)?;
     let request = request::parse_create(body, caller, request_id)?;
+    let presenter = state.engine.presenter(&request.turn.tenant, request.include.encrypted_reasoning);
     if request.turn.background {
         let tenant = request.turn.tenant.clone();
         let queued = state.engine.enqueue(request.turn).await?;
         if request.stream {
             let events = state.engine.follow(&tenant, &queued.id).await?;
-            return Ok(stream::into_sse(events, None));
+            return Ok(stream::into_sse(events.map(move |event| presenter.event(event)), None));
         }
-        return Ok(Json(queued).into_response());
+        return Ok(Json(presenter.response(queued)).into_response());
     }
     if request.stream {
-        let events = state.engine.respond_stream(request.turn).await?;
-        return Ok(stream::into_sse(sse::turn_events(events), None));
+        let events = sse::turn_events(state.engine.respond_stream(request.turn).await?);
+        return Ok(stream::into_sse(events.map(move |event| presenter.event(event)), None));
     }
-    Ok(Json(state.engine.respond(request.turn).await?).into_response())
+    Ok(Json(presenter.response(state.engine.respond(request.turn).await?)).into_response())
 }
 
 /// GET /v1/responses/{id}, or with `stream=true` its events from the start (after `starting_after`, if given): a
@@ -57,7 +60,7 @@ pub async fn retrieve(
     PathId(id): PathId,
     mut query: QueryParams,
 ) -> ApiResult<Response> {
-    query.reject_include()?;
+    let include = Include::from_query(&mut query)?;
     let stream = query.bool("stream")?.unwrap_or(false);
     let starting_after = query.integer("starting_after", 0, u64::MAX)?;
     // Replays carry no obfuscation padding, whichever value is asked for.
@@ -69,11 +72,12 @@ pub async fn retrieve(
             .code("invalid_value"));
     }
     ids::known_or(&id, EngineError::ResponseNotFound)?;
+    let presenter = state.engine.presenter(&tenant, include.encrypted_reasoning);
     if stream {
         let events = state.engine.follow(&tenant, &id).await?;
-        return Ok(stream::into_sse(events, starting_after));
+        return Ok(stream::into_sse(events.map(move |event| presenter.event(event)), starting_after));
     }
-    Ok(Json(state.engine.response(&tenant, &id).await?).into_response())
+    Ok(Json(presenter.response(state.engine.response(&tenant, &id).await?)).into_response())
 }
 
 /// POST /v1/responses/{id}/cancel
@@ -83,7 +87,7 @@ pub async fn cancel(
     PathId(id): PathId,
 ) -> ApiResult<Json<crate::model::Response>> {
     ids::known_or(&id, EngineError::ResponseNotFound)?;
-    Ok(Json(state.engine.cancel(&tenant, &id).await?))
+    Ok(Json(state.engine.presenter(&tenant, false).response(state.engine.cancel(&tenant, &id).await?)))
 }
 
 /// DELETE /v1/responses/{id}
@@ -102,11 +106,13 @@ pub async fn input_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    PageQuery(page): PageQuery,
+    PageQuery(page, include): PageQuery,
 ) -> ApiResult<Json<List>> {
     ids::known_or(&id, EngineError::ResponseNotFound)?;
     ids::cursor(page.after.as_deref())?;
-    Ok(Json(state.engine.input_items(&tenant, &id, &page).await?.into()))
+    let page = state.engine.input_items(&tenant, &id, &page).await?;
+    let items = state.engine.presenter(&tenant, include.encrypted_reasoning).items(page.items);
+    Ok(Json(List::new(items, page.has_more)))
 }
 
 /// POST /v1/responses/input_tokens: the tokens of the context a create with these fields would send.

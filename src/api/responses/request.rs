@@ -7,14 +7,16 @@ use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::{invalid_type, missing, parse_metadata, Fields};
 use crate::api::ids;
+use crate::api::include::Include;
 use crate::api::input::{parse_input, take_compaction_trigger};
 use crate::engine::{CompactRequest, ContextOptions, EngineError, Truncation, TurnRequest};
 use crate::upstream::{Parameters, PromptCacheOptions};
 
-/// A create request: the turn, and whether to stream it.
+/// A create request: the turn, whether to stream it, and the extras it shows.
 pub struct CreateRequest {
     pub turn: TurnRequest,
     pub stream: bool,
+    pub include: Include,
 }
 
 /// Reads a create request body, rejecting what this server does not implement.
@@ -59,7 +61,9 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
         .code("invalid_value"));
     }
     let metadata = parse_metadata(&mut f)?;
-    let parameters = parse_parameters(&mut f)?;
+    let include = Include::from_body(&mut f)?;
+    let mut parameters = parse_parameters(&mut f)?;
+    parameters.logprobs = include.logprobs;
     let stream = parse_stream(&mut f)?;
     let truncation = match f.choice("truncation", &["auto", "disabled"])?.as_deref() {
         Some("auto") => Truncation::Auto,
@@ -88,7 +92,7 @@ pub fn parse_create(body: Value, caller: Caller, request_id: String) -> ApiResul
         background,
         local: None,
     };
-    Ok(CreateRequest { turn, stream })
+    Ok(CreateRequest { turn, stream, include })
 }
 
 /// The fields `POST /v1/responses/input_tokens` takes: those of a create that shape the context.
@@ -179,6 +183,8 @@ fn parse_parameters(f: &mut Fields) -> ApiResult<Parameters> {
         tool_choice,
         tools,
         text_format,
+        logprobs: false,
+        top_logprobs: f.integer_within("top_logprobs", 0, 20)?,
     })
 }
 
@@ -235,15 +241,9 @@ fn parse_reasoning(f: &mut Fields) -> ApiResult<Option<String>> {
 
 /// Fields of the Responses API this server does not implement: a clear 400 rather than silence.
 fn reject_unimplemented(f: &mut Fields) -> ApiResult<()> {
-    if let Some(include) = f.array("include")?.filter(|i| !i.is_empty()) {
-        return Err(ApiError::unsupported("include", &format!("include {}", Value::Array(include))));
-    }
     let tier = f.choice("service_tier", &["auto", "default", "flex", "scale", "priority"])?;
     if tier.is_some_and(|tier| tier != "auto" && tier != "default") {
         return Err(ApiError::unsupported("service_tier", "A service_tier other than 'auto' or 'default'"));
-    }
-    if f.integer("top_logprobs", 0)?.is_some_and(|n| n > 0) {
-        return Err(ApiError::unsupported("top_logprobs", "Log probabilities"));
     }
     for key in ["prompt", "moderation"] {
         f.reject(key, &format!("The '{key}' parameter"))?;

@@ -20,7 +20,7 @@ use crate::api::input::check_input_items;
 use crate::api::limits::Slot;
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
-use crate::engine::{EngineError, LocalContext, LocalTurn, TurnEvent};
+use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent};
 use crate::model::{Response as ModelResponse, ResponseStatus};
 use crate::telemetry;
 
@@ -80,6 +80,8 @@ struct Running {
     /// Its history and input, once it has started.
     context: LocalContext,
     sequence_number: u64,
+    /// Shows its events as its `include` asked.
+    presenter: Presenter,
     /// Its place among the tenant's requests in progress.
     _slot: Slot,
 }
@@ -213,7 +215,9 @@ impl Connection {
         };
         let body = Value::Object(fields);
         check_input_items(&body, self.state.max_input_items)?;
-        let mut turn = request::parse_create(body, self.caller.clone(), self.request_id.clone())?.turn;
+        let request = request::parse_create(body, self.caller.clone(), self.request_id.clone())?;
+        let presenter = self.state.engine.presenter(&self.caller.tenant, request.include.encrypted_reasoning);
+        let mut turn = request.turn;
         let kept = self.kept.as_ref().filter(|kept| turn.previous_response_id.as_deref() == Some(kept.id.as_str()));
         let continues_kept = kept.is_some();
         turn.local = Some(LocalTurn { history: kept.map(|kept| kept.context.clone()), generate });
@@ -235,7 +239,8 @@ impl Connection {
             }
         });
         let context = LocalContext::default();
-        let running = Running { updates: receiver, continues_kept, keep, context, sequence_number: 0, _slot: slot };
+        let running =
+            Running { updates: receiver, continues_kept, keep, context, sequence_number: 0, presenter, _slot: slot };
         self.running = Some(running);
         Ok(())
     }
@@ -253,7 +258,7 @@ impl Connection {
                     TurnEvent::Finished(response) => Some(response.clone()),
                     _ => None,
                 };
-                let frames = stream::numbered(*event, &mut running.sequence_number);
+                let frames = stream::numbered(running.presenter.event(*event), &mut running.sequence_number);
                 if let Some(response) = finished {
                     self.finish(response);
                 }

@@ -66,15 +66,15 @@ fn wire_events(event: TurnEvent) -> Vec<Value> {
                 None => vec![added],
             }
         }
-        TurnEvent::Delta { index, item_id, kind: DeltaKind::Text, text } => vec![json!({
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Text, text, logprobs } => vec![json!({
             "type": "response.output_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
-            "delta": text, "logprobs": [],
+            "delta": text, "logprobs": event_logprobs(&logprobs),
         })],
-        TurnEvent::Delta { index, item_id, kind: DeltaKind::Reasoning, text } => vec![json!({
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Reasoning, text, .. } => vec![json!({
             "type": "response.reasoning_text.delta", "item_id": item_id, "output_index": index, "content_index": 0,
             "delta": text,
         })],
-        TurnEvent::Delta { index, item_id, kind: DeltaKind::Arguments, text } => vec![json!({
+        TurnEvent::Delta { index, item_id, kind: DeltaKind::Arguments, text, .. } => vec![json!({
             "type": "response.function_call_arguments.delta", "item_id": item_id, "output_index": index,
             "delta": text,
         })],
@@ -89,7 +89,7 @@ fn item_done(index: usize, item: &Item) -> Vec<Value> {
     let id = item.id();
     let mut events = match item {
         Item::Message(_) => vec![json!({"type": "response.output_text.done", "item_id": id,
-            "output_index": index, "content_index": 0, "text": text, "logprobs": []})],
+            "output_index": index, "content_index": 0, "text": text, "logprobs": event_logprobs(item.logprobs())})],
         Item::Reasoning(_) => vec![json!({"type": "response.reasoning_text.done", "item_id": id,
             "output_index": index, "content_index": 0, "text": text})],
         Item::FunctionCall(call) => vec![json!({"type": "response.function_call_arguments.done",
@@ -121,11 +121,34 @@ fn finished(response: Response) -> Vec<Value> {
     }
 }
 
-/// The content part of a message or reasoning item with the given text; other items have none.
+/// The content part of a message or reasoning item with the given text (and a message's log probabilities); other
+/// items have none.
 fn part(item: &Item, text: &str) -> Option<Value> {
     match item {
-        Item::Message(_) => Some(json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})),
+        Item::Message(_) => {
+            Some(json!({"type": "output_text", "text": text, "annotations": [], "logprobs": item.logprobs()}))
+        }
         Item::Reasoning(_) => Some(json!({"type": "reasoning_text", "text": text})),
         Item::FunctionCall(_) | Item::FunctionCallOutput(_) | Item::Compaction(_) | Item::ItemReference(_) => None,
     }
+}
+
+/// Log probabilities as the text events carry them: `{token, logprob, top_logprobs:[{token, logprob}]}`, without
+/// the `bytes` an `output_text` part's have (OpenAI's `ResponseLogProb`).
+fn event_logprobs(logprobs: &[Value]) -> Value {
+    let strip = |logprob: &Value| {
+        let mut logprob = logprob.clone();
+        if let Some(fields) = logprob.as_object_mut() {
+            fields.remove("bytes");
+        }
+        logprob
+    };
+    let each = |logprob: &Value| {
+        let mut logprob = strip(logprob);
+        if let Some(top) = logprob.get_mut("top_logprobs").and_then(Value::as_array_mut) {
+            *top = top.iter().map(strip).collect();
+        }
+        logprob
+    };
+    Value::Array(logprobs.iter().map(each).collect())
 }
