@@ -1,10 +1,8 @@
 //! A mock Anthropic Messages API: records every request body with its `x-api-key` and `anthropic-version` headers,
 //! and answers with scripted replies, plain or streamed, then `answer to <last user text>` once they run out.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::scripted::{named_events, Script};
 use super::spawn;
 
 /// One scripted reply.
@@ -60,11 +59,7 @@ pub struct Received {
     pub version: Option<String>,
 }
 
-#[derive(Default)]
-struct Recorded {
-    received: Mutex<Vec<Received>>,
-    replies: Mutex<VecDeque<Reply>>,
-}
+type Recorded = Script<Received, Reply>;
 
 /// A Messages API backend that records what it receives.
 #[derive(Clone)]
@@ -86,19 +81,17 @@ impl AnthropicMock {
 
     /// Answers the next request (after the replies queued before) so.
     pub fn push(&self, reply: Reply) {
-        self.state.replies.lock().unwrap().push_back(reply);
+        self.state.push(reply);
     }
 
     /// Every request received so far, emptying the record.
     pub fn take(&self) -> Vec<Received> {
-        std::mem::take(&mut *self.state.received.lock().unwrap())
+        self.state.take()
     }
 
     /// The body of the only request received since the last `take`.
     pub fn only_body(&self) -> Value {
-        let received = self.take();
-        assert_eq!(received.len(), 1, "expected one upstream request, got {received:?}");
-        received[0].body.clone()
+        self.state.only().body
     }
 }
 
@@ -114,9 +107,7 @@ fn last_user_text(body: &Value) -> String {
 async fn messages(State(state): State<Arc<Recorded>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let header = |name: &str| headers.get(name).map(|value| value.to_str().unwrap().to_string());
     let received = Received { body: body.clone(), api_key: header("x-api-key"), version: header("anthropic-version") };
-    state.received.lock().unwrap().push(received);
-    let reply = state.replies.lock().unwrap().pop_front();
-    let reply = reply.unwrap_or_else(|| {
+    let reply = state.answer(received).unwrap_or_else(|| {
         let text = format!("answer to {}", last_user_text(&body));
         let usage = anthropic_usage(10, 0, 0, 3);
         match body["stream"] == true {
@@ -136,14 +127,7 @@ async fn messages(State(state): State<Arc<Recorded>>, headers: HeaderMap, Json(b
             "stop_sequence": null, "usage": usage}))
         .into_response(),
         Reply::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
-        Reply::Stream(events) => {
-            let text: String = events
-                .iter()
-                .map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap()))
-                .collect();
-            let body = Body::from(Bytes::from(text));
-            ([("content-type", "text/event-stream")], body).into_response()
-        }
+        Reply::Stream(events) => named_events(&events),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod process;
 pub mod proxy;
 pub mod recorder;
 pub mod responses_mock;
+pub mod scripted;
 pub mod snapshot;
 pub mod sse;
 

@@ -1,10 +1,8 @@
 //! A mock Responses API backend: records every request body, and answers with scripted replies, whole or streamed,
 //! then `answer to <last user text>` once they run out.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::scripted::{named_events, Script};
 use super::spawn;
 
 /// One scripted reply.
@@ -58,11 +57,7 @@ pub fn responses_stream(items: Vec<(Value, Vec<(&str, &str)>)>, usage: Value) ->
     events
 }
 
-#[derive(Default)]
-struct Recorded {
-    received: Mutex<Vec<Value>>,
-    replies: Mutex<VecDeque<Reply>>,
-}
+type Recorded = Script<Value, Reply>;
 
 /// A Responses API backend that records what it receives.
 #[derive(Clone)]
@@ -84,14 +79,12 @@ impl ResponsesMock {
 
     /// Answers the next request (after the replies queued before) so.
     pub fn push(&self, reply: Reply) {
-        self.state.replies.lock().unwrap().push_back(reply);
+        self.state.push(reply);
     }
 
     /// The body of the only request received since the last call.
     pub fn only_body(&self) -> Value {
-        let received = std::mem::take(&mut *self.state.received.lock().unwrap());
-        assert_eq!(received.len(), 1, "expected one upstream request, got {received:?}");
-        received[0].clone()
+        self.state.only()
     }
 }
 
@@ -103,9 +96,7 @@ fn last_user_text(body: &Value) -> String {
 }
 
 async fn responses(State(state): State<Arc<Recorded>>, Json(body): Json<Value>) -> Response {
-    state.received.lock().unwrap().push(body.clone());
-    let reply = state.replies.lock().unwrap().pop_front();
-    let reply = reply.unwrap_or_else(|| {
+    let reply = state.answer(body.clone()).unwrap_or_else(|| {
         let text = format!("answer to {}", last_user_text(&body));
         let message = json!({"type": "message", "id": "msg_up", "status": "completed", "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}]});
@@ -126,12 +117,6 @@ async fn responses(State(state): State<Arc<Recorded>>, Json(body): Json<Value>) 
             .into_response()
         }
         Reply::Fail(status, body) => (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
-        Reply::Stream(events) => {
-            let text: String = events
-                .iter()
-                .map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap()))
-                .collect();
-            ([("content-type", "text/event-stream")], Body::from(Bytes::from(text))).into_response()
-        }
+        Reply::Stream(events) => named_events(&events),
     }
 }
