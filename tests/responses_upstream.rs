@@ -116,9 +116,8 @@ async fn streamed_reasoning_keeps_its_summary_and_goes_back_in_its_opaque_form()
     let events = server.stream("/v1/responses", json!({"model": "gpt-up", "input": "Hi", "stream": true})).await;
     let events = events.rest_json().await;
     assert_eq!(mock.only_body(), sent(json!([input_message("user", "Hi")]), json!({"stream": true})));
-    let kinds: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
     assert_eq!(
-        kinds,
+        common::sse::event_types(&events),
         [
             "response.created",
             "response.in_progress",

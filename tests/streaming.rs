@@ -6,7 +6,7 @@
 mod common;
 
 use common::snapshot::redact;
-use common::sse::{Events, Frame};
+use common::sse::{event_types, Events, Frame, TEXT_SEQUENCE};
 use common::{finish, msg, reasoning, text, usage, Behavior, MockUpstream, Step, TestApp, DONE};
 use serde_json::{json, Value};
 
@@ -25,23 +25,6 @@ async fn read_stream(events: Events) -> Vec<Value> {
     values
 }
 
-fn types(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
-}
-
-const TEXT_SEQUENCE: [&str; 10] = [
-    "response.created",
-    "response.in_progress",
-    "response.output_item.added",
-    "response.content_part.added",
-    "response.output_text.delta",
-    "response.output_text.delta",
-    "response.output_text.done",
-    "response.content_part.done",
-    "response.output_item.done",
-    "response.completed",
-];
-
 #[tokio::test]
 async fn a_text_stream_has_the_exact_event_sequence_and_is_stored() {
     let mock = MockUpstream::start().await;
@@ -49,7 +32,7 @@ async fn a_text_stream_has_the_exact_event_sequence_and_is_stored() {
     let server = TestApp::start(&mock.url).await;
     let events =
         read_stream(server.stream("/v1/responses", json!({"model": "m", "input": "hi", "stream": true})).await).await;
-    assert_eq!(types(&events), TEXT_SEQUENCE);
+    assert_eq!(event_types(&events), TEXT_SEQUENCE);
     insta::assert_json_snapshot!(redact(&events));
     assert_eq!(
         mock.take(),
@@ -192,7 +175,7 @@ async fn a_stored_stream_replays_identically_and_from_any_point() {
     let events = read_stream(server.stream_get(&format!("/v1/responses/{plain_id}?stream=true")).await).await;
     let mut one_delta = TEXT_SEQUENCE.to_vec();
     one_delta.remove(5);
-    assert_eq!(types(&events), one_delta);
+    assert_eq!(event_types(&events), one_delta);
     assert_eq!(events.last().unwrap()["response"], plain);
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
 use super::events::{DeltaKind, TurnEvent};
 use super::turn::Prepared;
 use super::TurnRequest;
@@ -11,8 +13,6 @@ use crate::model::{
     Reasoning, ReasoningConfig, ReasoningText, Response, ResponseError, ResponseStatus, Role, TextConfig, Usage,
 };
 use crate::tokens::TokenCounter;
-use serde_json::json;
-
 use crate::upstream::{Delta, FinishReason, ReasoningEnd, TokenCounts};
 
 /// A response under construction.

@@ -67,8 +67,7 @@ impl Engine {
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, None, &settings).await;
-        let (counter, format) = (settings.counter, upstream.context_format());
-        let cx = RunContext { counter, format, sealer: &self.sealer, tenant: &request.tenant };
+        let cx = RunContext::new(settings.counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
         let segments = history.segments(&cx)?;
         let turns = history.turns(&segments, &cx)?;

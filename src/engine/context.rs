@@ -65,7 +65,18 @@ pub struct RunContext<'a> {
     pub tenant: &'a str,
 }
 
-impl RunContext<'_> {
+impl<'a> RunContext<'a> {
+    /// The context of `tenant`'s items counted by `counter`, in the default format (the format only shapes the runs
+    /// sent upstream, not what items count).
+    pub fn new(counter: TokenCounter, sealer: &'a Sealer, tenant: &'a str) -> Self {
+        Self { counter, format: ContextFormat::default(), sealer, tenant }
+    }
+
+    /// The same context, building runs in `format`.
+    pub fn in_format(self, format: ContextFormat) -> Self {
+        Self { format, ..self }
+    }
+
     /// The summary a compaction item holds, if it was sealed for this tenant.
     pub fn open(&self, item: &crate::model::Compaction) -> Option<Summary> {
         self.sealer.open(self.tenant, &item.encrypted_content)

@@ -6,7 +6,6 @@ use super::{Engine, EngineError, EngineResult};
 use crate::model::{Conversation, Item, Metadata};
 use crate::store::{ItemList, Page, PageRequest};
 use crate::tokens::TokenCounter;
-use crate::upstream::ContextFormat;
 
 impl Engine {
     /// Creates a conversation holding `items`.
@@ -28,7 +27,7 @@ impl Engine {
     /// encoding counts them).
     fn item_counts(&self, tenant: &str, items: &[Item]) -> Vec<u32> {
         let counter = TokenCounter::new(self.context.encoding, self.context.image_tokens);
-        let cx = RunContext { counter, format: ContextFormat::default(), sealer: &self.sealer, tenant };
+        let cx = RunContext::new(counter, &self.sealer, tenant);
         items.iter().map(|item| cx.item_tokens(item)).collect()
     }
 

@@ -20,7 +20,7 @@ use crate::model::{new_id, Item, Pieces, Response, ResponseError, ResponseStatus
 use crate::store::NewTurn;
 use crate::telemetry;
 use crate::tokens::{TokenCounter, REPLY_PRIMING};
-use crate::upstream::{ChatRequest, ContextFormat, DeltaStream, Upstream, UpstreamResult};
+use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamResult};
 
 /// The error of a turn that could not be stored.
 const STORE_FAILED: &str = "The response could not be stored.";
@@ -116,7 +116,7 @@ impl Engine {
     /// The token count of each of `items` in a context of `tenant` on `model`.
     pub fn item_tokens(&self, tenant: &str, model: &str, items: &[Item]) -> Vec<Option<u32>> {
         let counter = self.context.for_model(model).counter;
-        let cx = RunContext { counter, format: ContextFormat::default(), sealer: &self.sealer, tenant };
+        let cx = RunContext::new(counter, &self.sealer, tenant);
         items.iter().map(|item| Some(cx.item_tokens(item))).collect()
     }
 
@@ -202,8 +202,7 @@ impl Engine {
         if !request.store && conversation.is_none() {
             return Ok(());
         }
-        let (counter, format) = (prepared.counter, ContextFormat::default());
-        let cx = RunContext { counter, format, sealer: &self.sealer, tenant: &request.tenant };
+        let cx = RunContext::new(prepared.counter, &self.sealer, &request.tenant);
         let mut tokens = prepared.input_tokens.clone();
         tokens.extend(response.output.iter().map(|item| cx.item_tokens(item)));
         let turn = NewTurn {
@@ -234,8 +233,7 @@ impl Engine {
         let settings = self.context.for_model(&request.model);
         let window = self.window(&*upstream, &request.model, request.context.window, &settings).await;
         let counter = settings.counter;
-        let format = upstream.context_format();
-        let cx = RunContext { counter, format, sealer: &self.sealer, tenant: &request.tenant };
+        let cx = RunContext::new(counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let tenant = &request.tenant;
         let history = match request.local.as_ref().and_then(|local| local.history.clone()) {
             Some(kept) => History::Local(kept),

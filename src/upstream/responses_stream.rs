@@ -53,10 +53,7 @@ impl EventFormat for ResponseEvents {
             Event::ItemAdded { .. } | Event::Other => {}
             Event::TextDelta { output_index, delta, logprobs } => {
                 self.stream(output_index);
-                if !logprobs.is_empty() {
-                    answer.push(Delta::Logprobs(wire::logprobs(logprobs)));
-                }
-                answer.push(Delta::Text(delta));
+                answer.text(delta, wire::logprobs(logprobs));
             }
             Event::ReasoningDelta { output_index, delta } => {
                 self.stream(output_index);
@@ -74,11 +71,7 @@ impl EventFormat for ResponseEvents {
                 let streamed = self.streamed.contains(&output_index);
                 match item {
                     OutputItem::Message { content } if !streamed => {
-                        let logprobs = wire::logprobs_of(&content);
-                        if !logprobs.is_empty() {
-                            answer.push(Delta::Logprobs(logprobs));
-                        }
-                        answer.push(Delta::Text(wire::text_of(&content)));
+                        answer.text(wire::text_of(&content), wire::logprobs_of(&content));
                     }
                     OutputItem::FunctionCall { call_id, name, arguments } => {
                         match self.calls.iter().position(|&call| call == output_index) {

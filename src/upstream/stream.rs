@@ -65,6 +65,14 @@ impl Answer {
         self.pending.push_back(Ok(delta));
     }
 
+    /// A piece of text, after the log probabilities of its tokens when there are any.
+    pub(super) fn text(&mut self, text: String, logprobs: Vec<serde_json::Value>) {
+        if !logprobs.is_empty() {
+            self.push(Delta::Logprobs(logprobs));
+        }
+        self.push(Delta::Text(text));
+    }
+
     /// The answer's finish reason was read: the stream may end from now on.
     pub(super) fn finish(&mut self, reason: FinishReason) {
         self.finished = true;
@@ -142,10 +150,7 @@ impl EventFormat for ChatChunks {
             }
             if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
                 let logprobs = choice.logprobs.map(super::wire::ChoiceLogprobs::into_values).unwrap_or_default();
-                if !logprobs.is_empty() {
-                    answer.push(Delta::Logprobs(logprobs));
-                }
-                answer.push(Delta::Text(text));
+                answer.text(text, logprobs);
             }
             for (position, call) in delta.tool_calls.into_iter().enumerate() {
                 answer.push(Delta::ToolCall {

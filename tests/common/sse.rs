@@ -103,3 +103,22 @@ impl Events {
         events
     }
 }
+
+/// The event sequence of a streamed answer of one message in two text deltas.
+pub const TEXT_SEQUENCE: [&str; 10] = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+];
+
+/// The `type` of each event.
+pub fn event_types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|event| event["type"].as_str().unwrap()).collect()
+}
