@@ -14,6 +14,7 @@ pub mod limits;
 mod list;
 mod lmstudio;
 mod models;
+mod openapi;
 pub mod request_id;
 mod responses;
 mod sse;
@@ -107,6 +108,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -126,6 +128,9 @@ fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
 
 /// GET /metrics: every series in the Prometheus text format, the store's gauges (and the background queue, shared by
 /// every replica) read as of now.
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "Operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Every series in the Prometheus text format.", content_type = "text/plain")),
+    extensions(("x-threadline-extension" = json!(true))))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.engine.store();
     match store.waiting_runs().await {

@@ -18,6 +18,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
 use crate::api::limits::Slot;
+use crate::api::openapi::Failures;
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
 use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent};
@@ -31,6 +32,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// GET /v1/responses with upgrade headers: the socket (authenticated and admitted like any request, before the
 /// upgrade). Without them, the 405 every wrong method gets.
+#[utoipa::path(get, path = "/v1/responses", operation_id = "connectResponses", tag = "Responses",
+    summary = "WebSocket mode: `response.create` frames, answered with their streamed events",
+    responses((status = 101, description = "Switching Protocols (needs WebSocket upgrade headers; a plain GET is a 405)."),
+        Failures))]
 pub async fn connect(
     State(state): State<AppState>,
     caller: Caller,
