@@ -1,5 +1,6 @@
 //! GET /openapi.json against the router, both ways: every documented operation is served (a request does not reach
-//! the no-route or wrong-method fallbacks), every route is documented, and no undocumented method is served.
+//! the no-route or wrong-method fallbacks), every route is documented, and no undocumented method is served; and the
+//! documented body fields are all read by their parsers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -158,4 +159,56 @@ async fn errors_share_the_openai_error_schema() {
     assert_eq!(status, 404);
     let keys: Vec<&String> = body["error"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["message", "type", "param", "code"]);
+}
+
+/// A value the body parsers accept for a field, where a body needs it to be read to its end.
+fn sample(field: &str) -> Option<Value> {
+    match field {
+        "model" => Some(json!("echo")),
+        "input" => Some(json!("hi")),
+        "metadata" => Some(json!({})),
+        "items" => Some(json!([{"type": "message", "role": "user", "content": "hi"}])),
+        _ => None,
+    }
+}
+
+/// The code and param of an error answer.
+async fn refusal(app: &TestApp, path: &str, body: &Value) -> (Value, Value) {
+    let answer = app.client.post(format!("{}{}", app.base, concrete(path))).json(body).send().await.unwrap();
+    let body: Value = answer.json().await.unwrap_or_default();
+    (body["error"]["code"].clone(), body["error"]["param"].clone())
+}
+
+#[tokio::test]
+async fn documented_body_fields_are_those_the_parsers_read() {
+    let app = TestApp::start("echo").await;
+    let doc = document(&app).await;
+    let mut checked = 0;
+    for (method, path, operation) in operations(&doc) {
+        let Some(reference) = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str() else {
+            continue;
+        };
+        // Chat Completions passes the fields it does not read to the upstream.
+        if operation["operationId"] == "createChatCompletion" {
+            continue;
+        }
+        let schema = &doc["components"]["schemas"][reference.trim_start_matches("#/components/schemas/")];
+        let fields = schema["properties"].as_object().unwrap();
+        let minimal: serde_json::Map<String, Value> =
+            fields.keys().filter_map(|field| Some((field.clone(), sample(field)?))).collect();
+        // A field the parser does not know is refused by name (so the check below reaches the end of the parser)…
+        let mut body = minimal.clone();
+        body.insert("not_a_field".into(), json!(null));
+        let unknown = (json!("unknown_parameter"), json!("not_a_field"));
+        assert_eq!(refusal(&app, &path, &Value::Object(body)).await, unknown, "{method} {path}");
+        // …and every documented one is known (null is read as absent).
+        for field in fields.keys() {
+            let mut body = minimal.clone();
+            body.insert(field.clone(), json!(null));
+            let unknown = (json!("unknown_parameter"), json!(field));
+            assert_ne!(refusal(&app, &path, &Value::Object(body)).await, unknown, "{method} {path}: {field}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 7, "every parsed body but Chat Completions'");
 }
