@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::{request, stream};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::QueryParams;
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
 use crate::api::limits::Slot;
@@ -30,15 +31,16 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// GET /v1/responses with upgrade headers: the socket (authenticated and admitted like any request, before the
-/// upgrade). Without them, the 405 every wrong method gets.
+/// upgrade). Without them, the list of stored responses.
 pub async fn connect(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
+    query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return ApiError::no_route(true, "Method not allowed (GET /v1/responses)".into()).into_response();
+        return crate::api::browse::list_responses(&state, &caller.tenant, query).await.into_response();
     };
     // A frame may be as large as a request body; a larger one ends the socket.
     let largest = state.max_body_bytes;
