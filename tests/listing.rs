@@ -415,3 +415,25 @@ async fn expired_data_is_never_listed(#[values(Sqlite, Postgres)] store: StoreKi
     assert_eq!(ids(&server.get("/v1/conversations").await), Vec::<String>::new());
     assert_eq!(server.get(&format!("/v1/conversations/{}", id(&old))).await.0, 404);
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_background_response_is_listed_when_done(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let mock = MockUpstream::start().await;
+    let builder = TestApp::builder().store(store).upstream(&mock.url);
+    let quick = |config: &mut threadline::config::Config| {
+        config.background.poll_interval = std::time::Duration::from_millis(50);
+    };
+    let Some(server) = builder.config(quick).start().await else { return };
+    let queued = create(&server, json!({"input": "later", "background": true})).await;
+    let listed = server.get("/v1/responses").await.1;
+    assert_eq!(
+        (listed["data"][0]["preview"].as_str(), listed["data"][0]["background"].as_bool()),
+        (Some("later"), Some(true))
+    );
+    assert_eq!(server.next_saved().await, id(&queued));
+    let done = server.get(&format!("/v1/responses/{}", id(&queued))).await.1;
+    let mut expected = node(&done, "later", 0);
+    expected["background"] = json!(true);
+    assert_eq!(server.get("/v1/responses").await, (200, list(vec![expected], false)));
+}
