@@ -111,11 +111,24 @@ async fn operations_are_named_tagged_and_extensions_marked() {
         assert!(operation["summary"].as_str().is_some_and(|summary| !summary.is_empty()), "{method} {path}");
         assert_eq!(operation["tags"].as_array().map(Vec::len), Some(1), "{method} {path}");
         // threadline's own routes are marked; OpenAI's and LM Studio's (tagged with its origin) are not.
-        let own = PUBLIC_PATHS.contains(&path.as_str());
+        let own = PUBLIC_PATHS.contains(&path.as_str())
+            || [("get", "/v1/responses"), ("get", "/v1/responses/{id}/tree")]
+                .contains(&(method.as_str(), path.as_str()));
         assert_eq!(operation.get("x-threadline-extension"), own.then_some(&json!(true)), "{method} {path}");
     }
     assert_eq!(doc["paths"]["/api/v1/chat"]["post"]["tags"], json!(["LM Studio"]));
     assert_eq!(doc["paths"]["/healthz"]["get"]["x-threadline-extension"], json!(true));
+    // Every caller route takes the client's key and an admin's `tenant=`; the operations routes take neither.
+    for (method, path, operation) in &operations {
+        let caller = !PUBLIC_PATHS.contains(&path.as_str());
+        let security = caller.then(|| json!([{"apiKey": []}]));
+        assert_eq!(operation.get("security"), security.as_ref(), "{method} {path}");
+        let tenant = operation["parameters"].as_array().into_iter().flatten().find(|param| param["name"] == "tenant");
+        assert_eq!(tenant.map(|param| &param["in"]), caller.then_some(&json!("query")), "{method} {path}");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["apiKey"]["scheme"], "bearer");
+    let tree = &doc["paths"]["/v1/responses/{id}/tree"]["get"]["responses"]["200"]["content"]["application/json"];
+    assert_eq!(tree["schema"], json!({"$ref": "#/components/schemas/ResponseTree"}));
     let created = &doc["paths"]["/v1/responses"]["post"]["responses"]["200"]["content"];
     assert_eq!(created["application/json"]["schema"], json!({"$ref": "#/components/schemas/Response"}));
     assert_eq!(created["text/event-stream"]["schema"], json!({"type": "string"}));

@@ -1,6 +1,7 @@
 //! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
 
 pub mod auth;
+mod browse;
 mod chat;
 mod conversations;
 pub mod error;
@@ -61,14 +62,15 @@ pub struct AppState {
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
 fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
-        // GET with upgrade headers: WebSocket mode (a plain GET is a 405, as for any other wrong method).
+        // GET with upgrade headers: WebSocket mode; a plain GET lists the stored responses.
         ("/v1/responses", post(responses::create).get(responses::connect)),
         ("/v1/responses/compact", post(responses::compact)),
         ("/v1/responses/input_tokens", post(responses::input_tokens)),
         ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),
         ("/v1/responses/{id}/cancel", post(responses::cancel)),
         ("/v1/responses/{id}/input_items", get(responses::input_items)),
-        ("/v1/conversations", post(conversations::create)),
+        ("/v1/responses/{id}/tree", get(browse::tree)),
+        ("/v1/conversations", post(conversations::create).get(browse::list_conversations)),
         (
             "/v1/conversations/{id}",
             get(conversations::retrieve).post(conversations::update).delete(conversations::delete),

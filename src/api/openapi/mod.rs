@@ -14,7 +14,9 @@ use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
@@ -34,6 +36,8 @@ use crate::model;
     paths(
         responses::create,
         responses::socket::connect,
+        super::browse::list_conversations,
+        super::browse::tree,
         responses::compact,
         responses::input_tokens,
         responses::retrieve,
@@ -57,7 +61,7 @@ use crate::model;
         document,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, ErrorKind, bodies::LmStudioError, model::Response, model::Item)),
-    modifiers(&TaggedStructs),
+    modifiers(&TaggedStructs, &CallerRoutes),
     tags(
         (name = "Responses", description = "OpenAI's Responses API, stored and chained by threadline."),
         (name = "Conversations", description = "OpenAI's Conversations API."),
@@ -94,6 +98,40 @@ impl Modify for TaggedStructs {
         let tag = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["reasoning_text"])).build();
         object.properties.insert("type".into(), tag.into());
         object.required.insert(0, "type".into());
+    }
+}
+
+/// What every caller route shares (all but the operations routes): the client's key, as `Authorization: Bearer`
+/// (also accepted as `x-api-key` or `api-key`), and an admin key's `tenant=`.
+struct CallerRoutes;
+
+impl Modify for CallerRoutes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("The client's API key (also accepted in `x-api-key` or `api-key`)."))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("apiKey", SecurityScheme::Http(bearer));
+        let tenant = ParameterBuilder::new()
+            .name("tenant")
+            .parameter_in(ParameterIn::Query)
+            .description(Some(
+                "Threadline extension, admin keys only: act for this tenant instead of the key's own (any other \
+                 caller passing it gets a 403).",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        for path in super::caller_paths() {
+            let Some(item) = openapi.paths.paths.get_mut(path) else { continue };
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                operation.security = Some(vec![SecurityRequirement::new("apiKey", Vec::<String>::new())]);
+                operation.parameters.get_or_insert_with(Vec::new).push(tenant.clone());
+            }
+        }
     }
 }
 
