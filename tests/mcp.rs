@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{msg, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{msg, words, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use rstest::rstest;
 use serde_json::{json, Value};
 use threadline::api::mcp::SYSTEM_PROMPT_IGNORED;
@@ -182,6 +182,23 @@ async fn turns_chain_and_branch_by_response_id_and_keep_the_system_prompt(
     let last = ok(&app, "get_conversation", json!({"response_id": id(&branch), "limit": 1})).await;
     let turns = [turn(&app, &branch, Value::Null, "other").await];
     assert_eq!(last, json!({"response_id": id(&branch), "turns": turns, "has_more": true}));
+}
+
+#[tokio::test]
+async fn a_long_conversation_drops_its_oldest_turns_and_keeps_its_system_prompt() {
+    let (mock, app) = server(Sqlite).await.unwrap();
+    mock.set_models(json!([{"id": "m", "object": "model", "created": 1, "owned_by": "mock", "context_length": 1000}]));
+    let (a, b, c) = (words(200), format!("b {}", words(199)), format!("c {}", words(199)));
+    let first = ok(&app, "stateful_chat", json!({"prompt": a, "system_prompt": "Be terse."})).await;
+    let second = ok(&app, "stateful_chat", json!({"prompt": b, "response_id": id(&first)})).await;
+    mock.take();
+    let third = ok(&app, "stateful_chat", json!({"prompt": c, "response_id": id(&second)})).await;
+    assert_eq!(third["content"], format!("answer to {c}"));
+    // The first turn no longer fits beside the others: it is dropped, its system prompt is not.
+    assert_eq!(
+        mock.only_messages(),
+        vec![msg("system", "Be terse."), msg("user", &b), msg("assistant", &format!("answer to {b}")), msg("user", &c)]
+    );
 }
 
 /// The turn `get_conversation` gives for a `stateful_chat` result with this system prompt and prompt.

@@ -41,7 +41,8 @@ impl Server {
     }
 
     /// The turn request of `args`: what `POST /v1/responses` builds for the same input, with `system_prompt` as a
-    /// system message of the first turn, kept with the conversation (as LM Studio's `/api/v1/chat` does).
+    /// system message of the first turn, kept with the conversation, and `truncation: auto`, so that a long
+    /// conversation keeps fitting the model's window (both as LM Studio's `/api/v1/chat` does).
     fn turn(&self, args: StatefulChat, caller: Caller, request_id: String) -> Result<TurnRequest, Failure> {
         let model = args.model.or_else(|| self.default_model.clone()).ok_or_else(|| {
             Failure("Invalid arguments: 'model' is required, as the server has no mcp.default_model.".into())
@@ -80,7 +81,7 @@ impl Server {
             conversation: None,
             request_id: Some(request_id),
             upstream_key: caller.upstream_key,
-            truncation: Truncation::Disabled,
+            truncation: Truncation::Auto,
             context: ContextOptions::default(),
             background: false,
             local: None,
