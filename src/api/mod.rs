@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod chat;
+mod console;
 mod conversations;
 pub mod error;
 pub mod extract;
@@ -105,6 +106,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .merge(callers)
         .route("/healthz", get(health::live))
+        .merge(console::routes())
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))
         .fallback(no_route)
