@@ -1,7 +1,7 @@
 //! Authentication and tenant isolation: API keys name tenants (401 without a right one; health and metrics need
-//! none); another tenant's id answers exactly like an unknown id on every route that reads, continues or changes
-//! stored data, with as many store reads; `passthrough` sends each client's own key upstream and keeps each key's
-//! data apart.
+//! none); another tenant's id answers exactly like an unknown id on every route that reads, lists, continues or
+//! changes stored data, with as many store reads; only an admin acts for another tenant (`tenant=`); `passthrough`
+//! sends each client's own key upstream and keeps each key's data apart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -150,11 +150,15 @@ fn probes() -> Vec<Probe> {
         probe(Method::DELETE, "/v1/conversations/{id}/items/{item_id}", "/v1/conversations/{conv}/items/{item}", None),
         probe(Method::DELETE, "/v1/conversations/{id}", "/v1/conversations/{conv}", None),
         probe(Method::DELETE, "/v1/responses/{id}", "/v1/responses/{resp}", None),
+        probe(Method::GET, "/v1/responses/{id}/tree", "/v1/responses/{resp}/tree", None),
+        probe(Method::GET, "/v1/responses", "/v1/responses?previous_response_id={resp}", None),
+        probe(Method::GET, "/v1/responses", "/v1/responses?search=mine", None),
+        probe(Method::GET, "/v1/conversations", "/v1/conversations?search=secret", None),
     ]
 }
 
-/// Routes that keep no tenant data: stateless, or creating objects only in the caller's own tenant.
-const NO_STORED_IDS: [&str; 3] = ["/v1/chat/completions", "/v1/models", "/v1/conversations"];
+/// Routes that keep no tenant data: stateless.
+const NO_STORED_IDS: [&str; 2] = ["/v1/chat/completions", "/v1/models"];
 
 /// The ids a probe is filled with.
 struct Ids {
@@ -224,7 +228,9 @@ async fn another_tenants_ids_answer_like_unknown_ids_on_every_route(#[values(Sql
         let unknowns = call(&server, Some("sk-bob"), probe.method.clone(), &url, body.as_ref()).await;
         let unknown_reads = server.store.reads() - reads;
         let what = format!("{} {}", probe.method, probe.url);
-        assert!(others.0 >= 400, "{what}: bob reached alice's data: {}", others.1);
+        // A list finds nothing of alice's.
+        let refused = others.0 >= 400 || others.1["data"] == json!([]);
+        assert!(refused, "{what}: bob reached alice's data: {}", others.1);
         assert_eq!(others.0, unknowns.0, "{what}");
         assert_eq!(alices.as_other(&others.1, &unknown), unknowns.1, "{what}");
         assert_eq!(other_reads, unknown_reads, "{what}: store reads");
@@ -243,6 +249,41 @@ async fn another_tenants_ids_answer_like_unknown_ids_on_every_route(#[values(Sql
     for path in threadline::api::caller_paths() {
         assert!(probed.contains(&path) || NO_STORED_IDS.contains(&path), "{path} has no isolation probe");
     }
+}
+
+#[rstest]
+#[tokio::test]
+async fn only_an_admin_key_acts_for_another_tenant(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((_mock, server)) = server(AuthMode::Keys, store).await else { return };
+    let body = json!({"model": "m", "input": "hi"});
+    let (status, made) = call(&server, Some("sk-admin"), Method::POST, "/v1/responses?tenant=alice", Some(&body)).await;
+    assert_eq!(status, 200, "{made}");
+    let path = format!("/v1/responses/{}", made["id"].as_str().unwrap());
+    assert_eq!(call(&server, Some("sk-alice"), Method::GET, &path, None).await, (200, made.clone()));
+    assert_eq!(call(&server, Some("sk-admin"), Method::GET, &format!("{path}?tenant=alice"), None).await.0, 200);
+    assert_eq!(call(&server, Some("sk-admin"), Method::GET, &path, None).await.0, 404);
+    assert_eq!(call(&server, Some("sk-admin"), Method::GET, &format!("{path}?tenant=bob"), None).await.0, 404);
+    let deleted = call(&server, Some("sk-admin"), Method::DELETE, &format!("{path}?tenant=alice"), None).await;
+    assert_eq!(deleted.0, 200, "{}", deleted.1);
+    assert_eq!(call(&server, Some("sk-alice"), Method::GET, &path, None).await.0, 404);
+    let refused = (
+        403,
+        json!({"error": {"message": "Only an admin key may act for another tenant ('tenant').",
+            "type": "invalid_request_error", "param": "tenant", "code": "permission_denied"}}),
+    );
+    for key in ["sk-alice", "sk-bob"] {
+        for tenant in ["alice", "bob", ""] {
+            let refusal = call(&server, Some(key), Method::GET, &format!("/v1/models?tenant={tenant}"), None).await;
+            assert_eq!(refusal, refused, "{key} {tenant}");
+        }
+    }
+    let empty = call(&server, Some("sk-admin"), Method::GET, "/v1/models?tenant=", None).await;
+    let expected = json!({"error": {"message": "Invalid 'tenant': expected a tenant name.",
+        "type": "invalid_request_error", "param": "tenant", "code": "invalid_value"}});
+    assert_eq!(empty, (400, expected));
+    // With authentication off, there is no admin.
+    let open = TestApp::builder().store(Sqlite).upstream("echo").start().await.unwrap();
+    assert_eq!(call(&open, None, Method::GET, "/v1/conversations?tenant=default", None).await, refused);
 }
 
 #[rstest]

@@ -361,9 +361,11 @@ async fn the_upgrade_is_authenticated_and_tenants_stay_apart(#[values(Sqlite, Po
         others["error"]["message"].as_str().unwrap().replace(&id(&mine), &unknown),
         unknowns["error"]["message"]
     );
-    // A plain GET without upgrade headers is still a 405.
-    let plain = server.client.get(format!("{}/v1/responses", server.base)).bearer_auth("sk-alice").send().await;
-    assert_eq!(plain.unwrap().status(), 405);
+    // A plain GET without upgrade headers lists the caller's stored responses.
+    let plain = server.client.get(format!("{}/v1/responses", server.base)).bearer_auth("sk-bob").send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    let listed: Value = plain.json().await.unwrap();
+    assert_eq!(listed, json!({"object": "list", "data": [], "first_id": null, "last_id": null, "has_more": false}));
 }
 
 #[tokio::test]

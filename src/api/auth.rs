@@ -5,7 +5,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -123,20 +123,55 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 /// Middleware: names the caller of every request (a 401 when it cannot), for the `Tenant` extractor and the
-/// handlers; the key itself goes no further than this, but in `passthrough` to the upstream.
+/// handlers; the key itself goes no further than this, but in `passthrough` to the upstream. An admin's
+/// `tenant=NAME` query parameter makes the request act for that tenant (and is taken off the query).
 pub async fn authenticate(
     State(authenticator): State<std::sync::Arc<Authenticator>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let authorization = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
-    match authenticator.caller(authorization) {
-        Ok(caller) => {
+    let acted = authenticator.caller(authorization).and_then(|caller| act_for(caller, request.uri()));
+    match acted {
+        Ok((caller, uri)) => {
+            if let Some(uri) = uri {
+                *request.uri_mut() = uri;
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
         Err(err) => err.into_response(),
     }
+}
+
+/// The caller a request acts as: the tenant its `tenant` query parameter names, for an admin (with the request's
+/// URI without that parameter); a 403 for anyone else.
+fn act_for(mut caller: Caller, uri: &Uri) -> Result<(Caller, Option<Uri>), ApiError> {
+    let Some(query) = uri.query() else { return Ok((caller, None)) };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let (named, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(key, _)| key == "tenant");
+    let Some((_, tenant)) = named.into_iter().last() else { return Ok((caller, None)) };
+    if !caller.admin {
+        return Err(ApiError::status(
+            StatusCode::FORBIDDEN,
+            "Only an admin key may act for another tenant ('tenant').",
+        )
+        .param("tenant")
+        .code("permission_denied"));
+    }
+    if tenant.is_empty() || tenant.chars().any(char::is_control) {
+        return Err(ApiError::invalid("Invalid 'tenant': expected a tenant name.")
+            .param("tenant")
+            .code("invalid_value"));
+    }
+    caller.tenant = tenant;
+    let mut rebuilt = uri.path().to_string();
+    if !rest.is_empty() {
+        rebuilt.push('?');
+        rebuilt.push_str(&form_urlencoded::Serializer::new(String::new()).extend_pairs(rest).finish());
+    }
+    let uri = rebuilt.parse().map_err(|err| ApiError::invalid(format!("Invalid URL: {err}.")))?;
+    Ok((caller, Some(uri)))
 }
 
 #[cfg(test)]
@@ -173,6 +208,28 @@ mod tests {
         }
         assert_eq!(keys.caller(None).unwrap_err().status, StatusCode::UNAUTHORIZED);
         assert_eq!(authenticator(AuthMode::None).caller(None).unwrap().tenant, "default");
+    }
+
+    #[test]
+    fn only_an_admin_acts_for_another_tenant() {
+        let keys = authenticator(AuthMode::Keys);
+        let uri: Uri = "/v1/conversations?limit=2&tenant=alice&order=asc".parse().unwrap();
+        let admin = keys.caller(Some("Bearer sk-admin")).unwrap();
+        let (caller, rebuilt) = act_for(admin.clone(), &uri).unwrap();
+        assert_eq!((caller.tenant.as_str(), caller.admin), ("alice", true));
+        assert_eq!(rebuilt.unwrap().to_string(), "/v1/conversations?limit=2&order=asc");
+        let (_, rebuilt) = act_for(admin.clone(), &"/v1/models?tenant=bob".parse().unwrap()).unwrap();
+        assert_eq!(rebuilt.unwrap().to_string(), "/v1/models");
+        let (caller, rebuilt) = act_for(admin.clone(), &"/v1/models?limit=1".parse().unwrap()).unwrap();
+        assert_eq!((caller.tenant.as_str(), rebuilt), ("ops", None));
+        let empty = act_for(admin, &"/v1/models?tenant=".parse().unwrap()).unwrap_err();
+        assert_eq!((empty.status, empty.body.code.as_deref()), (StatusCode::BAD_REQUEST, Some("invalid_value")));
+        for caller in
+            [keys.caller(Some("Bearer sk-alice")).unwrap(), authenticator(AuthMode::None).caller(None).unwrap()]
+        {
+            let err = act_for(caller, &uri).unwrap_err();
+            assert_eq!((err.status, err.body.code.as_deref()), (StatusCode::FORBIDDEN, Some("permission_denied")));
+        }
     }
 
     #[test]

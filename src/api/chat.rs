@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::extract::JsonBody;
 use super::fields::{invalid_type, missing, Fields};
+use super::openapi::{bodies, Failures};
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
@@ -22,6 +23,10 @@ use crate::upstream::{
 };
 
 /// Forwards the body to the upstream serving its model, or runs a built-in model.
+#[utoipa::path(post, path = "/v1/chat/completions", operation_id = "createChatCompletion", tag = "Chat Completions",
+    summary = "A stateless chat completion, passed to the model's upstream", request_body = bodies::ChatCompletionBody,
+    responses((status = 200, description = "The upstream's completion; with `stream`, its chunks.",
+        content((Object = "application/json"), (String = "text/event-stream"))), Failures))]
 pub async fn completions(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,6 +11,8 @@ use super::ids;
 use super::include::Include;
 use super::input::parse_input;
 use super::list::{List, PageQuery};
+use super::openapi::params::{ConversationId, ConversationItemId, IncludeQuery, PageParams};
+use super::openapi::{bodies, Failures};
 use super::AppState;
 use crate::api::error::ApiResult;
 use crate::engine::EngineError;
@@ -20,6 +22,9 @@ use crate::model::{Conversation, Item};
 const MAX_ITEMS: usize = 20;
 
 /// POST /v1/conversations
+#[utoipa::path(post, path = "/v1/conversations", operation_id = "createConversation", tag = "Conversations",
+    summary = "Create a conversation", request_body = bodies::CreateConversationBody,
+    responses((status = 200, body = Conversation), Failures))]
 pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -36,6 +41,8 @@ pub async fn create(
 }
 
 /// GET /v1/conversations/{id}
+#[utoipa::path(get, path = "/v1/conversations/{id}", operation_id = "getConversation", tag = "Conversations",
+    summary = "Retrieve a conversation", params(ConversationId), responses((status = 200, body = Conversation), Failures))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -46,6 +53,9 @@ pub async fn retrieve(
 }
 
 /// POST /v1/conversations/{id}: replaces the metadata.
+#[utoipa::path(post, path = "/v1/conversations/{id}", operation_id = "updateConversation", tag = "Conversations",
+    summary = "Replace a conversation's metadata", params(ConversationId), request_body = bodies::UpdateConversationBody,
+    responses((status = 200, body = Conversation), Failures))]
 pub async fn update(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -60,6 +70,8 @@ pub async fn update(
 }
 
 /// DELETE /v1/conversations/{id}
+#[utoipa::path(delete, path = "/v1/conversations/{id}", operation_id = "deleteConversation", tag = "Conversations",
+    summary = "Delete a conversation", params(ConversationId), responses((status = 200, body = bodies::Deleted), Failures))]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -71,6 +83,9 @@ pub async fn delete(
 }
 
 /// POST /v1/conversations/{id}/items
+#[utoipa::path(post, path = "/v1/conversations/{id}/items", operation_id = "createConversationItems",
+    tag = "Conversations", summary = "Add items to a conversation", params(ConversationId, IncludeQuery),
+    request_body = bodies::AddItemsBody, responses((status = 200, body = List), Failures))]
 pub async fn add_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -90,6 +105,9 @@ pub async fn add_items(
 }
 
 /// GET /v1/conversations/{id}/items
+#[utoipa::path(get, path = "/v1/conversations/{id}/items", operation_id = "listConversationItems",
+    tag = "Conversations", summary = "List a conversation's items", params(ConversationId, PageParams),
+    responses((status = 200, body = List), Failures))]
 pub async fn list_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -104,6 +122,9 @@ pub async fn list_items(
 }
 
 /// GET /v1/conversations/{id}/items/{item_id}
+#[utoipa::path(get, path = "/v1/conversations/{id}/items/{item_id}", operation_id = "getConversationItem",
+    tag = "Conversations", summary = "Retrieve a conversation's item", params(ConversationItemId, IncludeQuery),
+    responses((status = 200, body = Item), Failures))]
 pub async fn retrieve_item(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -119,6 +140,9 @@ pub async fn retrieve_item(
 }
 
 /// DELETE /v1/conversations/{id}/items/{item_id}: returns the conversation.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/items/{item_id}", operation_id = "deleteConversationItem",
+    tag = "Conversations", summary = "Delete a conversation's item", params(ConversationItemId),
+    responses((status = 200, description = "The conversation.", body = Conversation), Failures))]
 pub async fn delete_item(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,

@@ -12,23 +12,33 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::engine::EngineError;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
+/// The body of every error answer: `{"error":{message,type,param,code}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
 /// The `error` object of the envelope.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub message: String,
     #[serde(rename = "type")]
     pub kind: ErrorKind,
+    #[schema(required)]
     pub param: Option<String>,
+    #[schema(required)]
     pub code: Option<String>,
 }
 
 /// The envelope's `type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The client's request is at fault (4xx).
@@ -173,11 +183,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        #[derive(Serialize)]
-        struct Envelope {
-            error: ErrorBody,
-        }
-        let mut response = (self.status, Json(Envelope { error: self.body.clone() })).into_response();
+        let mut response = (self.status, Json(ErrorEnvelope { error: self.body.clone() })).into_response();
         self.add_headers(&mut response);
         response
     }

@@ -115,6 +115,15 @@ impl QueryParams {
         taken.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// Takes every `name[KEY]=VALUE` parameter, as `(KEY, VALUE)` in order.
+    pub fn take_keyed(&mut self, name: &str) -> Vec<(String, String)> {
+        let keyed = |key: &str| key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']').map(str::to_string);
+        let (taken, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.0).into_iter().partition(|(key, _)| keyed(key).is_some());
+        self.0 = rest;
+        taken.into_iter().filter_map(|(key, value)| Some((keyed(&key)?, value))).collect()
+    }
+
     /// Takes the last value of `key`.
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.take_all(key).pop()

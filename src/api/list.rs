@@ -35,7 +35,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
 }
 
 /// A list of items as the API answers it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ItemList)]
 pub struct List {
     object: &'static str,
     data: Vec<Item>,

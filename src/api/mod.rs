@@ -1,6 +1,7 @@
 //! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
 
 pub mod auth;
+mod browse;
 mod chat;
 mod console;
 mod conversations;
@@ -15,6 +16,7 @@ pub mod limits;
 mod list;
 mod lmstudio;
 mod models;
+mod openapi;
 pub mod request_id;
 mod responses;
 mod sse;
@@ -61,14 +63,15 @@ pub struct AppState {
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
 fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
-        // GET with upgrade headers: WebSocket mode (a plain GET is a 405, as for any other wrong method).
+        // GET with upgrade headers: WebSocket mode; a plain GET lists the stored responses.
         ("/v1/responses", post(responses::create).get(responses::connect)),
         ("/v1/responses/compact", post(responses::compact)),
         ("/v1/responses/input_tokens", post(responses::input_tokens)),
         ("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete)),
         ("/v1/responses/{id}/cancel", post(responses::cancel)),
         ("/v1/responses/{id}/input_items", get(responses::input_items)),
-        ("/v1/conversations", post(conversations::create)),
+        ("/v1/responses/{id}/tree", get(browse::tree)),
+        ("/v1/conversations", post(conversations::create).get(browse::list_conversations)),
         (
             "/v1/conversations/{id}",
             get(conversations::retrieve).post(conversations::update).delete(conversations::delete),
@@ -109,6 +112,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(console::routes())
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -128,6 +132,9 @@ fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
 
 /// GET /metrics: every series in the Prometheus text format, the store's gauges (and the background queue, shared by
 /// every replica) read as of now.
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "Operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Every series in the Prometheus text format.", content_type = "text/plain")),
+    extensions(("x-threadline-extension" = json!(true))))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.engine.store();
     match store.waiting_runs().await {

@@ -1,15 +1,17 @@
 //! The Conversation object: an explicit, client-managed list of items with metadata.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Metadata;
 
 /// `{id:"conv_…", object:"conversation", created_at, metadata}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Conversation {
     pub id: String,
     pub object: String,
     pub created_at: i64,
+    #[schema(inline)]
     pub metadata: Metadata,
 }
 
@@ -26,7 +28,7 @@ impl Conversation {
 }
 
 /// `{id}` of the conversation a response belongs to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConversationRef {
     pub id: String,
 }

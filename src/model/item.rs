@@ -1,11 +1,12 @@
 //! Conversation items (messages, function calls and their outputs, reasoning) in the Responses API's item shape.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::new_id;
 
 /// One item of a conversation: what a turn received as input or produced as output.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Item {
     Message(Message),
@@ -136,7 +137,7 @@ impl Item {
 }
 
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -146,7 +147,7 @@ pub enum Role {
 }
 
 /// Whether an item is finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
     InProgress,
@@ -156,7 +157,7 @@ pub enum ItemStatus {
 
 /// A message item: `{id, type:"message", status, role, content:[parts]}`, and an assistant message's `phase` when
 /// the client gave one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: String,
     pub status: ItemStatus,
@@ -168,7 +169,7 @@ pub struct Message {
 
 /// What an assistant message is in an agent's turn: working notes (`commentary`) or its answer (`final_answer`).
 /// Kept and returned as given; no Chat Completions backend has it, so it is not sent upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Commentary,
@@ -184,7 +185,7 @@ impl Message {
 }
 
 /// A part of a message's content.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     InputText {
@@ -230,7 +231,7 @@ impl ContentPart {
 }
 
 /// A call of a client-side function tool made by the model: `{id:"fc_…", call_id, name, arguments, status}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FunctionCall {
     pub id: String,
     pub call_id: String,
@@ -241,7 +242,7 @@ pub struct FunctionCall {
 }
 
 /// The client's result of a function call: `{id, call_id, output, status}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FunctionCallOutput {
     pub id: String,
     pub call_id: String,
@@ -250,7 +251,7 @@ pub struct FunctionCallOutput {
 }
 
 /// A function call's output: a string, or content parts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ToolOutput {
     Text(String),
@@ -268,7 +269,7 @@ impl ToolOutput {
 }
 
 /// A reasoning item: the model's visible thinking, kept in history but never sent back upstream as text.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Reasoning {
     pub id: String,
     pub summary: Vec<serde_json::Value>,
@@ -282,7 +283,7 @@ pub struct Reasoning {
 }
 
 /// `{type:"reasoning_text", text}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename = "reasoning_text")]
 pub struct ReasoningText {
     pub text: String,
@@ -291,14 +292,14 @@ pub struct ReasoningText {
 /// A compaction item: `{type:"compaction", id:"cmp_…", encrypted_content}`. The content is opaque to clients: the
 /// summary, sealed to its tenant with the server's key, and (for a compaction made inside a chain) the last turn it
 /// stands for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Compaction {
     pub id: String,
     pub encrypted_content: String,
 }
 
 /// An item reference: `{type:"item_reference", id}`, the id of a stored item the turn's input includes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ItemReference {
     pub id: String,
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::Item;
 
@@ -11,7 +12,7 @@ use super::Item;
 pub type Metadata = BTreeMap<String, String>;
 
 /// The lifecycle state of a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseStatus {
     Completed,
@@ -49,27 +50,27 @@ impl ResponseStatus {
 }
 
 /// `error` of a failed response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResponseError {
     pub code: String,
     pub message: String,
 }
 
 /// Why a response stopped early.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IncompleteDetails {
     pub reason: String,
 }
 
 /// `reasoning` as echoed on the response.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReasoningConfig {
     pub effort: Option<String>,
     pub summary: Option<String>,
 }
 
 /// `text` as echoed on the response: the output format and verbosity.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TextConfig {
     pub format: Value,
     pub verbosity: String,
@@ -82,7 +83,7 @@ impl Default for TextConfig {
 }
 
 /// Token usage of a response; `total_tokens = input_tokens + output_tokens`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Usage {
     pub input_tokens: u64,
     pub input_tokens_details: InputTokensDetails,
@@ -105,20 +106,20 @@ impl Usage {
 }
 
 /// Cached part of the input tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InputTokensDetails {
     pub cached_tokens: u64,
     pub cache_write_tokens: u64,
 }
 
 /// Reasoning part of the output tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputTokensDetails {
     pub reasoning_tokens: u64,
 }
 
 /// A response: one turn of a conversation, as returned by create and retrieve.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Response {
     pub id: String,
     pub object: String,
@@ -153,6 +154,7 @@ pub struct Response {
     pub truncation: String,
     pub usage: Option<Usage>,
     pub user: Option<String>,
+    #[schema(inline)]
     pub metadata: Metadata,
     /// The conversation this response was added to, when one was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,9 +8,11 @@
 mod background;
 mod cache;
 mod error;
+pub mod lists;
 mod postgres;
 mod retention;
 mod sql;
+mod sql_lists;
 mod sql_retention;
 mod sql_store;
 mod sql_writes;
@@ -28,6 +30,7 @@ use crate::model::{Conversation, Item, Metadata, Pieces, Response, ResponseStatu
 pub use background::{ClaimedRun, RunStop};
 pub use cache::{CachedTurn, HistoryCache};
 pub use error::{StoreError, StoreResult};
+pub use lists::{ConversationEntry, ListQuery, NodeUsage, ResponseNode, Tree};
 pub use postgres::PostgresStore;
 pub use retention::{Cutoffs, Purge, PurgeReport, Retention};
 pub use sqlite::SqliteStore;
@@ -198,6 +201,17 @@ pub trait Store: Send + Sync {
 
     /// Removes one item from a conversation; false if it is not there.
     async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool>;
+
+    /// A page of the conversations, newest or oldest first, as `list` filters them, and whether more follow.
+    async fn list_conversations(&self, tenant: &str, list: &ListQuery) -> StoreResult<(Vec<ConversationEntry>, bool)>;
+
+    /// A page of the stored responses (not deleted), newest or oldest first, as `list` filters them, and whether more
+    /// follow.
+    async fn list_responses(&self, tenant: &str, list: &ListQuery) -> StoreResult<(Vec<ResponseNode>, bool)>;
+
+    /// Response `id` and the responses that continue it, at most `depth` levels below it and `limit` nodes; `None`
+    /// if it is unknown or deleted. A deleted response that is continued is a node of its own.
+    async fn response_tree(&self, tenant: &str, id: &str, depth: u32, limit: u32) -> StoreResult<Option<Tree>>;
 
     /// The server's own value under `name`, storing `default` first if there is none (the first replica to ask sets
     /// it for all).

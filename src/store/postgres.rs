@@ -60,6 +60,11 @@ impl PostgresStore {
         SELECT pg_notify('threadline_forget', bumped.epoch || ' ' || $2::text || ' ' || $1::text) FROM bumped",
     );
 
+    /// A metadata entry: `((OBJECT) ->> KEY) = VALUE`.
+    const METADATA_MATCH: [&'static str; 4] = ["((", ") ->> ", ") = ", ""];
+    const RESPONSE_METADATA: &'static str = "CAST(r.body AS jsonb) -> 'metadata'";
+    const CONVERSATION_METADATA: &'static str = "CAST(c.metadata AS jsonb)";
+
     /// A write transaction: row locks are taken by the statements.
     const BEGIN_WRITE: &'static str = "BEGIN";
 

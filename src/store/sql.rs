@@ -17,7 +17,7 @@ pub const OUTPUT: i64 = 1;
 pub const ITEMS_PER_INSERT: usize = 1000;
 
 pub const INSERT_RESPONSES: &str =
-    "INSERT INTO responses (id, tenant, previous_response_id, status, created_at, body, pieces) ";
+    "INSERT INTO responses (id, tenant, previous_response_id, status, created_at, body, pieces, preview) ";
 /// Responses per multi-row INSERT.
 pub const RESPONSES_PER_INSERT: usize = 500;
 
@@ -55,7 +55,7 @@ pub const INPUT_PAGE: [&str; 2] = [
         ORDER BY position DESC LIMIT $4",
 ];
 
-pub const DELETE_RESPONSE: &str = "UPDATE responses SET body = NULL, pieces = NULL, deleted_at = $1 \
+pub const DELETE_RESPONSE: &str = "UPDATE responses SET body = NULL, pieces = NULL, preview = NULL, deleted_at = $1 \
     WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL";
 
 /// Stores setting `$1` as `$2` unless it has a value.
@@ -82,6 +82,10 @@ pub const UPDATE_CONVERSATION: &str = "UPDATE conversations SET metadata = $1, u
 /// (`$2`), locking its row until the transaction ends; returns the position after them.
 pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1, updated_at = $2 \
     WHERE tenant = $3 AND id = $4 AND deleted_at IS NULL AND updated_at >= $5 RETURNING next_position";
+
+/// Sets the preview of conversation `$3` to `$1` unless it has one.
+pub const SET_CONVERSATION_PREVIEW: &str =
+    "UPDATE conversations SET preview = $1 WHERE tenant = $2 AND id = $3 AND preview IS NULL";
 
 pub const INSERT_CONVERSATION_ITEMS: &str =
     "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body, tokens) ";
@@ -112,7 +116,7 @@ pub const SELECT_CONVERSATION_ITEM: &str = "SELECT c.id, (SELECT ci.body FROM co
     FROM conversations c WHERE c.tenant = $1 AND c.id = $2 AND c.deleted_at IS NULL AND c.updated_at >= $4";
 
 /// Deletes conversation `$3` at `$1`, unless deleted or last used before `$4`.
-pub const DELETE_CONVERSATION: &str = "UPDATE conversations SET metadata = '{}', deleted_at = $1 \
+pub const DELETE_CONVERSATION: &str = "UPDATE conversations SET metadata = '{}', preview = NULL, deleted_at = $1 \
     WHERE tenant = $2 AND id = $3 AND deleted_at IS NULL AND updated_at >= $4";
 
 pub const DELETE_CONVERSATION_ITEMS: &str = "DELETE FROM conversation_items WHERE tenant = $1 AND conversation_id = $2";
@@ -245,8 +249,8 @@ pub fn item_rows<'a>(items: impl IntoIterator<Item = &'a Item>, tokens: &[u32]) 
 /// An item row of a stored response: `(tenant, response id, direction, position, (item id, JSON, token count))`.
 pub type ResponseItem<'a> = (&'a str, &'a str, i64, i64, &'a ItemRow);
 
-/// A response row to insert: `(id, previous id, status, created at, body, pieces)`.
-pub type ResponseInsert = (String, Option<String>, &'static str, i64, String, String);
+/// A response row to insert: `(id, previous id, status, created at, body, pieces, preview)`.
+pub type ResponseInsert = (String, Option<String>, &'static str, i64, String, String, Option<String>);
 
 /// A finished turn as rows, ready for the writer: built (and serialised) by the request's own task.
 #[derive(Debug)]
@@ -266,6 +270,8 @@ pub struct TurnRows {
 impl TurnRows {
     pub fn new(tenant: &str, turn: &NewTurn<'_>, cutoffs: Cutoffs) -> StoreResult<Self> {
         let response = turn.response;
+        let items = item_rows(turn.input.iter().chain(&response.output), turn.tokens)?;
+        let inputs = items[..turn.input.len()].iter().map(|(_, json, _)| json.as_str());
         let row = match turn.store_response {
             true => Some((
                 response.id.clone(),
@@ -274,6 +280,7 @@ impl TurnRows {
                 response.created_at,
                 response_body(response)?,
                 serde_json::to_string(turn.pieces)?,
+                super::lists::preview_of(inputs, false),
             )),
             false => None,
         };
@@ -281,7 +288,7 @@ impl TurnRows {
             tenant: tenant.to_string(),
             response: row,
             inputs: turn.input.len(),
-            items: item_rows(turn.input.iter().chain(&response.output), turn.tokens)?,
+            items,
             conversation: turn.conversation.map(str::to_string),
             cutoffs,
         })

@@ -9,7 +9,7 @@
 /// Arc<HistoryCache>` and `retention: Retention`; constants `AT_ONCE` (what goes before, between and after the
 /// INSERTs of responses and of their items to make one atomic statement of them), `FORGET_NOTICE` (the statement, if
 /// any, that tells other replicas a response was deleted), `CLAIM` (the statement that claims a queued background
-/// run) and those `sql_retention!` needs; and a method `cache_is_current(tenant)`: whether the cache has heard of
+/// run) and those `sql_retention!` and `sql_lists!` need; and a method `cache_is_current(tenant)`: whether the cache has heard of
 /// every deletion of that tenant committed so far.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -17,6 +17,7 @@ macro_rules! sql_store {
         $crate::store::background::background_store!($store, $db);
 
         $crate::store::sql_writes::sql_writes!($store, $db);
+        $crate::store::sql_lists::sql_lists!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -310,6 +311,32 @@ macro_rules! sql_store {
                 let cutoff = self.retention.cutoffs().conversations;
                 let query = sqlx::query(sql::DELETE_CONVERSATION_ITEM).bind(tenant).bind(id).bind(item_id).bind(cutoff);
                 Ok(query.execute(self.writes()).await?.rows_affected() > 0)
+            }
+
+            async fn list_conversations(
+                &self,
+                tenant: &str,
+                list: &$crate::store::ListQuery,
+            ) -> $crate::store::StoreResult<(Vec<$crate::store::ConversationEntry>, bool)> {
+                self.conversations_page(tenant, list).await
+            }
+
+            async fn list_responses(
+                &self,
+                tenant: &str,
+                list: &$crate::store::ListQuery,
+            ) -> $crate::store::StoreResult<(Vec<$crate::store::ResponseNode>, bool)> {
+                self.responses_page(tenant, list).await
+            }
+
+            async fn response_tree(
+                &self,
+                tenant: &str,
+                id: &str,
+                depth: u32,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Tree>> {
+                self.tree_of(tenant, id, depth, limit).await
             }
 
             async fn setting(&self, name: &str, default: &str) -> $crate::store::StoreResult<String> {

@@ -117,9 +117,9 @@ macro_rules! sql_writes {
             fn push_responses<'a>(query: &mut sqlx::QueryBuilder<'a, $db>, turns: &[&'a $crate::store::sql::TurnRows]) {
                 query.push($crate::store::sql::INSERT_RESPONSES);
                 query.push_values(turns, |mut row, turn| {
-                    if let Some((id, previous, status, created_at, body, pieces)) = &turn.response {
+                    if let Some((id, previous, status, created_at, body, pieces, preview)) = &turn.response {
                         row.push_bind(id).push_bind(&turn.tenant).push_bind(previous).push_bind(*status);
-                        row.push_bind(*created_at).push_bind(body).push_bind(pieces);
+                        row.push_bind(*created_at).push_bind(body).push_bind(pieces).push_bind(preview);
                     }
                 });
             }
@@ -159,8 +159,8 @@ macro_rules! sql_writes {
                 Ok(marked.rows_affected() > 0)
             }
 
-            /// Appends items (as rows) to a conversation within a transaction, marking it used; false if the
-            /// conversation is gone (or expired).
+            /// Appends items (as rows) to a conversation within a transaction, marking it used (and previewed by
+            /// its first message); false if the conversation is gone (or expired).
             async fn append_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 tenant: &str,
@@ -178,6 +178,11 @@ macro_rules! sql_writes {
                     .fetch_optional(&mut **tx)
                     .await?;
                 let Some((end,)) = reserved else { return Ok(false) };
+                let bodies = items.iter().map(|(_, json, _)| json.as_str());
+                if let Some(preview) = $crate::store::lists::preview_of(bodies, true) {
+                    let set = sqlx::query(sql::SET_CONVERSATION_PREVIEW).bind(preview).bind(tenant).bind(id);
+                    set.execute(&mut **tx).await?;
+                }
                 let rows: Vec<_> = (end - items.len() as i64..).zip(items).collect();
                 for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_CONVERSATION_ITEMS);

@@ -37,6 +37,12 @@ impl SqliteStore {
     /// process (`threadline purge`) wrote meanwhile.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
+    /// A metadata entry: `EXISTS (SELECT 1 FROM json_each(OBJECT) WHERE key = KEY AND value = VALUE)`.
+    const METADATA_MATCH: [&'static str; 4] =
+        ["EXISTS (SELECT 1 FROM json_each(", ") WHERE key = ", " AND value = ", ")"];
+    const RESPONSE_METADATA: &'static str = "json_extract(r.body, '$.metadata')";
+    const CONVERSATION_METADATA: &'static str = "c.metadata";
+
     /// One writer at a time: nothing to skip.
     const SKIP_LOCKED: &'static str = "";
 

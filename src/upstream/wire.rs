@@ -521,7 +521,7 @@ pub struct ModelList {
 }
 
 /// A model the backend lists: OpenAI's fields, and whatever else the backend reports (context length…), kept.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     pub id: String,
     #[serde(default = "model_object")]

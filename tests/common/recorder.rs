@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use threadline::clock::Clock;
 use threadline::model::{Conversation, Item, Metadata, Pieces, Response};
 use threadline::store::{
-    Chain, ClaimedRun, ItemList, NewTurn, Page, PageRequest, Purge, PurgeReport, RunStop, Store, StoreResult,
-    StoreStats,
+    Chain, ClaimedRun, ConversationEntry, ItemList, ListQuery, NewTurn, Page, PageRequest, Purge, PurgeReport,
+    ResponseNode, RunStop, Store, StoreResult, StoreStats, Tree,
 };
 use tokio::sync::mpsc;
 
@@ -157,6 +157,15 @@ impl Store for Recorder {
     async fn delete_conversation_item(&self, tenant: &str, id: &str, item_id: &str) -> StoreResult<bool> {
         self.write();
         self.inner.delete_conversation_item(tenant, id, item_id).await
+    }
+    async fn list_conversations(&self, tenant: &str, list: &ListQuery) -> StoreResult<(Vec<ConversationEntry>, bool)> {
+        self.inner.list_conversations(tenant, list).await
+    }
+    async fn list_responses(&self, tenant: &str, list: &ListQuery) -> StoreResult<(Vec<ResponseNode>, bool)> {
+        self.inner.list_responses(tenant, list).await
+    }
+    async fn response_tree(&self, tenant: &str, id: &str, depth: u32, limit: u32) -> StoreResult<Option<Tree>> {
+        self.inner.response_tree(tenant, id, depth, limit).await
     }
     async fn setting(&self, name: &str, default: &str) -> StoreResult<String> {
         self.inner.setting(name, default).await

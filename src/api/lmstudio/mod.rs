@@ -15,6 +15,7 @@ use super::extract::JsonBody;
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::ids;
 use super::input::{check_input_items, user_text};
+use super::openapi::{bodies, LmStudioFailures};
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::ApiError;
@@ -23,6 +24,10 @@ use crate::model::{new_id, ContentPart, Item, ItemStatus, Message, Metadata, Rol
 use crate::upstream::Parameters;
 
 /// POST /api/v1/chat
+#[utoipa::path(post, path = "/api/v1/chat", operation_id = "lmStudioChat", tag = "LM Studio",
+    summary = "LM Studio's native stateful chat", request_body = bodies::LmStudioChatBody,
+    responses((status = 200, description = "LM Studio's reply `{model_instance_id, output, stats, response_id}`; with \
+        `stream`, its events.", content((Object = "application/json"), (String = "text/event-stream"))), LmStudioFailures))]
 pub async fn chat(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,7 +3,7 @@
 //! into a window; and WebSocket mode (`socket`).
 
 mod request;
-mod socket;
+pub(super) mod socket;
 mod stream;
 mod tools;
 
@@ -24,9 +24,16 @@ use super::list::{List, PageQuery};
 use super::request_id::RequestId;
 use super::{sse, AppState};
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::openapi::params::{PageParams, ResponseId, RetrieveParams};
+use crate::api::openapi::{bodies, Failures};
 use crate::engine::EngineError;
+use crate::model;
 
 /// POST /v1/responses
+#[utoipa::path(post, path = "/v1/responses", operation_id = "createResponse", tag = "Responses",
+    summary = "Run a turn: plain, streamed or in the background", request_body = bodies::CreateResponseBody,
+    responses((status = 200, description = "The response; with `stream`, its events.",
+        content((model::Response = "application/json"), (String = "text/event-stream"))), Failures))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,6 +61,10 @@ pub async fn create(
 
 /// GET /v1/responses/{id}, or with `stream=true` its events from the start (after `starting_after`, if given): a
 /// replay, live as they come for a background response still running.
+#[utoipa::path(get, path = "/v1/responses/{id}", operation_id = "getResponse", tag = "Responses",
+    summary = "Retrieve a response, or follow its events", params(ResponseId, RetrieveParams),
+    responses((status = 200, description = "The response; with `stream=true`, its events.",
+        content((model::Response = "application/json"), (String = "text/event-stream"))), Failures))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -81,6 +92,9 @@ pub async fn retrieve(
 }
 
 /// POST /v1/responses/{id}/cancel
+#[utoipa::path(post, path = "/v1/responses/{id}/cancel", operation_id = "cancelResponse", tag = "Responses",
+    summary = "Cancel a background response", params(ResponseId),
+    responses((status = 200, body = model::Response), Failures))]
 pub async fn cancel(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -91,6 +105,8 @@ pub async fn cancel(
 }
 
 /// DELETE /v1/responses/{id}
+#[utoipa::path(delete, path = "/v1/responses/{id}", operation_id = "deleteResponse", tag = "Responses",
+    summary = "Delete a response", params(ResponseId), responses((status = 200, body = bodies::Deleted), Failures))]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -102,6 +118,9 @@ pub async fn delete(
 }
 
 /// GET /v1/responses/{id}/input_items
+#[utoipa::path(get, path = "/v1/responses/{id}/input_items", operation_id = "listInputItems", tag = "Responses",
+    summary = "List the input items of a response", params(ResponseId, PageParams),
+    responses((status = 200, body = List), Failures))]
 pub async fn input_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -116,6 +135,9 @@ pub async fn input_items(
 }
 
 /// POST /v1/responses/input_tokens: the tokens of the context a create with these fields would send.
+#[utoipa::path(post, path = "/v1/responses/input_tokens", operation_id = "countInputTokens", tag = "Responses",
+    summary = "Count the input tokens of a create", request_body = bodies::InputTokensBody,
+    responses((status = 200, body = bodies::InputTokens), Failures))]
 pub async fn input_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +151,9 @@ pub async fn input_tokens(
 }
 
 /// POST /v1/responses/compact: the conversation compacted into a window of kept user messages and a compaction item.
+#[utoipa::path(post, path = "/v1/responses/compact", operation_id = "compactConversation", tag = "Responses",
+    summary = "Compact a conversation into a window", request_body = bodies::CompactBody,
+    responses((status = 200, body = bodies::Compacted), Failures))]
 pub async fn compact(
     State(state): State<AppState>,
     caller: Caller,

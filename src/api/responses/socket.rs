@@ -14,14 +14,19 @@ use tokio::sync::mpsc;
 
 use super::{request, stream};
 use crate::api::auth::Caller;
+use crate::api::browse::ListPage;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::QueryParams;
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
 use crate::api::limits::Slot;
+use crate::api::openapi::params::ResponseListParams;
+use crate::api::openapi::Failures;
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
 use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent};
 use crate::model::{Response as ModelResponse, ResponseStatus};
+use crate::store::ResponseNode;
 use crate::telemetry;
 
 /// How often the server pings an idle client, so that proxies keep the connection open.
@@ -30,15 +35,24 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// GET /v1/responses with upgrade headers: the socket (authenticated and admitted like any request, before the
-/// upgrade). Without them, the 405 every wrong method gets.
+/// upgrade). Without them, the list of stored responses (a threadline extension).
+#[utoipa::path(get, path = "/v1/responses", operation_id = "listResponses", tag = "Responses",
+    summary = "List stored responses (threadline extension); with WebSocket upgrade headers, WebSocket mode",
+    params(ResponseListParams),
+    responses((status = 200, description = "A page of stored responses, as nodes.", body = ListPage<ResponseNode>),
+        (status = 101, description = "Switching Protocols: WebSocket mode, `response.create` frames answered with \
+            their streamed events."),
+        Failures),
+    extensions(("x-threadline-extension" = json!(true))))]
 pub async fn connect(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
+    query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return ApiError::no_route(true, "Method not allowed (GET /v1/responses)".into()).into_response();
+        return crate::api::browse::list_responses(&state, &caller.tenant, query).await.into_response();
     };
     // A frame may be as large as a request body; a larger one ends the socket.
     let largest = state.max_body_bytes;
