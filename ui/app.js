@@ -59,7 +59,7 @@ function showLogin() {
 function showWho() {
   const { key, tenant } = api.credentials();
   $("sign-out").hidden = !key;
-  document.querySelector("[data-testid=who]").textContent = key ? (tenant ? `tenant ${tenant}` : "signed in") : "";
+  $("who").textContent = key ? (tenant ? `tenant ${tenant}` : "signed in") : "";
 }
 
 $("login").addEventListener("submit", (event) => {
@@ -316,8 +316,13 @@ function followLive(id) {
   const signal = state.live.signal;
   api
     .follow(`/v1/responses/${id}`, onEvent, signal)
-    .then(() => !signal.aborted && state.selected === id && run(() => selectNode(id)))
-    .catch((err) => !signal.aborted && fail(err));
+    .then(() => {
+      // Ended: show the stored result if it is the selected turn.
+      if (!signal.aborted && state.selected === id) run(() => selectNode(id));
+    })
+    .catch((err) => {
+      if (!signal.aborted) fail(err);
+    });
 }
 
 // ---- a conversation ----

@@ -90,6 +90,7 @@ export function renderTree(nodes, onSelect) {
     let node = first;
     while (node) {
       sequence.append(card(node, onSelect));
+      /** @type {TreeNode[]} */
       const next = children.get(node.id) || [];
       const unloaded = node.children - next.length;
       if (next.length > 1) {

@@ -62,21 +62,3 @@ fn serve(name: &str) -> Option<Response> {
     ];
     Some((headers, *body).into_response())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_asset_the_page_loads_is_served() {
-        let page = serve("index.html").is_some();
-        assert!(page);
-        let html = ASSETS[0].2;
-        for (name, _, _) in &ASSETS[1..] {
-            let referenced = html.contains(&format!("/ui/{name}"))
-                || ASSETS.iter().any(|(_, _, body)| body.contains(&format!("./{name}")));
-            assert!(referenced, "{name} is served but nothing loads it");
-        }
-        assert!(serve("missing.js").is_none());
-    }
-}

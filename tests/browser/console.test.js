@@ -69,7 +69,7 @@ const node = (id) => page.locator(`[data-testid=node][data-id="${id}"]`);
 
 /** Waits until the texts of `selector` are exactly `expected`. @param {string} selector @param {string[]} expected */
 async function waitTexts(selector, expected) {
-  const matched = (/** @type {[string, string[]]} */ [sel, want]) =>
+  const matched = (/** @type {any} */ [sel, want]) =>
     JSON.stringify([...document.querySelectorAll(sel)].map((e) => e.textContent)) === JSON.stringify(want);
   await page.waitForFunction(matched, [selector, expected], { timeout: 10_000 }).catch(() => {});
   assert.deepEqual(await texts(selector), expected);
@@ -145,7 +145,8 @@ test("a turn opens its details with the path to it highlighted, and its id copie
   const directory = join(ROOT, "target", "browser");
   mkdirSync(directory, { recursive: true });
   await page.screenshot({ path: join(directory, "console-tree.png") });
-  copyFileSync(join(directory, "console-tree.png"), join(ROOT, "docs", "console-tree.png"));
+  // The README's copy changes with every run (ids, times): refreshed only when asked for.
+  if (process.env.UPDATE_DOCS_SCREENSHOT === "1") copyFileSync(join(directory, "console-tree.png"), join(ROOT, "docs", "console-tree.png"));
 
   await page.getByTestId("copy-id").click();
   await page.getByTestId("copied").waitFor();
@@ -153,6 +154,7 @@ test("a turn opens its details with the path to it highlighted, and its id copie
 });
 
 test("the chain to a turn exports as JSON and as Markdown", async () => {
+  /** @type {{response: any, input: any[]}[]} */
   const chain = [];
   for (const id of [ids.r1, ids.r2a, ids.r3]) {
     const response = (await call(server.url, "GET", `/v1/responses/${id}`)).body;

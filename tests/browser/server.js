@@ -21,7 +21,7 @@ export async function startHeldUpstream() {
   /** @type {() => void} */
   let release = () => {};
   const released = new Promise((resolve) => (release = () => resolve(undefined)));
-  const chunk = (/** @type {any} */ delta, finish = null) =>
+  const chunk = (/** @type {any} */ delta, /** @type {string | null} */ finish = null) =>
     `data: ${JSON.stringify({ id: "chatcmpl-held", object: "chat.completion.chunk", created: 0, model: "held", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
   const server = http.createServer(async (request, response) => {
     for await (const _ of request);
