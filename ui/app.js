@@ -24,6 +24,8 @@ const state = {
   selected: "",
   /** aborts the live streams of the open view */
   live: new AbortController(),
+  /** @type {Map<string, string>} the text so far of each response followed live */
+  liveText: new Map(),
 };
 
 // ---- errors and sign-in ----
@@ -191,6 +193,9 @@ async function selectNode(id) {
     api.all(`/v1/responses/${id}/input_items`, { order: "asc" }),
   ]);
   if (state.selected !== id) return;
+  // While it runs, the stream followed live may be ahead of what was read.
+  const running = response.status === "queued" || response.status === "in_progress";
+  const live = state.liveText.get(id);
   const seconds = response.completed_at - response.created_at;
   const latency = response.completed_at ? (seconds ? `${seconds} s` : "under 1 s") : "–";
   const facts = [
@@ -207,7 +212,7 @@ async function selectNode(id) {
     h("h4", {}, "Input"),
     renderItems(input, "detail-input"),
     h("h4", {}, "Output"),
-    renderItems(response.output, "detail-output"),
+    renderItems(running && live ? [{ type: "message", role: "assistant", content: live }] : response.output, "detail-output"),
   );
 }
 
@@ -288,8 +293,14 @@ async function exportChain(id, format) {
   const turns = await Promise.all(
     ids.map(async (turn) => {
       if (nodes.find((node) => node.id === turn)?.deleted) return { id: turn };
-      const [response, input] = await Promise.all([api.get(`/v1/responses/${turn}`), api.all(`/v1/responses/${turn}/input_items`, { order: "asc" })]);
-      return { id: turn, response, input };
+      try {
+        const [response, input] = await Promise.all([api.get(`/v1/responses/${turn}`), api.all(`/v1/responses/${turn}/input_items`, { order: "asc" })]);
+        return { id: turn, response, input };
+      } catch (err) {
+        // A turn above the tree's top that was deleted since.
+        if (err instanceof api.ApiError && err.status === 404) return { id: turn };
+        throw err;
+      }
     }),
   );
   if (format === "json") download(`chain-${id}.json`, "application/json", chainJson(turns));
@@ -309,7 +320,12 @@ function followLive(id) {
     const output = cardOf(id)?.querySelector("[data-testid=node-output]");
     if (event === "response.created") text = "";
     if (event === "response.output_text.delta") text += data.delta;
+    state.liveText.set(id, text);
     if (output) output.textContent = text;
+    if (state.selected === id && event === "response.output_text.delta") {
+      const live = renderItems([{ type: "message", role: "assistant", content: text }], "detail-output");
+      view.querySelector("[data-testid=detail-output]")?.replaceWith(live);
+    }
     if (data.response?.status) setStatus(data.response.status);
     if (data.response?.usage) cardOf(id)?.querySelector("[data-testid=node-tokens]")?.replaceChildren(tokens(data.response.usage));
   };

@@ -236,6 +236,7 @@ test("a background response is followed live until it completes", async () => {
   // The backend holds its reply after the first piece: the page shows it while the response runs.
   await waitTexts(`[data-testid=node][data-id="${id}"] [data-testid=node-output]`, ["Thinking "]);
   assert.deepEqual(await node(id).getByTestId("status").allTextContents(), ["in_progress"]);
+  await waitTexts("[data-testid=detail-output] [data-testid=item]", ["assistantThinking "]);
   held.release();
   await waitTexts(`[data-testid=node][data-id="${id}"] [data-testid=status]`, ["completed"]);
   assert.deepEqual(await node(id).getByTestId("node-output").allTextContents(), ["Thinking done."]);
