@@ -46,16 +46,11 @@ pub async fn open_store(config: &Config, clock: clock::Clock) -> anyhow::Result<
 /// Builds the application over an already opened store (installing the metrics recorder, if no app did yet).
 pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<App> {
     telemetry::init();
-    let upstreams = upstream::Upstreams::from_config(&config.upstreams, config.limits.max_upstream_reply_bytes)?;
-    let compaction_key = server_secret(&*store, &config.context.compaction_key, "compaction_key").await?;
-    let sealer = Sealer::from_base64(&compaction_key).context("invalid configuration: context.compaction_key")?;
     let passthrough = server_secret(&*store, &config.auth.passthrough_secret, "passthrough_secret").await?;
     let auth = Arc::new(api::auth::Authenticator::new(&config.auth, &passthrough));
-    let limits = &config.limits;
-    let context = config.context.clone();
-    let background = config.background.clone();
-    let engine = Arc::new(Engine::new(store, upstreams, limits.max_chain_depth, context, sealer, background));
+    let engine = build_engine(config, store).await?;
     engine.start_background();
+    let limits = &config.limits;
     let state = api::AppState {
         engine: engine.clone(),
         auth,
@@ -64,10 +59,22 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
         websocket_lifetime: limits.websocket_lifetime,
         stopping: tokio_util::sync::CancellationToken::new(),
         limiter: Arc::new(api::limits::Limiter::new(limits)),
+        mcp: api::mcp::http::service(api::mcp::Server::new(engine.clone(), config), limits.max_body_bytes),
     };
     let stopping = state.stopping.clone();
     let router = api::router(state, limits);
     Ok(App { router, engine, stopping })
+}
+
+/// Builds the engine over an opened store: the upstreams and the key sealing compaction summaries. Its background
+/// workers are not started (`threadline mcp` runs none).
+pub async fn build_engine(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Arc<Engine>> {
+    let upstreams = upstream::Upstreams::from_config(&config.upstreams, config.limits.max_upstream_reply_bytes)?;
+    let compaction_key = server_secret(&*store, &config.context.compaction_key, "compaction_key").await?;
+    let sealer = Sealer::from_base64(&compaction_key).context("invalid configuration: context.compaction_key")?;
+    let (context, background) = (config.context.clone(), config.background.clone());
+    let max_depth = config.limits.max_chain_depth;
+    Ok(Arc::new(Engine::new(store, upstreams, max_depth, context, sealer, background)))
 }
 
 /// A server secret (the key sealing compaction summaries, the one passthrough tenants are derived with): the

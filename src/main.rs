@@ -1,5 +1,5 @@
-//! The `threadline` command: `serve` runs the server, `migrate` prepares the database and exits, `purge` erases
-//! expired data (or one tenant's data) and exits.
+//! The `threadline` command: `serve` runs the server, `mcp` serves the MCP tools over stdio, `migrate` prepares the
+//! database and exits, `purge` erases expired data (or one tenant's data) and exits.
 
 use std::path::PathBuf;
 
@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (applies migrations first).
     Serve(ServeArgs),
+    /// Serve the MCP tools over stdin and stdout, for hosts that launch a command (same config as `serve`).
+    Mcp(McpArgs),
     /// Apply database migrations and exit.
     Migrate {
         /// Database URL, e.g. sqlite://threadline.db [env: THREADLINE_DATABASE_URL].
@@ -60,6 +62,16 @@ struct ServeArgs {
     upstream_url: Option<String>,
 }
 
+#[derive(Args)]
+struct McpArgs {
+    /// Database URL [env: THREADLINE_DATABASE_URL] [default: sqlite://threadline.db].
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The upstream's base URL, or `echo` for the built-in offline model [env: THREADLINE_UPSTREAM_URL].
+    #[arg(long = "upstream-url", visible_alias = "upstream")]
+    upstream_url: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -72,6 +84,18 @@ async fn main() -> anyhow::Result<()> {
                 upstream_url: args.upstream_url,
             };
             threadline::serve(start(&flags)?).await
+        }
+        Command::Mcp(args) => {
+            let flags = Flags {
+                config: cli.config,
+                database_url: args.database_url,
+                upstream_url: args.upstream_url,
+                ..Flags::default()
+            };
+            let config = start(&flags)?;
+            let store = threadline::open_store(&config, Clock::default()).await?;
+            let engine = threadline::build_engine(&config, store).await?;
+            threadline::api::mcp::serve_stdio(engine, &config).await
         }
         Command::Migrate { database_url } => {
             let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;

@@ -37,9 +37,12 @@ async fn server(mode: AuthMode, store: StoreKind) -> Option<(MockUpstream, TestA
 }
 
 /// A request with `Authorization: Bearer <key>` (none without a key): its status and its body (JSON, or the text
-/// of an event stream as a string).
+/// of an event stream as a string). It accepts JSON and event streams, as MCP clients must.
 async fn call(server: &TestApp, key: Option<&str>, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut request = server.client.request(method, format!("{}{path}", server.base));
+    let mut request = server
+        .client
+        .request(method, format!("{}{path}", server.base))
+        .header("accept", "application/json, text/event-stream");
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -132,6 +135,19 @@ fn probes() -> Vec<Probe> {
             "/api/v1/chat",
             Some(json!({"model": "m", "input": "more", "previous_response_id": "{resp}"})),
         ),
+        probe(
+            Method::POST,
+            "/mcp",
+            "/mcp",
+            Some(mcp_call("stateful_chat", json!({"prompt": "x", "model": "m", "response_id": "{resp}"}))),
+        ),
+        probe(Method::POST, "/mcp", "/mcp", Some(mcp_call("get_conversation", json!({"response_id": "{resp}"})))),
+        probe(
+            Method::POST,
+            "/mcp",
+            "/mcp",
+            Some(mcp_call("delete_conversation_turn", json!({"response_id": "{resp}"}))),
+        ),
         probe(Method::GET, "/v1/conversations/{id}", "/v1/conversations/{conv}", None),
         probe(
             Method::POST,
@@ -155,6 +171,11 @@ fn probes() -> Vec<Probe> {
         probe(Method::GET, "/v1/responses", "/v1/responses?search=mine", None),
         probe(Method::GET, "/v1/conversations", "/v1/conversations?search=secret", None),
     ]
+}
+
+/// A JSON-RPC request calling an MCP tool.
+fn mcp_call(tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }
 
 /// Routes that keep no tenant data: stateless.
@@ -228,8 +249,8 @@ async fn another_tenants_ids_answer_like_unknown_ids_on_every_route(#[values(Sql
         let unknowns = call(&server, Some("sk-bob"), probe.method.clone(), &url, body.as_ref()).await;
         let unknown_reads = server.store.reads() - reads;
         let what = format!("{} {}", probe.method, probe.url);
-        // A list finds nothing of alice's.
-        let refused = others.0 >= 400 || others.1["data"] == json!([]);
+        // A list finds nothing of alice's; an MCP tool answers with an error.
+        let refused = others.0 >= 400 || others.1["data"] == json!([]) || others.1["result"]["isError"] == json!(true);
         assert!(refused, "{what}: bob reached alice's data: {}", others.1);
         assert_eq!(others.0, unknowns.0, "{what}");
         assert_eq!(alices.as_other(&others.1, &unknown), unknowns.1, "{what}");

@@ -112,7 +112,7 @@ async fn operations_are_named_tagged_and_extensions_marked() {
         assert_eq!(operation["tags"].as_array().map(Vec::len), Some(1), "{method} {path}");
         // threadline's own routes are marked; OpenAI's and LM Studio's (tagged with its origin) are not.
         let own = PUBLIC_PATHS.contains(&path.as_str())
-            || [("get", "/v1/responses"), ("get", "/v1/responses/{id}/tree")]
+            || [("get", "/v1/responses"), ("get", "/v1/responses/{id}/tree"), ("post", "/mcp")]
                 .contains(&(method.as_str(), path.as_str()));
         assert_eq!(operation.get("x-threadline-extension"), own.then_some(&json!(true)), "{method} {path}");
     }

@@ -66,6 +66,18 @@ pub fn user_text(text: String) -> Item {
     })
 }
 
+/// A system message holding `text`: LM Studio's `system_prompt` and the MCP tool's, stored with the first turn so
+/// that it stays in the conversation when it is continued.
+pub fn system_text(text: String) -> Item {
+    Item::Message(Message {
+        id: new_id("msg"),
+        status: ItemStatus::Completed,
+        role: Role::System,
+        content: vec![ContentPart::InputText { text }],
+        phase: None,
+    })
+}
+
 fn parse_item(value: Value, path: &str) -> ApiResult<Item> {
     // An object with only an `id` is an item reference (its `type` is optional); else the type defaults to message.
     let only_id = value.as_object().is_some_and(|object| object.len() == 1 && object.contains_key("id"));

@@ -15,6 +15,7 @@ pub mod input;
 pub mod limits;
 mod list;
 mod lmstudio;
+pub mod mcp;
 mod models;
 mod openapi;
 pub mod request_id;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub stopping: tokio_util::sync::CancellationToken,
     /// The per-tenant limits, which the routes and each response on a WebSocket go through.
     pub limiter: Arc<limits::Limiter>,
+    /// The MCP server over Streamable HTTP (`/mcp`).
+    pub mcp: mcp::http::Service,
 }
 
 /// The routes that serve a caller (behind authentication and the per-tenant limits), by path.
@@ -84,6 +87,7 @@ fn caller_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/chat/completions", post(chat::completions)),
         ("/v1/models", get(models::list)),
         ("/api/v1/chat", post(lmstudio::chat)),
+        ("/mcp", post(mcp::http::handle)),
     ]
 }
 

@@ -13,7 +13,7 @@ use super::{Config, Secret, UpstreamConfig, UpstreamKind, OLLAMA_URL};
 
 /// The top-level keys of the configuration: a `THREADLINE_*` variable naming anything else is not a setting (an
 /// orchestrator's service variable, say) and is ignored (see `unknown_variables`).
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "listen",
     "database_url",
     "drain_timeout",
@@ -26,6 +26,7 @@ const KEYS: [&str; 12] = [
     "upstream",
     "upstreams",
     "log",
+    "mcp",
 ];
 
 /// Variables read beside the settings: client and admin keys as `tenant:key,tenant:key` lists.

@@ -46,6 +46,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// How the server logs.
     pub log: LogConfig,
+    /// The MCP server (`/mcp` and `threadline mcp`).
+    pub mcp: McpConfig,
 }
 
 impl Default for Config {
@@ -63,8 +65,17 @@ impl Default for Config {
             upstream: DefaultUpstream::default(),
             upstreams: Vec::new(),
             log: LogConfig::default(),
+            mcp: McpConfig::default(),
         }
     }
+}
+
+/// The MCP server's settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// The model `stateful_chat` uses when a call names none; unset, such a call is an error.
+    pub default_model: Option<String>,
 }
 
 /// The database connection pool.

@@ -43,6 +43,7 @@ class ServerProcess:
 
     def __init__(self, binary: str, database_url: str, upstream: list[str]) -> None:
         """Start ``binary serve`` on a free port; ``upstream`` is e.g. ``["--upstream", "echo"]``."""
+        self.database_url = database_url
         self.argv = [
             binary,
             "serve",
@@ -197,6 +198,12 @@ def mock_upstream() -> Iterator[MockUpstream]:
 def scripted_base_url(tmp_path_factory: pytest.TempPathFactory, mock_upstream: MockUpstream) -> Iterator[str]:
     """A second server, like ``base_url``'s but in front of the mock backend; its raw URL."""
     yield from _serve(tmp_path_factory, "scripted_base_url", ["--upstream-url", mock_upstream.url])
+
+
+@pytest.fixture(scope="session")
+def scripted_database_url(scripted_base_url: str) -> str:
+    """The database of the server in front of the mock backend (for another process to share it)."""
+    return _SERVERS["scripted_base_url"].database_url
 
 
 @pytest.fixture(scope="session")

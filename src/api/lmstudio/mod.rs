@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::extract::JsonBody;
 use super::fields::{invalid_type, invalid_value, missing, Fields};
 use super::ids;
-use super::input::{check_input_items, user_text};
+use super::input::{check_input_items, system_text, user_text};
 use super::openapi::{bodies, LmStudioFailures};
 use super::request_id::RequestId;
 use super::{sse, AppState};
@@ -96,14 +96,7 @@ fn parse_chat(body: Value, caller: Caller, request_id: String) -> Result<(TurnRe
     };
     if let Some(prompt) = f.string("system_prompt")? {
         // Stored as a system item of this turn, so it stays in the conversation when it is continued.
-        let system = Message {
-            id: new_id("msg"),
-            status: ItemStatus::Completed,
-            role: Role::System,
-            content: vec![ContentPart::InputText { text: prompt }],
-            phase: None,
-        };
-        input.insert(0, Item::Message(system));
+        input.insert(0, system_text(prompt));
     }
     let previous_response_id = f.string("previous_response_id")?;
     if let Some(id) = previous_response_id.as_deref().filter(|id| !id.starts_with("resp_")) {

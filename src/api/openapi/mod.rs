@@ -55,6 +55,7 @@ use crate::model;
         chat::completions,
         models::list,
         lmstudio::chat,
+        super::mcp::http::handle,
         health::live,
         health::ready,
         super::metrics,
@@ -68,6 +69,7 @@ use crate::model;
         (name = "Chat Completions", description = "OpenAI's Chat Completions API, stateless."),
         (name = "Models", description = "OpenAI's model list."),
         (name = "LM Studio", description = "LM Studio's native stateful chat, on the same store as `/v1/responses`."),
+        (name = "MCP", description = "The Model Context Protocol server (threadline's own)."),
         (name = "Operations", description = "Health, readiness, metrics and this document (threadline's own)."),
     )
 )]
