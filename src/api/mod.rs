@@ -3,6 +3,7 @@
 pub mod auth;
 mod browse;
 mod chat;
+mod console;
 mod conversations;
 pub mod error;
 pub mod extract;
@@ -112,6 +113,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .merge(callers)
         .route("/healthz", get(health::live))
+        .merge(console::routes())
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::document))
