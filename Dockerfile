@@ -10,6 +10,7 @@ RUN mkdir -p src bench/src && echo 'fn main() {}' > src/main.rs && touch src/lib
     && rm -rf src
 COPY src src
 COPY migrations migrations
+COPY ui ui
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p threadline
 
 # Runtime stage: the binary alone, run as an unprivileged user, with the SQLite file on a volume.
