@@ -6,17 +6,12 @@
 
 mod common;
 
-use common::{MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{key, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use reqwest::Method;
 use rstest::rstest;
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::{AuthMode, Secret};
 use threadline::model::new_id;
-
-/// A key entry for `tenant`.
-fn key(tenant: &str, key: &str) -> KeyEntry {
-    KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
-}
 
 /// threadline in `mode` with the keys of alice and bob and an admin, in front of a mock upstream whose configured
 /// key is `sk-server`.

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::TestApp;
+use common::{key, TestApp};
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
                    object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -18,8 +18,7 @@ async fn server() -> TestApp {
         .upstream("echo")
         .config(|config| {
             config.auth.mode = Some(AuthMode::Keys);
-            config.auth.keys =
-                vec![KeyEntry { tenant: "team".into(), key: Some(Secret("sk-team".into())), key_sha256: None }];
+            config.auth.keys = vec![key("team", "sk-team")];
         })
         .start()
         .await

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use rstest::rstest;
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 
 const LOGPROBS: &str = "message.output_text.logprobs";
 const ENCRYPTED: &str = "reasoning.encrypted_content";
@@ -188,11 +188,6 @@ async fn bad_include_values_and_top_logprobs_are_400s() {
         assert_error(&server.get(&path).await, 400, Some("invalid_value"), Some("include"));
     }
     assert_eq!(server.get(&format!("/v1/responses/{id}?include[]={ENCRYPTED}&include[]={LOGPROBS}")).await.0, 200);
-}
-
-/// A key entry for `tenant`.
-fn key(tenant: &str, key: &str) -> KeyEntry {
-    KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
 }
 
 /// `POST path` with `Authorization: Bearer <key>`.

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use rstest::rstest;
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 
 async fn start(store: StoreKind) -> Option<(MockUpstream, TestApp)> {
     let mock = MockUpstream::start().await;
@@ -199,8 +199,6 @@ async fn an_unknown_reference_is_a_400_naming_it_before_anything_runs(#[values(S
 #[tokio::test]
 async fn another_tenants_item_is_not_found(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let key =
-        |tenant: &str, key: &str| KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None };
     let keys = vec![key("alice", "sk-alice"), key("bob", "sk-bob")];
     let server = TestApp::builder()
         .store(store)

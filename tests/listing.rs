@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{key, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use reqwest::Method;
 use rstest::rstest;
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 use threadline::model::new_id;
 
 async fn server(store: StoreKind) -> Option<(MockUpstream, TestApp)> {
@@ -325,10 +325,6 @@ async fn bad_parameters_are_400s(#[values(Sqlite, Postgres)] store: StoreKind) {
     assert_eq!(tree("limit=0").await, between("limit", 1, 1000, 0));
     assert_eq!(tree("limit=1001").await, between("limit", 1, 1000, 1001));
     assert_eq!(tree("after=x").await, error("Unknown parameter: 'after'.", "after", "unknown_parameter"));
-}
-
-fn key(tenant: &str, key: &str) -> KeyEntry {
-    KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
 }
 
 #[rstest]

@@ -8,11 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{msg, words, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
+use common::{key, msg, words, Behavior, MockUpstream, Postgres, Sqlite, StoreKind, TestApp};
 use rstest::rstest;
 use serde_json::{json, Value};
 use threadline::api::mcp::SYSTEM_PROMPT_IGNORED;
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 use threadline::model::new_id;
 
 /// Sends one JSON-RPC request to /mcp (with the key, if any) and returns the status and body.
@@ -326,10 +326,6 @@ async fn a_deleted_turn_is_gone_for_every_surface() {
     assert_eq!(app.get(&format!("/v1/responses/{}", id(&first))).await.0, 404);
     let message = format!("Previous response with id '{}' not found.", id(&first));
     assert_eq!(fails(&app, "stateful_chat", json!({"prompt": "u2", "response_id": id(&first)})).await, message);
-}
-
-fn key(tenant: &str, key: &str) -> KeyEntry {
-    KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
 }
 
 #[rstest]

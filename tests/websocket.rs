@@ -13,13 +13,13 @@ use common::db::TestDb;
 use common::process::ServerProcess;
 use common::sse::Events;
 use common::{
-    call_arguments, call_start, finish, msg, text, usage, Behavior, MockUpstream, Postgres, Sqlite, Step, StoreKind,
-    TestApp, DONE,
+    call_arguments, call_start, finish, key, msg, text, usage, Behavior, MockUpstream, Postgres, Sqlite, Step,
+    StoreKind, TestApp, DONE,
 };
 use futures::{SinkExt, StreamExt};
 use rstest::rstest;
 use serde_json::{json, Value};
-use threadline::config::{AuthMode, KeyEntry, Secret};
+use threadline::config::AuthMode;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -327,8 +327,6 @@ async fn a_stored_chain_continues_across_http_and_the_socket(#[values(Sqlite, Po
 #[tokio::test]
 async fn the_upgrade_is_authenticated_and_tenants_stay_apart(#[values(Sqlite, Postgres)] store: StoreKind) {
     let mock = MockUpstream::start().await;
-    let key =
-        |tenant: &str, key: &str| KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None };
     let server = TestApp::builder()
         .store(store)
         .upstream(&mock.url)

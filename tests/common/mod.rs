@@ -27,7 +27,7 @@ use recorder::Recorder;
 use serde_json::{json, Value};
 use sse::Events;
 use threadline::clock::Clock;
-use threadline::config::{Config, DefaultUpstream, UpstreamConfig};
+use threadline::config::{Config, DefaultUpstream, KeyEntry, Secret, UpstreamConfig};
 use threadline::engine::Engine;
 use threadline::model::{Item, Pieces, Response as ModelResponse};
 use threadline::store::{NewTurn, Store};
@@ -41,6 +41,11 @@ pub enum StoreKind {
 
 #[allow(unused_imports)]
 pub use StoreKind::{Postgres, Sqlite};
+
+/// A configured API key of `tenant`.
+pub fn key(tenant: &str, key: &str) -> KeyEntry {
+    KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
+}
 
 /// Serves a router on a random loopback port.
 pub async fn spawn(router: Router) -> SocketAddr {
