@@ -175,7 +175,8 @@ pub fn message_preview(item: &Value) -> Option<String> {
         }
         _ => return None,
     };
-    Some(text.chars().take(PREVIEW_CHARS).collect())
+    // A NUL cannot be stored in a text column (Postgres refuses it).
+    Some(text.chars().filter(|c| *c != '\0').take(PREVIEW_CHARS).collect())
 }
 
 /// The preview of the first message among item JSONs (`first`), or of the last.

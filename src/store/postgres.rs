@@ -60,10 +60,11 @@ impl PostgresStore {
         SELECT pg_notify('threadline_forget', bumped.epoch || ' ' || $2::text || ' ' || $1::text) FROM bumped",
     );
 
-    /// A metadata entry: `((OBJECT) ->> KEY) = VALUE`.
+    /// A metadata entry: `((OBJECT) ->> KEY) = VALUE`. The JSON is read with `json_without_nul` (migration 0008):
+    /// `jsonb` refuses the `\u0000` a client's text may hold.
     const METADATA_MATCH: [&'static str; 4] = ["((", ") ->> ", ") = ", ""];
-    const RESPONSE_METADATA: &'static str = "CAST(r.body AS jsonb) -> 'metadata'";
-    const CONVERSATION_METADATA: &'static str = "CAST(c.metadata AS jsonb)";
+    const RESPONSE_METADATA: &'static str = "json_without_nul(r.body) -> 'metadata'";
+    const CONVERSATION_METADATA: &'static str = "json_without_nul(c.metadata)";
 
     /// A write transaction: row locks are taken by the statements.
     const BEGIN_WRITE: &'static str = "BEGIN";
