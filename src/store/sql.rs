@@ -79,13 +79,11 @@ pub const UPDATE_CONVERSATION: &str = "UPDATE conversations SET metadata = $1, u
     WHERE tenant = $3 AND id = $4 AND deleted_at IS NULL AND updated_at >= $5";
 
 /// Reserves `$1` positions at the end of conversation `$4` (unless deleted or last used before `$5`), used now
-/// (`$2`), locking its row until the transaction ends; returns the position after them.
-pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1, updated_at = $2 \
+/// (`$2`) and previewed by `$6` unless it has a preview, locking its row until the transaction ends; returns the
+/// position after them.
+pub const RESERVE_POSITIONS: &str = "UPDATE conversations SET next_position = next_position + $1, updated_at = $2, \
+    preview = COALESCE(preview, $6) \
     WHERE tenant = $3 AND id = $4 AND deleted_at IS NULL AND updated_at >= $5 RETURNING next_position";
-
-/// Sets the preview of conversation `$3` to `$1` unless it has one.
-pub const SET_CONVERSATION_PREVIEW: &str =
-    "UPDATE conversations SET preview = $1 WHERE tenant = $2 AND id = $3 AND preview IS NULL";
 
 pub const INSERT_CONVERSATION_ITEMS: &str =
     "INSERT INTO conversation_items (tenant, conversation_id, position, item_id, body, tokens) ";

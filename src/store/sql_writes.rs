@@ -169,20 +169,17 @@ macro_rules! sql_writes {
                 cutoffs: &$crate::store::Cutoffs,
             ) -> $crate::store::StoreResult<bool> {
                 use $crate::store::sql;
+                let bodies = items.iter().map(|(_, json, _)| json.as_str());
                 let reserved: Option<(i64,)> = sqlx::query_as(sql::RESERVE_POSITIONS)
                     .bind(items.len() as i64)
                     .bind(cutoffs.now)
                     .bind(tenant)
                     .bind(id)
                     .bind(cutoffs.conversations)
+                    .bind($crate::store::lists::preview_of(bodies, true))
                     .fetch_optional(&mut **tx)
                     .await?;
                 let Some((end,)) = reserved else { return Ok(false) };
-                let bodies = items.iter().map(|(_, json, _)| json.as_str());
-                if let Some(preview) = $crate::store::lists::preview_of(bodies, true) {
-                    let set = sqlx::query(sql::SET_CONVERSATION_PREVIEW).bind(preview).bind(tenant).bind(id);
-                    set.execute(&mut **tx).await?;
-                }
                 let rows: Vec<_> = (end - items.len() as i64..).zip(items).collect();
                 for chunk in rows.chunks(sql::ITEMS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(sql::INSERT_CONVERSATION_ITEMS);
