@@ -190,7 +190,9 @@ async fn a_chain_of_depth_1000_resolves_in_one_query(#[values(Sqlite, Postgres)]
     let mock = MockUpstream::start().await;
     let builder = TestApp::builder().store(store).upstream(&mock.url);
     // A window that holds the whole chain.
-    let Some(server) = builder.config(|config| config.context.default_window = 100_000).start().await else { return };
+    let Some(server) = builder.config(|config| config.context.default_window = Some(100_000)).start().await else {
+        return;
+    };
     let first = server.turn("u1", None).await;
     let store = &server.store;
     let (template, _) = store.response("default", &first).await.unwrap().unwrap();

@@ -48,7 +48,8 @@ async fn a_context_past_the_window_is_a_400_without_an_upstream_call(#[values(Sq
     assert_error(&got, 400, Some("context_length_exceeded"), Some("input"));
     assert_eq!(
         got.1["error"]["message"],
-        "Your input exceeds the context window of this model. Please adjust your input and try again."
+        "Your input exceeds the context window of this model: it is 1027 tokens, and 750 fit (the window is 1000 \
+         tokens, 250 kept for the output). Please adjust your input and try again."
     );
     assert_eq!(mock.take(), Vec::<Value>::new());
 }

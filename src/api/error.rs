@@ -14,7 +14,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Excess};
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -212,13 +212,13 @@ impl From<StoreError> for ApiError {
 
 impl From<UpstreamError> for ApiError {
     fn from(err: UpstreamError) -> Self {
-        if err.is_context_overflow() {
-            return EngineError::ContextLengthExceeded.into();
+        if let Some(overflow) = err.overflow() {
+            return EngineError::ContextLengthExceeded(Excess::Backend(overflow)).into();
         }
         let message = err.to_string();
         match err {
             UpstreamError::ModelNotFound(_) => Self::not_found(message).code("model_not_found"),
-            UpstreamError::Status { upstream, status, message, param, code, retry_after } => {
+            UpstreamError::Status { upstream, status, message, param, code, retry_after, .. } => {
                 let mut error = upstream_status(&upstream, status, message, param, code);
                 if error.status == StatusCode::TOO_MANY_REQUESTS {
                     error.retry_after = retry_after.and_then(|value| HeaderValue::from_str(&value).ok()).map(Box::new);
@@ -241,7 +241,7 @@ fn upstream_status(
     upstream: &str,
     status: u16,
     message: String,
-    param: Option<String>,
+    param: Option<Box<str>>,
     code: Option<String>,
 ) -> ApiError {
     match StatusCode::from_u16(status) {
@@ -252,7 +252,7 @@ fn upstream_status(
         ),
         Ok(client_error) if client_error.is_client_error() => {
             let mut error = ApiError::new(client_error, ErrorKind::InvalidRequestError, message);
-            error.body.param = param;
+            error.body.param = param.map(String::from);
             error.body.code = code;
             error
         }
@@ -285,7 +285,9 @@ impl From<EngineError> for ApiError {
             EngineError::OutputWithoutCall(_) | EngineError::CallWithoutOutput(_) => {
                 Self::invalid(message).param("input").code("invalid_value")
             }
-            EngineError::ContextLengthExceeded => Self::invalid(message).param("input").code("context_length_exceeded"),
+            EngineError::ContextLengthExceeded(_) => {
+                Self::invalid(message).param("input").code("context_length_exceeded")
+            }
             EngineError::InvalidCompaction(_) => {
                 Self::invalid(message).param("input").code("invalid_encrypted_content")
             }

@@ -11,8 +11,9 @@ use crate::upstream::glob_match;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContextConfig {
-    /// The window of a model that neither `models` nor its upstream's model list gives one for.
-    pub default_window: u64,
+    /// The window of a model that neither `models`, nor a backend's overflow answer, nor its upstream's model list gives
+    /// one for. Unset (the default): such a model's context is sent whole, and the backend decides.
+    pub default_window: Option<u64>,
     /// Share of the window kept free for the answer when a request sets no `max_output_tokens`.
     pub output_share: f64,
     /// The tokenizer's encoding.
@@ -34,7 +35,7 @@ pub struct ContextConfig {
 impl Default for ContextConfig {
     fn default() -> Self {
         Self {
-            default_window: 8192,
+            default_window: None,
             output_share: 0.25,
             encoding: Encoding::default(),
             image_tokens: DEFAULT_IMAGE_TOKENS,
@@ -81,7 +82,7 @@ pub struct ModelContext {
 /// The context settings that apply to one model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ModelSettings {
-    /// The configured window, if any (else the upstream's report, else `default_window`).
+    /// The configured window, if any (else what an overflow answer taught, the upstream's report, `default_window`).
     pub window: Option<u64>,
     pub counter: TokenCounter,
     pub strategy: Strategy,
@@ -106,7 +107,7 @@ impl ContextConfig {
     /// Checks every value; an error names the key and the problem.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: String, problem: &str| Err((key, problem.to_string()));
-        if self.default_window == 0 {
+        if self.default_window == Some(0) {
             return fail("context.default_window".into(), "must be at least 1");
         }
         if !(0.0..1.0).contains(&self.output_share) {

@@ -305,7 +305,7 @@ impl Engine {
 /// The error stored on a background response that failed before its upstream answered.
 fn failure_of(err: &EngineError) -> ResponseError {
     let code = match err {
-        EngineError::ContextLengthExceeded => "context_length_exceeded",
+        EngineError::ContextLengthExceeded(_) => "context_length_exceeded",
         _ => "server_error",
     };
     ResponseError { code: code.into(), message: err.to_string() }

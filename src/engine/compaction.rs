@@ -3,6 +3,7 @@
 //! in that turn's output, so every later turn of the chain and every branch below it reuses the summary; made by
 //! `POST /v1/responses/compact`, it ends a window the client sends back as input.
 
+use super::budget::Budget;
 use super::context::{ContextRun, RunContext};
 use super::references::ReferenceScope;
 use super::seal::Summary;
@@ -66,7 +67,9 @@ impl Engine {
         self.admit_input(&request.tenant, &mut request.input)?;
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
+        let (_, ratio) = self.calibrations.learned(upstream.name(), &request.model);
         let window = self.window(&*upstream, &request.model, None, &settings).await;
+        let window = Budget::new(window, None, self.context.output_share, ratio).summary_window();
         let cx = RunContext::new(settings.counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
         let segments = history.segments(&cx)?;
@@ -122,8 +125,9 @@ impl Engine {
         plan: &Plan<'_>,
         cut: usize,
         cx: &RunContext<'_>,
-        window: u64,
+        budget: &Budget,
     ) -> EngineResult<(Item, String)> {
+        let window = budget.summary_window();
         let (previous, turns) = plan.to_summarize(cut);
         let transcript = transcript(previous, turns.iter().flat_map(|turn| turn.items), cx, window / 2);
         let call = SummaryCall {

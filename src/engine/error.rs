@@ -1,8 +1,9 @@
 //! What can go wrong running a turn or serving stored objects, in the engine's terms: the client's own mistakes
 //! (unknown ids, unpaired tool calls) and the store's and upstream's failures passed through.
 
+use super::budget::Budget;
 use crate::store::StoreError;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Overflow, UpstreamError};
 
 /// A failed engine operation.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +39,9 @@ pub enum EngineError {
     /// A `function_call` is left without an output.
     #[error("No tool output found for function call {0}.")]
     CallWithoutOutput(String),
-    /// The context does not fit the model's window (counted here, or reported by the backend).
-    #[error("Your input exceeds the context window of this model. Please adjust your input and try again.")]
-    ContextLengthExceeded,
+    /// The context does not fit the model's window (counted here, or reported by the backend), and by how much.
+    #[error("Your input exceeds the context window of this model{0}. Please adjust your input and try again.")]
+    ContextLengthExceeded(Excess),
     /// A compaction item in the input was not made by this server for this tenant.
     #[error(
         "The compaction item '{0}' could not be verified: its encrypted_content was not made by this server for you."
@@ -58,15 +59,49 @@ pub enum EngineError {
     Upstream(UpstreamError),
 }
 
+/// By how much a context is too long, as far as known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Excess {
+    /// Counted here: its tokens and the most that fit the model's window, less the reply's share.
+    Counted { tokens: u64, limit: u64, budget: Budget },
+    /// The backend refused it, with its own numbers where it gave them.
+    Backend(Overflow),
+}
+
+impl std::fmt::Display for Excess {
+    /// The numbers, as the end of a sentence (nothing when none are known).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Excess::Counted { tokens, limit, budget } => {
+                write!(f, ": it is {tokens} tokens, and {limit} fit")?;
+                match budget.window {
+                    Some(window) => {
+                        write!(f, " (the window is {window} tokens, {} kept for the output)", budget.reserve)
+                    }
+                    None => Ok(()),
+                }
+            }
+            Excess::Backend(Overflow { prompt_tokens, window }) => match (prompt_tokens, window) {
+                (Some(tokens), Some(window)) => {
+                    write!(f, ": the backend counted {tokens} tokens, and its context window is {window} tokens")
+                }
+                (Some(tokens), None) => write!(f, ": the backend counted {tokens} tokens"),
+                (None, Some(window)) => write!(f, ": the backend's context window is {window} tokens"),
+                (None, None) => Ok(()),
+            },
+        }
+    }
+}
+
 /// The result of an engine operation.
 pub type EngineResult<T> = Result<T, EngineError>;
 
 impl From<UpstreamError> for EngineError {
-    /// A backend's own context-overflow error is the same as one counted here.
+    /// A backend's own context-overflow error is the same as one counted here, with the backend's numbers.
     fn from(err: UpstreamError) -> Self {
-        match err.is_context_overflow() {
-            true => Self::ContextLengthExceeded,
-            false => Self::Upstream(err),
+        match err.overflow() {
+            Some(overflow) => Self::ContextLengthExceeded(Excess::Backend(overflow)),
+            None => Self::Upstream(err),
         }
     }
 }

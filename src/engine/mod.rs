@@ -2,6 +2,7 @@
 //! stored responses and conversations. It speaks the model types only, never a surface's wire JSON.
 
 mod background;
+mod budget;
 mod builder;
 mod compaction;
 mod context;
@@ -27,10 +28,11 @@ use crate::store::{ItemList, Page, PageRequest, Store};
 use crate::upstream::{ContextWindows, Parameters, Upstreams};
 
 pub use background::INTERRUPTED;
+pub use budget::Budget;
 pub use compaction::{CompactRequest, CompactedWindow};
 pub use seal::Sealer;
 
-pub use error::{EngineError, EngineResult};
+pub use error::{EngineError, EngineResult, Excess};
 pub use events::{DeltaKind, TurnEvent};
 pub use history::LocalContext;
 pub use present::Presenter;
@@ -119,6 +121,8 @@ pub struct Engine {
     max_chain_depth: u32,
     context: ContextConfig,
     windows: ContextWindows,
+    /// What backends' overflow answers taught of their models' windows.
+    calibrations: budget::Calibrations,
     sealer: Sealer,
     background: background::Background,
 }
@@ -134,7 +138,9 @@ impl Engine {
     ) -> Self {
         let windows = ContextWindows::default();
         let background = background::Background::new(background);
-        Self { store, upstreams, tasks: TurnTasks::default(), max_chain_depth, context, windows, sealer, background }
+        let calibrations = budget::Calibrations::default();
+        let tasks = TurnTasks::default();
+        Self { store, upstreams, tasks, max_chain_depth, context, windows, calibrations, sealer, background }
     }
 
     /// Stops this server's background workers from claiming more responses (at shutdown; the runs in progress are

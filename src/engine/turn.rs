@@ -8,19 +8,21 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use super::budget::Budget;
 use super::builder::{starting, TurnBuilder};
 use super::context::{chat_messages, ContextRun, RunContext};
 use super::events::TurnEvent;
 use super::history::{History, LocalContext};
 use super::window::Plan;
-use super::{Engine, EngineError, EngineResult, Truncation, TurnRequest};
+use super::{Engine, EngineError, EngineResult, Excess, Truncation, TurnRequest};
 use crate::config::{ModelSettings, Strategy};
 use crate::model::{new_id, Item, Pieces, Response, ResponseError, ResponseStatus};
 use crate::store::NewTurn;
 use crate::telemetry;
 use crate::tokens::{TokenCounter, REPLY_PRIMING};
-use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamResult};
+use crate::upstream::{ChatRequest, DeltaStream, Upstream, UpstreamError, UpstreamResult};
 
 /// The error of a turn that could not be stored.
 const STORE_FAILED: &str = "The response could not be stored.";
@@ -34,6 +36,8 @@ pub struct Prepared {
     pub chat: ChatRequest,
     /// Tokens of the context sent, and of the history in it.
     pub tokens: u64,
+    /// The budget it was fitted to.
+    pub budget: Budget,
     pub history_tokens: u64,
     /// The token count of each input item.
     pub input_tokens: Vec<u32>,
@@ -120,35 +124,45 @@ impl Engine {
         items.iter().map(|item| Some(cx.item_tokens(item))).collect()
     }
 
-    /// The tokens of the context a create would send (`/v1/responses/input_tokens`).
+    /// The tokens of the context a create would send (`/v1/responses/input_tokens`), in the backend's count as far as
+    /// it is known to compare with threadline's.
     pub async fn count_input_tokens(&self, mut request: TurnRequest) -> EngineResult<u64> {
         self.admit_turn_input(&mut request).await?;
-        Ok(self.prepare(&request, Purpose::Count).await?.tokens)
+        let prepared = self.prepare(&request, Purpose::Count).await?;
+        Ok(prepared.budget.in_backend_tokens(prepared.tokens))
     }
 
-    /// Prepares the turn and makes the upstream call with `call`. When the backend finds the context too long
-    /// although it was counted to fit, a turn with `truncation: auto` drops half of its history and tries once more.
+    /// Prepares the turn and makes the upstream call with `call`. When the backend finds the context too long, what
+    /// its answer tells is remembered for the model, and a turn with `truncation: auto` is fitted again — to the
+    /// backend's own numbers where it gave them, else with half of its history dropped — and tried once more.
     pub(super) async fn start<T>(
         &self,
         request: &TurnRequest,
         call: impl for<'c> Fn(&'c dyn Upstream, &'c ChatRequest) -> BoxFuture<'c, UpstreamResult<T>>,
     ) -> EngineResult<(Prepared, T)> {
+        let started = Instant::now();
         let prepared = self.prepare(request, Purpose::Send { cap: None }).await?;
-        match call(&*prepared.upstream, &prepared.chat).await {
-            Ok(answer) => Ok((prepared, answer)),
-            Err(err)
-                if err.is_context_overflow()
-                    && request.truncation == Truncation::Auto
-                    && prepared.history_tokens > 0 =>
-            {
-                let cap = prepared.tokens - prepared.history_tokens.div_ceil(2);
-                tracing::info!(sent = prepared.tokens, cap, "the upstream found the context too long; dropping more");
-                let retry = self.prepare(request, Purpose::Send { cap: Some(cap) }).await?;
-                let answer = call(&*retry.upstream, &retry.chat).await?;
-                Ok((retry, answer))
-            }
-            Err(err) => Err(err.into()),
+        let err = match call(&*prepared.upstream, &prepared.chat).await {
+            Ok(answer) => return Ok((prepared, answer)),
+            Err(err) => err,
+        };
+        let Some(overflow) = err.overflow() else { return Err(waited(err, started)) };
+        self.calibrations.overflowed(prepared.upstream.name(), &request.model, prepared.tokens, overflow);
+        if request.truncation != Truncation::Auto || prepared.history_tokens == 0 {
+            return Err(err.into());
         }
+        let fitted = prepared.budget.after_overflow(prepared.tokens, overflow).limit();
+        let halved = prepared.tokens - prepared.history_tokens.div_ceil(2);
+        let cap = fitted.filter(|limit| *limit < prepared.tokens).unwrap_or(halved);
+        tracing::info!(
+            sent = prepared.tokens,
+            cap,
+            ?overflow,
+            "the upstream found the context too long; fitting again"
+        );
+        let retry = self.prepare(request, Purpose::Send { cap: Some(cap) }).await?;
+        let answer = call(&*retry.upstream, &retry.chat).await.map_err(|err| waited(err, started))?;
+        Ok((retry, answer))
     }
 
     pub(super) async fn drive(
@@ -231,7 +245,7 @@ impl Engine {
     async fn prepare(&self, request: &TurnRequest, purpose: Purpose) -> EngineResult<Prepared> {
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
-        let window = self.window(&*upstream, &request.model, request.context.window, &settings).await;
+        let budget = self.budget(&*upstream, request, &settings).await;
         let counter = settings.counter;
         let cx = RunContext::new(counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let tenant = &request.tenant;
@@ -258,20 +272,19 @@ impl Engine {
         let mut compaction = None;
         // A count makes no compaction, nor does a retry (the first try's summary is not made twice).
         let compacts = purpose == Purpose::Send { cap: None };
-        if let Some(cut) = self.compaction_cut(request, &settings, window, &plan).filter(|_| compacts) {
-            let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, window).await?;
+        if let Some(cut) = self.compaction_cut(request, &settings, &budget, &plan).filter(|_| compacts) {
+            let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, &budget).await?;
             summary_text = text;
             summary_run = ContextRun::summary(&summary_text, &cx)?;
             plan.compact(cut, (&summary_run, &summary_text));
             compaction = Some(item);
         }
-        let share = (window as f64 * self.context.output_share) as u64;
-        let reserve = request.parameters.max_output_tokens.unwrap_or(share);
-        let mut limit = window.saturating_sub(reserve);
+        let mut limit = budget.limit();
         if let Purpose::Send { cap: Some(cap) } = purpose {
-            limit = limit.min(cap);
+            limit = Some(limit.map_or(cap, |limit| limit.min(cap)));
         }
-        let fits = plan.tokens() <= limit || (request.truncation == Truncation::Auto && plan.fit(limit));
+        let fits = limit
+            .is_none_or(|limit| plan.tokens() <= limit || (request.truncation == Truncation::Auto && plan.fit(limit)));
         if purpose != Purpose::Count {
             telemetry::context_fit(match (fits, &compaction, plan.truncated()) {
                 (false, ..) => "too_long",
@@ -280,7 +293,8 @@ impl Engine {
                 (true, None, false) => "whole",
             });
             if !fits {
-                return Err(EngineError::ContextLengthExceeded);
+                let (tokens, limit) = (plan.tokens(), limit.unwrap_or_default());
+                return Err(EngineError::ContextLengthExceeded(Excess::Counted { tokens, limit, budget }));
             }
         }
         let chat = ChatRequest {
@@ -298,7 +312,7 @@ impl Engine {
             context.extend(request.input.iter().cloned(), counts.iter().copied());
             context
         });
-        Ok(Prepared { upstream, chat, tokens, history_tokens, input_tokens, counter, compaction, context })
+        Ok(Prepared { upstream, chat, tokens, budget, history_tokens, input_tokens, counter, compaction, context })
     }
 
     /// How many turns a compaction in this turn summarizes, when it makes one: asked for (`compaction_trigger`), or
@@ -308,7 +322,7 @@ impl Engine {
         &self,
         request: &TurnRequest,
         settings: &ModelSettings,
-        window: u64,
+        budget: &Budget,
         plan: &Plan<'_>,
     ) -> Option<usize> {
         if request.context.compact_now {
@@ -317,23 +331,16 @@ impl Engine {
         if !request.context.compaction && settings.strategy != Strategy::Summarize {
             return None;
         }
-        let configured = (window as f64 * settings.compact_threshold) as u64;
-        let threshold = request.context.compact_threshold.unwrap_or(configured);
+        let configured = budget.counted_window().map(|window| (window as f64 * settings.compact_threshold) as u64);
+        let threshold = request.context.compact_threshold.or(configured)?;
         (plan.tokens() > threshold).then(|| plan.compaction_cut(threshold / 4)).flatten()
     }
+}
 
-    /// The context window of `model`: the request's own (LM Studio's `context_length`), the configured one, the one
-    /// its upstream reports, or the default.
-    pub(super) async fn window(
-        &self,
-        upstream: &dyn Upstream,
-        model: &str,
-        requested: Option<u64>,
-        settings: &ModelSettings,
-    ) -> u64 {
-        if let Some(window) = requested.or(settings.window) {
-            return window;
-        }
-        self.windows.reported(upstream, model).await.unwrap_or(self.context.default_window)
+/// An upstream's error, a timeout stating how long the turn waited for the upstream (discovery included).
+fn waited(err: UpstreamError, started: Instant) -> EngineError {
+    match err {
+        UpstreamError::Timeout { upstream, .. } => UpstreamError::timeout(upstream, started.elapsed()).into(),
+        other => other.into(),
     }
 }

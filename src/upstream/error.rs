@@ -1,5 +1,7 @@
 //! What can go wrong calling an upstream backend, in the upstream's own terms (the api layer picks HTTP statuses).
 
+use super::overflow::Overflow;
+
 /// A failed upstream call. Messages name the upstream, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -19,9 +21,11 @@ pub enum UpstreamError {
         upstream: String,
         status: u16,
         message: String,
-        param: Option<String>,
+        param: Option<Box<str>>,
         code: Option<String>,
         retry_after: Option<Box<str>>,
+        /// What the body says of a context overflow, if it is one.
+        overflow: Option<Box<Overflow>>,
     },
     /// The backend answered something that is not a valid answer.
     #[error("Upstream '{upstream}' returned an unexpected answer: {what}.")]
@@ -37,58 +41,32 @@ pub enum UpstreamError {
 /// The result of an upstream call.
 pub type UpstreamResult<T> = Result<T, UpstreamError>;
 
-/// The codes backends give a request longer than the model's context: OpenAI's, and llama.cpp server's error type.
-const CONTEXT_OVERFLOW_CODES: [&str; 2] = ["context_length_exceeded", "exceed_context_size_error"];
-
-/// Lowercased wordings of backends' context-overflow messages, any of which a message may contain.
-const CONTEXT_OVERFLOW_WORDINGS: [&str; 11] = [
-    // OpenAI, vLLM: "This model's maximum context length is 4096 tokens. However, you requested …".
-    "maximum context length",
-    // vLLM: "The decoder prompt (length 5000) is longer than the maximum model length of 4096. …".
-    "longer than the maximum model length",
-    // vLLM: "Input prompt (5000 tokens) is too long and exceeds limit of 4096".
-    "is too long and exceeds limit",
-    // llama.cpp server: "the request exceeds the available context size, try increasing it".
-    "exceeds the available context size",
-    // Ollama: "input length exceeds maximum context length".
-    "exceeds maximum context length",
-    // Ollama: "prompt too long; exceeded max context length by 12 tokens".
-    "exceeded max context length",
-    // Ollama: "the input length exceeds the context length".
-    "exceeds the context length",
-    // LM Studio: "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with
-    // context length of only 4096 tokens, which is not enough. …".
-    "context the overflows",
-    "context length of only",
-    // LM Studio: "Context length exceeded".
-    "context length exceeded",
-    // Anthropic-style: "prompt is too long: 210000 tokens > 200000 maximum".
-    "prompt is too long",
-];
-
 impl UpstreamError {
-    /// Whether the backend refused the request as longer than the model's context: by its error code, or by the
-    /// wording of its message (backends differ, and many send no code).
-    pub fn is_context_overflow(&self) -> bool {
+    /// The backend's refusal of the request as longer than the model's context, if this is one: a status whose body
+    /// says so, or a stream's error that does.
+    pub fn overflow(&self) -> Option<Overflow> {
         match self {
-            UpstreamError::Status { message, code, .. } => {
-                code.as_deref().is_some_and(|code| CONTEXT_OVERFLOW_CODES.contains(&code))
-                    || tells_of_context_overflow(message)
-            }
-            UpstreamError::MidStream { what, .. } => tells_of_context_overflow(what),
+            UpstreamError::Status { overflow, .. } => overflow.as_deref().copied(),
+            UpstreamError::MidStream { what, .. } => Overflow::of_message(what),
             UpstreamError::ModelNotFound(_)
             | UpstreamError::Unreachable { .. }
             | UpstreamError::Timeout { .. }
             | UpstreamError::BadAnswer { .. }
-            | UpstreamError::TooLarge { .. } => false,
+            | UpstreamError::TooLarge { .. } => None,
         }
     }
-}
 
-/// Whether a backend's message says the request is longer than the model's context.
-fn tells_of_context_overflow(message: &str) -> bool {
-    let message = message.to_lowercase();
-    CONTEXT_OVERFLOW_WORDINGS.iter().any(|wording| message.contains(wording))
+    /// A timeout of `upstream` after `waited`, stated in whole seconds (tenths below one).
+    pub fn timeout(upstream: String, waited: std::time::Duration) -> Self {
+        let seconds = waited.as_secs_f64();
+        let seconds = if seconds >= 1.0 { seconds.floor() } else { (seconds * 10.0).floor() / 10.0 };
+        UpstreamError::Timeout { upstream, seconds }
+    }
+
+    /// Whether the backend refused the request as longer than the model's context.
+    pub fn is_context_overflow(&self) -> bool {
+        self.overflow().is_some()
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +106,7 @@ mod tests {
             param: None,
             code: code.map(str::to_string),
             retry_after: None,
+            overflow: Overflow::of_error(code, message, Overflow::default()).map(Box::new),
         }
     }
 

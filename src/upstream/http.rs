@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::overflow::Overflow;
 use super::wire::{ErrorDetail, ErrorEnvelope};
 use super::{UpstreamError, UpstreamResult};
 use crate::config::{Secret, UpstreamConfig};
@@ -208,14 +209,16 @@ impl HttpBackend {
     fn status_error(&self, status: u16, body: &[u8], retry_after: Option<Box<str>>) -> UpstreamError {
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
-        let (message, param, code) = match envelope.error {
-            Some(ErrorDetail::Object { message, param, code, kind }) => {
-                (message.unwrap_or_else(raw), param, error_code(code, kind))
+        let (message, param, code, numbers) = match envelope.error {
+            Some(ErrorDetail::Object { message, param, code, kind, n_prompt_tokens, n_ctx }) => {
+                let numbers = Overflow { prompt_tokens: n_prompt_tokens, window: n_ctx };
+                (message.unwrap_or_else(raw), param.map(String::into_boxed_str), error_code(code, kind), numbers)
             }
-            Some(ErrorDetail::Text(message)) => (message, None, None),
-            None => (envelope.message.unwrap_or_else(raw), None, None),
+            Some(ErrorDetail::Text(message)) => (message, None, None, Overflow::default()),
+            None => (envelope.message.unwrap_or_else(raw), None, None, Overflow::default()),
         };
-        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code, retry_after }
+        let overflow = Overflow::of_error(code.as_deref(), &message, numbers).map(Box::new);
+        UpstreamError::Status { upstream: self.name.clone(), status, message, param, code, retry_after, overflow }
     }
 
     /// A request body that could not be serialised.

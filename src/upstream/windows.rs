@@ -1,5 +1,6 @@
-//! Context windows as the upstreams report them in their model lists: read from whichever field a backend uses,
-//! and cached per upstream so a turn asks no backend anything while its listing is fresh.
+//! Context windows as the upstreams report them in their model lists: read from whichever field a backend uses for
+//! the window its running server enforces, and cached per upstream so a turn asks no backend anything while its
+//! listing is fresh. A listing holds a turn up for at most `DISCOVERY_WAIT`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
-use super::{ModelInfo, Upstream};
+use super::{ModelInfo, Upstream, UpstreamError};
 
 /// How long a successful listing is kept.
 const LISTING_TTL: Duration = Duration::from_secs(5 * 60);
@@ -15,24 +16,28 @@ const LISTING_TTL: Duration = Duration::from_secs(5 * 60);
 /// How long a failed listing is kept, so a down backend is not asked again on every turn.
 const FAILURE_TTL: Duration = Duration::from_secs(30);
 
-/// Where backends report a model's context length, as paths of fields (and array indices), first found wins. The
-/// length a model is loaded with, where reported, comes before the most it could be loaded with: a request longer
-/// than the loaded length fails.
-const WINDOW_FIELDS: [&[&str]; 9] = [
-    // LM Studio, OpenRouter.
-    &["context_length"],
+/// How long discovery may hold up a turn: a listing that takes longer is given up (and counts as failed), and the
+/// turn goes on without the upstream's report.
+pub const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+
+/// Where backends report the context window a model is served with, as paths of fields (and array indices), first
+/// found wins. Only the window the running server enforces counts: never the length a model was trained with, nor
+/// the most it could be loaded with (llama.cpp's `meta.n_ctx_train`, LM Studio's `max_context_length`), which a
+/// request longer than the loaded window still fails.
+const WINDOW_FIELDS: [&[&str]; 8] = [
+    // llama.cpp server: the context of one slot of the running server.
+    &["meta", "n_ctx"],
     // vLLM.
     &["max_model_len"],
     // LM Studio's `/api/v0/models`, for a loaded model.
     &["loaded_context_length"],
     // LM Studio's native model list, for a loaded model: its first instance's configuration.
     &["loaded_instances", "0", "config", "context_length"],
-    // LM Studio's `/api/v0/models` and native list: the most the model can be loaded with.
-    &["max_context_length"],
+    // OpenRouter, and lists in its shape.
+    &["context_length"],
+    // Groq.
     &["context_window"],
     &["n_ctx"],
-    // llama.cpp server: the length the model was trained with.
-    &["meta", "n_ctx_train"],
     // OpenRouter: the length its top provider serves.
     &["top_provider", "context_length"],
 ];
@@ -124,9 +129,13 @@ impl ContextWindows {
     }
 }
 
-/// The windows an upstream's model list reports; a failure is logged and yields none, kept for less long.
+/// The windows an upstream's model list reports; a failure, or a listing that takes longer than `DISCOVERY_WAIT`, is
+/// logged and yields none, kept for less long.
 async fn list_windows(upstream: &dyn Upstream) -> Listing {
-    match upstream.models().await {
+    let listed = tokio::time::timeout(DISCOVERY_WAIT, upstream.models()).await.unwrap_or_else(|_| {
+        Err(UpstreamError::Timeout { upstream: upstream.name().to_string(), seconds: DISCOVERY_WAIT.as_secs_f64() })
+    });
+    match listed {
         Ok(models) => Listing {
             windows: models.iter().filter_map(|model| Some((model.id.clone(), reported_window(model)?))).collect(),
             expires: Instant::now() + LISTING_TTL,
@@ -148,52 +157,57 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
-    use crate::upstream::{ChatRequest, Completion, DeltaStream, UpstreamError, UpstreamResult};
+    use crate::upstream::{ChatRequest, Completion, DeltaStream, UpstreamResult};
 
     fn model(json: Value) -> ModelInfo {
         serde_json::from_value(json).unwrap()
     }
 
     #[test]
-    fn reads_the_window_each_backend_reports() {
-        let lm_studio_v1 = json!({"id": "qwen2.5-7b-instruct", "object": "model", "owned_by": "organization_owner",
-            "context_length": 32768});
-        assert_eq!(reported_window(&model(lm_studio_v1)), Some(32768));
-        let vllm = json!({"id": "meta-llama/Llama-3.1-8B-Instruct", "object": "model", "created": 1_736_000_000,
-            "owned_by": "vllm", "root": "meta-llama/Llama-3.1-8B-Instruct", "parent": null, "max_model_len": 8192,
-            "permission": [{"id": "modelperm-1", "object": "model_permission", "allow_sampling": true}]});
-        assert_eq!(reported_window(&model(vllm)), Some(8192));
-        let lm_studio_v0 = json!({"id": "qwen2-vl-7b-instruct", "object": "model", "type": "vlm",
-            "publisher": "mlx-community", "arch": "qwen2_vl", "compatibility_type": "mlx", "quantization": "4bit",
-            "state": "not-loaded", "max_context_length": 32768});
-        assert_eq!(reported_window(&model(lm_studio_v0)), Some(32768));
+    fn reads_the_window_each_running_server_enforces() {
+        // llama.cpp server b11434 started with `-c 512`, as it answered here: its slot's context, not the training
+        // length.
+        let llama_cpp = json!({"id": "smollm2", "aliases": ["smollm2"], "tags": [], "object": "model",
+            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]}, "created": 1_796_679_231_u64,
+            "owned_by": "llamacpp", "meta": {"vocab_type": 2, "n_vocab": 49152, "n_ctx": 512, "n_ctx_train": 8192,
+            "n_embd": 576, "n_params": 134_515_008_u64, "size": 96_576_768_u64, "ftype": "Q4_1"}});
+        assert_eq!(reported_window(&model(llama_cpp)), Some(512));
+        // vLLM (a user's capture of `GET /v1/models`).
+        let vllm = json!({"id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "object": "model", "created": 1_723_770_563,
+            "owned_by": "vllm", "root": "meta-llama/Meta-Llama-3.1-8B-Instruct", "parent": null, "max_model_len": 8096,
+            "permission": [{"id": "modelperm-7c4c5de9b37b4f76800eb2d03b845b00", "object": "model_permission",
+            "created": 1_723_770_563, "allow_sampling": true, "organization": "*", "group": null}]});
+        assert_eq!(reported_window(&model(vllm)), Some(8096));
         let groq = json!({"id": "llama-3.3-70b-versatile", "object": "model", "created": 1_733_447_754,
             "owned_by": "Meta", "active": true, "context_window": 131_072, "public_apps": null});
         assert_eq!(reported_window(&model(groq)), Some(131_072));
+        let openrouter = json!({"id": "openai/gpt-4o", "name": "OpenAI: GPT-4o", "created": 1_715_367_049,
+            "context_length": 128_000, "architecture": {"modality": "text+image->text", "tokenizer": "GPT"},
+            "top_provider": {"context_length": 128_000, "max_completion_tokens": 16384, "is_moderated": true}});
+        assert_eq!(reported_window(&model(openrouter)), Some(128_000));
         let n_ctx = json!({"id": "local", "object": "model", "n_ctx": 4096});
         assert_eq!(reported_window(&model(n_ctx)), Some(4096));
-        let llama_cpp = json!({"id": "qwen2.5-7b-instruct-q4_k_m.gguf", "object": "model", "created": 1_736_000_000,
-            "owned_by": "llamacpp", "meta": {"vocab_type": 2, "n_vocab": 152_064, "n_ctx_train": 32768,
-            "n_embd": 3584, "n_params": 7_615_616_512_u64, "size": 4_677_120_000_u64}});
-        assert_eq!(reported_window(&model(llama_cpp)), Some(32768));
-        let openrouter_top_provider = json!({"id": "openai/gpt-4o", "name": "OpenAI: GPT-4o", "created": 1_715_367_049,
-            "architecture": {"modality": "text+image->text", "tokenizer": "GPT"},
-            "top_provider": {"context_length": 128_000, "max_completion_tokens": 16384, "is_moderated": true}});
-        assert_eq!(reported_window(&model(openrouter_top_provider)), Some(128_000));
     }
 
     #[test]
-    fn the_loaded_length_comes_before_the_most_a_model_could_be_loaded_with() {
-        let lm_studio_native = json!({"id": "qwen/qwen3-8b", "type": "llm", "publisher": "qwen",
-            "key": "qwen/qwen3-8b", "display_name": "Qwen3 8B", "max_context_length": 40960,
-            "loaded_instances": [{"id": "qwen/qwen3-8b", "config": {"context_length": 8192, "eval_batch_size": 512}}]});
-        assert_eq!(reported_window(&model(lm_studio_native)), Some(8192));
-        let lm_studio_v0_loaded = json!({"id": "meta-llama-3.1-8b-instruct", "object": "model", "type": "llm",
+    fn only_the_loaded_window_counts_never_the_most_a_model_could_be_loaded_with() {
+        // LM Studio's documented `/api/v0/models`: a model not loaded has no window yet (it is loaded with the
+        // user's setting, not its maximum).
+        let not_loaded = json!({"id": "qwen2-vl-7b-instruct", "object": "model", "type": "vlm",
+            "publisher": "mlx-community", "arch": "qwen2_vl", "compatibility_type": "mlx", "quantization": "4bit",
+            "state": "not-loaded", "max_context_length": 32768});
+        assert_eq!(reported_window(&model(not_loaded)), None);
+        let loaded = json!({"id": "meta-llama-3.1-8b-instruct", "object": "model", "type": "llm",
             "state": "loaded", "max_context_length": 131_072, "loaded_context_length": 4096});
-        assert_eq!(reported_window(&model(lm_studio_v0_loaded)), Some(4096));
-        let openrouter = json!({"id": "anthropic/claude-sonnet-4", "context_length": 200_000,
-            "top_provider": {"context_length": 1_000_000, "max_completion_tokens": 64000}});
-        assert_eq!(reported_window(&model(openrouter)), Some(200_000));
+        assert_eq!(reported_window(&model(loaded)), Some(4096));
+        let native = json!({"id": "qwen/qwen3-8b", "type": "llm", "publisher": "qwen", "key": "qwen/qwen3-8b", "display_name": "Qwen3 8B",
+            "max_context_length": 40960,
+            "loaded_instances": [{"id": "qwen/qwen3-8b", "config": {"context_length": 8192, "eval_batch_size": 512}}]});
+        assert_eq!(reported_window(&model(native)), Some(8192));
+        // An older llama.cpp reports only the training length: no window.
+        let older_llama_cpp = json!({"id": "model.gguf", "object": "model", "owned_by": "llamacpp",
+            "meta": {"vocab_type": 2, "n_vocab": 152_064, "n_ctx_train": 32768}});
+        assert_eq!(reported_window(&model(older_llama_cpp)), None);
     }
 
     #[test]
@@ -278,6 +292,19 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(windows.reported(&upstream, "small").await, None);
         assert_eq!(upstream.listings(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_that_does_not_answer_holds_a_turn_up_for_the_discovery_wait_at_most() {
+        let windows = ContextWindows::new();
+        let upstream = FakeUpstream { release: Some(Notify::new()), ..FakeUpstream::new(false) };
+        let started = Instant::now();
+        assert_eq!(windows.reported(&upstream, "small").await, None);
+        assert_eq!(started.elapsed(), DISCOVERY_WAIT);
+        // Given up like a failed listing: not asked again for a while.
+        assert_eq!(windows.reported(&upstream, "small").await, None);
+        assert_eq!(started.elapsed(), DISCOVERY_WAIT);
+        assert_eq!(upstream.listings(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -511,6 +511,12 @@ pub enum ErrorDetail {
         /// being the HTTP status); read as any value, so that an odd one does not lose the rest of the error.
         #[serde(default, rename = "type")]
         kind: Option<Value>,
+        /// llama.cpp server's count of the prompt's tokens, in a context overflow.
+        #[serde(default)]
+        n_prompt_tokens: Option<u64>,
+        /// llama.cpp server's context size, in a context overflow.
+        #[serde(default)]
+        n_ctx: Option<u64>,
     },
 }
 

@@ -153,6 +153,8 @@ struct MockState {
     failures: Mutex<VecDeque<(u16, Value)>>,
     /// What `GET /v1/models` lists (one plain model by default).
     models: Mutex<Option<Value>>,
+    /// Whether `GET /v1/models` never answers.
+    models_hang: std::sync::atomic::AtomicBool,
     gate: Notify,
     /// Streamed answers whose client closed the connection before their end.
     cut: std::sync::atomic::AtomicUsize,
@@ -201,6 +203,11 @@ impl MockUpstream {
     /// Lists these models on `GET /v1/models`.
     pub fn set_models(&self, models: Value) {
         *self.state.models.lock().unwrap() = Some(models);
+    }
+
+    /// Makes `GET /v1/models` never answer.
+    pub fn hang_models(&self) {
+        self.state.models_hang.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Waits (at most 10 s, then fails) until a streamed answer has been cut by its client, the upstream connection
@@ -348,6 +355,9 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
 }
 
 async fn mock_models(State(state): State<Arc<MockState>>) -> Json<Value> {
+    if state.models_hang.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     let listed = state.models.lock().unwrap().clone();
     let data =
         listed.unwrap_or_else(|| json!([{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]));

@@ -188,7 +188,7 @@ fn context_settings_come_from_the_environment() {
         ("THREADLINE_CONTEXT__MODELS", r#"[{models = ["llama3*"], window = 8192, strategy = "last_turns"}]"#),
     ]);
     let config = load_from(&Flags::default(), vars).unwrap();
-    assert_eq!(config.context.default_window, 32768);
+    assert_eq!(config.context.default_window, Some(32768));
     assert_eq!(config.context.strategy, Strategy::Summarize);
     let llama = config.context.for_model("llama3.1:8b");
     assert_eq!((llama.window, llama.strategy), (Some(8192), Strategy::LastTurns));
