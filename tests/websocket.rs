@@ -1,7 +1,8 @@
 //! WebSocket mode of /v1/responses: the SSE events as text frames, responses one at a time, the connection-local
 //! cache (continuations without store reads, also of `store:false` responses; evicted by a failed continuation),
 //! chains across HTTP and the socket, authentication on the upgrade, a client that leaves mid-response, warm-up
-//! (`generate:false`), the lifetime limit, and an agent loop of many tool calls.
+//! (`generate:false`), the lifetime limit, an agent loop of many tool calls, and `stream: true` in a frame (as OpenAI's
+//! Agents SDK sends it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -376,8 +377,8 @@ async fn frames_that_are_not_a_create_get_error_events_and_the_socket_stays_open
     assert_error_event(&socket.next().await.unwrap(), 400, "invalid_json");
     socket.send(json!({"type": "response.cancel"})).await;
     assert_error_event(&socket.next().await.unwrap(), 400, "invalid_value");
-    for key in ["stream", "background"] {
-        let refused = socket.refused(json!({"model": "m", "input": "x", key: true})).await;
+    for (key, value) in [("stream", false), ("background", true)] {
+        let refused = socket.refused(json!({"model": "m", "input": "x", key: value})).await;
         assert_error_event(&refused, 400, "unsupported_parameter");
         assert_eq!(refused["error"]["param"], key);
     }
@@ -388,6 +389,67 @@ async fn frames_that_are_not_a_create_get_error_events_and_the_socket_stays_open
     let refused = socket.refused(json!({"model": "m", "input": "x", "temperature": 7})).await;
     assert_eq!(refused["status"], 400);
     assert_eq!(socket.completed(json!({"model": "m", "input": "x"})).await["status"], "completed");
+}
+
+/// OpenAI's Agents SDK sends `"stream": true` in every `response.create`: it runs as a frame without it does.
+#[tokio::test]
+async fn stream_true_runs_as_if_absent_and_stream_false_is_refused() {
+    let (mock, server) = start(Sqlite).await.unwrap();
+    let mut socket = Socket::open(&server).await;
+    let mut runs = Vec::new();
+    for fields in [json!({"model": "m", "input": "hi", "stream": true}), json!({"model": "m", "input": "hi"})] {
+        mock.set(Behavior::Stream(vec![text("Hel"), text("lo"), finish("stop"), usage(5, 2), DONE]));
+        let frames = socket.respond(fields).await;
+        assert_eq!(
+            types(&frames),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ],
+            "{frames:?}"
+        );
+        for (n, frame) in frames.iter().enumerate() {
+            assert_eq!(frame["sequence_number"], n, "{frame}");
+        }
+        let completed = &frames[9]["response"];
+        assert_eq!(completed["output"][0]["content"][0]["text"], "Hello");
+        assert_eq!(server.get(&format!("/v1/responses/{}", id(completed))).await.1, *completed);
+        runs.push(frames);
+    }
+    // The same events but for ids and times, and the same request upstream.
+    for frames in &mut runs {
+        for frame in frames.iter_mut() {
+            for key in ["item_id", "item", "response"] {
+                frame.as_object_mut().unwrap().remove(key);
+            }
+        }
+    }
+    assert_eq!(runs[0], runs[1]);
+    let bodies = mock.take();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[0]["messages"], json!([msg("user", "hi")]));
+    // `stream_options` comes with it as over POST.
+    let fields = json!({"model": "m", "input": "x", "stream": true, "stream_options": {"include_obfuscation": false}});
+    assert_eq!(socket.completed(fields).await["status"], "completed");
+    // Anything else is refused, and the socket stays open.
+    let refused = socket.refused(json!({"model": "m", "input": "hi", "stream": false})).await;
+    let error = json!({"type": "invalid_request_error", "code": "unsupported_parameter", "param": "stream",
+        "message": "Unsupported parameter: 'stream' is not allowed in WebSocket mode (every response is streamed)."});
+    assert_eq!(refused, json!({"type": "error", "error": error, "status": 400}));
+    let refused = socket.refused(json!({"model": "m", "input": "hi", "stream": "yes"})).await;
+    assert_eq!(refused, json!({"type": "error", "error": error, "status": 400}));
+    mock.take();
+    assert_eq!(socket.completed(json!({"model": "m", "input": "x"})).await["status"], "completed");
+    assert_eq!(mock.take().len(), 1, "refused frames never went upstream");
 }
 
 #[tokio::test]

@@ -213,8 +213,12 @@ impl Connection {
         }
         // Each response counts against the tenant's limits as a request does, in progress until it ends.
         let slot = self.state.limiter.admit_on_connection(&self.caller.tenant)?;
+        // Every response on a socket is streamed: `stream: true` (which OpenAI's Agents SDK sends in every frame) says
+        // so again and runs as if absent (it lets `stream_options` through, as over POST); any other `stream`, and
+        // `background`, is refused.
         for key in ["stream", "background"] {
-            if fields.contains_key(key) {
+            let streamed = key == "stream" && fields.get(key) == Some(&Value::Bool(true));
+            if fields.contains_key(key) && !streamed {
                 return Err(ApiError::invalid(format!(
                     "Unsupported parameter: '{key}' is not allowed in WebSocket mode (every response is streamed)."
                 ))
