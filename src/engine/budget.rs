@@ -4,7 +4,9 @@
 //!
 //! Nothing is refused on a guess: without a known window the context is sent whole and the backend decides. A
 //! backend's overflow answer teaches its window and how its count compares with threadline's (per upstream and
-//! model), so a turn is fitted again to the backend's own numbers and the turns after it fit the first time.
+//! model), so a turn is fitted again to the backend's own numbers and the turns after it fit the first time; the
+//! usage a backend reports for a context that fills its window teaches the same comparison before any overflow, so
+//! the reply keeps its share of the window in the backend's tokens.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -143,6 +145,18 @@ impl Calibrations {
         }
     }
 
+    /// Records a backend's count of a context threadline counted `ours` tokens. Only a count above what was
+    /// assumed is taken: one below leaves more room than needed, one above would cost the reply its share (an
+    /// overflow answer, which comes with the backend's exact numbers, sets the ratio either way).
+    pub fn counted(&self, upstream: &str, model: &str, ours: u64, theirs: u64) {
+        let Some(observed) = ratio(ours, theirs) else { return };
+        let mut models = self.lock();
+        let learned = models.entry((upstream.to_string(), model.to_string())).or_default();
+        if observed > learned.ratio.unwrap_or(1.0) {
+            learned.ratio = Some(observed);
+        }
+    }
+
     /// The map; nothing holding it can panic half-way through a change, so a poisoned lock is used as it is.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Learned>> {
         self.models.lock().unwrap_or_else(PoisonError::into_inner)
@@ -196,5 +210,21 @@ mod tests {
         assert_eq!(calibrations.learned("local", "m"), (None, Some(1.25)));
         calibrations.overflowed("local", "m", 400, Overflow { prompt_tokens: Some(600), window: None });
         assert_eq!(calibrations.learned("local", "m"), (None, Some(1.5)));
+    }
+
+    #[test]
+    fn a_reported_usage_only_raises_the_ratio() {
+        let calibrations = Calibrations::default();
+        calibrations.counted("local", "m", 400, 300);
+        assert_eq!(calibrations.learned("local", "m"), (None, None));
+        calibrations.counted("local", "m", 400, 440);
+        assert_eq!(calibrations.learned("local", "m"), (None, Some(1.1)));
+        calibrations.counted("local", "m", 400, 420);
+        assert_eq!(calibrations.learned("local", "m"), (None, Some(1.1)));
+        // An unbelievable count is not taken.
+        calibrations.counted("local", "m", 400, 4000);
+        assert_eq!(calibrations.learned("local", "m"), (None, Some(1.1)));
+        calibrations.overflowed("local", "m", 400, Overflow { prompt_tokens: Some(400), window: None });
+        assert_eq!(calibrations.learned("local", "m"), (None, Some(1.0)));
     }
 }

@@ -156,6 +156,11 @@ impl TurnBuilder {
         }
     }
 
+    /// The input tokens the backend reported for the context, if it did.
+    pub fn reported_input(&self) -> Option<u64> {
+        self.usage.map(|usage| usage.input).filter(|input| *input > 0)
+    }
+
     /// Text or reasoning: appended to the open item of that kind, or to a new one.
     fn append(&mut self, kind: DeltaKind, text: String) -> Vec<TurnEvent> {
         let mut events = Vec::new();

@@ -75,6 +75,7 @@ impl Engine {
         for delta in completion.into_deltas() {
             builder.apply(delta);
         }
+        self.learn_from_usage(&request.model, &prepared, builder.reported_input());
         let (_, response, pieces) = builder.finish(None);
         self.save(&request, &prepared, &response, &pieces).await?;
         Ok(response)
@@ -189,6 +190,9 @@ impl Engine {
                     break;
                 }
             }
+        }
+        if failure.is_none() {
+            self.learn_from_usage(&request.model, &prepared, builder.reported_input());
         }
         let (closing, mut response, pieces) = builder.finish(failure);
         closing.into_iter().for_each(send);
@@ -334,6 +338,17 @@ impl Engine {
         let configured = budget.counted_window().map(|window| (window as f64 * settings.compact_threshold) as u64);
         let threshold = request.context.compact_threshold.or(configured)?;
         (plan.tokens() > threshold).then(|| plan.compaction_cut(threshold / 4)).flatten()
+    }
+}
+
+impl Engine {
+    /// Learns from a turn's usage how the backend's count compares with threadline's, where it matters: a context
+    /// fitted to a known window that fills at least half of it (so the template's few fixed tokens weigh little).
+    fn learn_from_usage(&self, model: &str, prepared: &Prepared, reported: Option<u64>) {
+        let Some(limit) = prepared.budget.limit() else { return };
+        if let Some(reported) = reported.filter(|_| prepared.tokens >= limit / 2) {
+            self.calibrations.counted(prepared.upstream.name(), model, prepared.tokens, reported);
+        }
     }
 }
 
