@@ -376,3 +376,25 @@ async fn items_of_deleted_expired_and_unstored_turns_and_gone_conversations_are_
     let sent = vec![msg("assistant", "answer to kept"), msg("user", "in a conversation"), msg("user", "now")];
     assert_eq!(mock.take(), vec![upstream_request(sent)]);
 }
+
+#[rstest]
+#[tokio::test]
+async fn references_outside_the_chain_resolve_in_one_store_read_to_the_newest_item_with_the_id(
+    #[values(Sqlite, Postgres)] store: StoreKind,
+) {
+    let Some((mock, server)) = start(store).await else { return };
+    // Two turns whose input items a client named alike: the newer one's is found.
+    let named = |text: &str| json!([{"type": "message", "id": "msg_mine", "role": "user", "content": text}]);
+    server.create(json!({"model": "m", "input": named("older")})).await;
+    let newer = server.create(json!({"model": "m", "input": named("newer")})).await;
+    let (_, conversation_item) = conversation(&server, "in a conversation").await;
+    mock.take();
+
+    let reads = server.store.reads();
+    let input = json!([{"type": "item_reference", "id": "msg_mine"}, {"type": "item_reference", "id": id(&newer["output"][0])},
+        {"type": "item_reference", "id": conversation_item}]);
+    server.create(json!({"model": "m", "input": input})).await;
+    assert_eq!(server.store.reads() - reads, 1, "one read resolved the three references");
+    let sent = vec![msg("user", "newer"), msg("assistant", "answer to newer"), msg("user", "in a conversation")];
+    assert_eq!(mock.take(), vec![upstream_request(sent)]);
+}
