@@ -1,10 +1,14 @@
-//! `item_reference` input items: a reference to an item of the chain or conversation a turn continues is replaced by
-//! a copy of the item (a new id of its type), sent upstream, stored and listed as if the client had sent the item; an
-//! id that is not there — unknown, or another tenant's — is a 400 naming it, before anything runs.
+//! `item_reference` input items: a reference to an item of the chain or conversation a turn continues — else to any
+//! stored item of the tenant, in another chain or conversation or with no chain at all — is replaced by a copy of the
+//! item (a new id of its type), sent upstream, stored and listed as if the client had sent the item; an id that is
+//! not there — unknown, of a deleted or expired response or conversation, of a `store: false` turn, or another
+//! tenant's — is a 400 naming it, before anything runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+
+use std::time::Duration;
 
 use common::*;
 use rstest::rstest;
@@ -43,6 +47,24 @@ fn lookup_call() -> Value {
 
 fn tool(output: &str) -> Value {
     json!({"role": "tool", "content": output, "tool_call_id": "call_1"})
+}
+
+/// The upstream request body of a plain turn of model `m` with these messages.
+fn upstream_request(messages: Vec<Value>) -> Value {
+    json!({"model": "m", "messages": messages})
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+/// Creates a conversation holding a user message `text`; returns its id and that item's id.
+async fn conversation(server: &TestApp, text: &str) -> (String, String) {
+    let (status, created) =
+        server.post("/v1/conversations", json!({"items": [{"role": "user", "content": text}]})).await;
+    assert_eq!(status, 200, "{created}");
+    let (_, items) = server.get(&format!("/v1/conversations/{}/items", id(&created))).await;
+    (id(&created), id(&items["data"][0]))
 }
 
 #[rstest]
@@ -155,8 +177,14 @@ async fn references_to_items_of_the_conversation_are_appended_as_copies(#[values
     let unknown = json!({"items": [{"type": "item_reference", "id": "msg_nope"}]});
     let got = server.post(&format!("/v1/conversations/{conv}/items"), unknown).await;
     assert_eq!(got, (400, not_found("msg_nope", "items")));
-    let got = server.post("/v1/conversations", json!({"items": [{"type": "item_reference", "id": id(&hello)}]})).await;
-    assert_eq!(got, (400, not_found(&id(&hello), "items")), "a new conversation holds nothing to reference");
+    // A new conversation takes a copy of a stored item of the tenant.
+    let (status, created) =
+        server.post("/v1/conversations", json!({"items": [{"type": "item_reference", "id": id(&hello)}]})).await;
+    assert_eq!(status, 200, "{created}");
+    let (_, items) = server.get(&format!("/v1/conversations/{}/items", id(&created))).await;
+    assert_eq!(items["data"].as_array().unwrap().len(), 1);
+    assert_eq!(without_id(&items["data"][0]), without_id(&hello));
+    assert_ne!(items["data"][0]["id"], hello["id"]);
 }
 
 #[rstest]
@@ -164,10 +192,6 @@ async fn references_to_items_of_the_conversation_are_appended_as_copies(#[values
 async fn an_unknown_reference_is_a_400_naming_it_before_anything_runs(#[values(Sqlite, Postgres)] store: StoreKind) {
     let Some((mock, server)) = start(store).await else { return };
     let first = server.create(json!({"model": "m", "input": "hi"})).await;
-    let user_item = {
-        let (_, items) = server.get(&format!("/v1/responses/{}/input_items", id(&first))).await;
-        id(&items["data"][0])
-    };
     mock.take();
     let reference = json!([{"type": "item_reference", "id": "msg_nope"}]);
     let continued = json!({"model": "m", "input": reference, "previous_response_id": id(&first)});
@@ -186,9 +210,9 @@ async fn an_unknown_reference_is_a_400_naming_it_before_anything_runs(#[values(S
     }
     let (status, counted) = server.post("/v1/responses/input_tokens", continued.clone()).await;
     assert_eq!((status, counted), (400, not_found("msg_nope", "input")));
-    // Without a chain or conversation, nothing resolves — not even an item of the tenant's own stored responses.
-    let alone = json!({"model": "m", "input": [{"type": "item_reference", "id": user_item}]});
-    assert_eq!(server.post("/v1/responses", alone).await, (400, not_found(&user_item, "input")));
+    // Without a chain, an id no stored item has is just as unknown.
+    let alone = json!({"model": "m", "input": reference});
+    assert_eq!(server.post("/v1/responses", alone).await, (400, not_found("msg_nope", "input")));
     // The reference must name an id.
     let bad = server.post("/v1/responses", json!({"model": "m", "input": [{"type": "item_reference"}]})).await;
     assert_error(&bad, 400, Some("missing_required_parameter"), Some("input[0].id"));
@@ -235,4 +259,142 @@ async fn another_tenants_item_is_not_found(#[values(Sqlite, Postgres)] store: St
         mock.only_messages(),
         vec![msg("user", "secret"), msg("assistant", "answer to secret"), msg("assistant", "answer to secret")]
     );
+    // Without a chain, Alice's item resolves for Alice, and Bob's own for Bob.
+    let (status, _) = post("sk-alice", json!({"model": "m", "input": reference})).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.only_messages(), vec![msg("assistant", "answer to secret")]);
+    let bobs_reference = json!([{"type": "item_reference", "id": id(&bobs["output"][0])}]);
+    let (status, _) = post("sk-bob", json!({"model": "m", "input": bobs_reference})).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.only_messages(), vec![msg("assistant", "answer to mine")]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_reference_without_a_chain_resolves_to_an_output_item_of_an_earlier_stored_turn(
+    #[values(Sqlite, Postgres)] store: StoreKind,
+) {
+    let Some((mock, server)) = start(store).await else { return };
+    let first = server.create(json!({"model": "m", "input": "hi"})).await;
+    let answer = first["output"][0].clone();
+    mock.take();
+
+    // What the Vercel AI SDK sends for a second turn (with its default `store`): the whole conversation, its earlier
+    // output as a reference, and no previous_response_id.
+    let input = json!([{"role": "user", "content": "hi"}, {"type": "item_reference", "id": id(&answer)},
+        {"role": "user", "content": "more"}]);
+    let second = server.create(json!({"model": "m", "input": input})).await;
+    assert_eq!(second["output"][0]["content"][0]["text"], "answer to more");
+    let history = vec![msg("user", "hi"), msg("assistant", "answer to hi"), msg("user", "more")];
+    assert_eq!(mock.take(), vec![upstream_request(history.clone())]);
+
+    // Stored as the item under a new id: listed, and history for a turn that continues it.
+    let (status, listed) = server.get(&format!("/v1/responses/{}/input_items?order=asc", id(&second))).await;
+    assert_eq!(status, 200);
+    let listed = listed["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(without_id(&listed[1]), without_id(&answer));
+    assert!(listed[1]["id"].as_str().unwrap().starts_with("msg_") && listed[1]["id"] != answer["id"]);
+    server.create(json!({"model": "m", "input": "again", "previous_response_id": id(&second)})).await;
+    let continued = [history, vec![msg("assistant", "answer to more"), msg("user", "again")]].concat();
+    assert_eq!(mock.take(), vec![upstream_request(continued)]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_reference_to_a_function_call_of_another_chain_resolves(#[values(Sqlite, Postgres)] store: StoreKind) {
+    let Some((mock, server)) = start(store).await else { return };
+    mock.set(calls(&[("call_1", "lookup", "{\"q\":\"x\"}")]));
+    let first = server.create(json!({"model": "m", "input": "find x"})).await;
+    let call = first["output"][0].clone();
+    assert_eq!(call["type"], "function_call");
+    let other = server.create(json!({"model": "m", "input": "unrelated"})).await;
+    mock.take();
+
+    let input = json!([{"role": "user", "content": "look again"}, {"type": "item_reference", "id": id(&call)},
+        {"type": "function_call_output", "call_id": "call_1", "output": "42"}]);
+    let turn = server.create(json!({"model": "m", "input": input, "previous_response_id": id(&other)})).await;
+    assert_eq!(turn["output"][0]["content"][0]["text"], "answer to look again");
+    let sent = vec![
+        msg("user", "unrelated"),
+        msg("assistant", "answer to unrelated"),
+        msg("user", "look again"),
+        lookup_call(),
+        tool("42"),
+    ];
+    assert_eq!(mock.take(), vec![upstream_request(sent)]);
+    let (_, listed) = server.get(&format!("/v1/responses/{}/input_items?order=asc", id(&turn))).await;
+    let copy = &listed["data"][1];
+    assert_eq!(without_id(copy), without_id(&call));
+    assert!(copy["id"].as_str().unwrap().starts_with("fc_") && copy["id"] != call["id"], "{copy}");
+}
+
+#[rstest]
+#[tokio::test]
+async fn items_of_deleted_expired_and_unstored_turns_and_gone_conversations_are_not_found(
+    #[values(Sqlite, Postgres)] store: StoreKind,
+) {
+    let mock = MockUpstream::start().await;
+    let builder = TestApp::builder().store(store).upstream(&mock.url);
+    let Some(server) = builder.config(|config| config.retention.conversations = Some(days(10))).start().await else {
+        return;
+    };
+    let answer = |response: &Value| id(&response["output"][0]);
+    // Forty days old: a turn nothing continues (expired), one a twenty-day-old turn continues (alive), and a
+    // conversation unused since (expired).
+    let expired = server.create(json!({"model": "m", "input": "old"})).await;
+    let alive = server.create(json!({"model": "m", "input": "kept"})).await;
+    let (_, expired_item) = conversation(&server, "in an old conversation").await;
+    server.clock.advance(days(20));
+    server.create(json!({"model": "m", "input": "later", "previous_response_id": id(&alive)})).await;
+    server.clock.advance(days(20));
+    let deleted = server.create(json!({"model": "m", "input": "deleted"})).await;
+    assert_eq!(server.delete(&format!("/v1/responses/{}", id(&deleted))).await.0, 200);
+    let unstored = server.create(json!({"model": "m", "input": "private", "store": false})).await;
+    let (deleted_conversation, deleted_item) = conversation(&server, "in a deleted conversation").await;
+    assert_eq!(server.delete(&format!("/v1/conversations/{deleted_conversation}")).await.0, 200);
+    let (live_conversation, live_item) = conversation(&server, "in a conversation").await;
+    let tip = server.create(json!({"model": "m", "input": "tip"})).await;
+    mock.take();
+
+    for gone in [answer(&expired), answer(&deleted), answer(&unstored), expired_item, deleted_item] {
+        let reference = json!([{"type": "item_reference", "id": gone}]);
+        for previous in [None, Some(id(&tip))] {
+            let body = json!({"model": "m", "input": reference, "previous_response_id": previous});
+            assert_eq!(server.post("/v1/responses", body).await, (400, not_found(&gone, "input")), "{previous:?}");
+        }
+        let add = json!({"items": reference});
+        let got = server.post(&format!("/v1/conversations/{live_conversation}/items"), add).await;
+        assert_eq!(got, (400, not_found(&gone, "items")));
+    }
+    assert!(mock.take().is_empty(), "nothing went upstream");
+
+    // The old turn a fresh one continues, and a live conversation, resolve.
+    let input = json!([{"type": "item_reference", "id": answer(&alive)}, {"type": "item_reference", "id": live_item},
+        {"role": "user", "content": "now"}]);
+    server.create(json!({"model": "m", "input": input})).await;
+    let sent = vec![msg("assistant", "answer to kept"), msg("user", "in a conversation"), msg("user", "now")];
+    assert_eq!(mock.take(), vec![upstream_request(sent)]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn references_outside_the_chain_resolve_in_one_store_read_to_the_newest_item_with_the_id(
+    #[values(Sqlite, Postgres)] store: StoreKind,
+) {
+    let Some((mock, server)) = start(store).await else { return };
+    // Two turns whose input items a client named alike: the newer one's is found.
+    let named = |text: &str| json!([{"type": "message", "id": "msg_mine", "role": "user", "content": text}]);
+    server.create(json!({"model": "m", "input": named("older")})).await;
+    let newer = server.create(json!({"model": "m", "input": named("newer")})).await;
+    let (_, conversation_item) = conversation(&server, "in a conversation").await;
+    mock.take();
+
+    let reads = server.store.reads();
+    let input = json!([{"type": "item_reference", "id": "msg_mine"}, {"type": "item_reference", "id": id(&newer["output"][0])},
+        {"type": "item_reference", "id": conversation_item}]);
+    server.create(json!({"model": "m", "input": input})).await;
+    assert_eq!(server.store.reads() - reads, 1, "one read resolved the three references");
+    let sent = vec![msg("user", "newer"), msg("assistant", "answer to newer"), msg("user", "in a conversation")];
+    assert_eq!(mock.take(), vec![upstream_request(sent)]);
 }

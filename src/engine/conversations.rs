@@ -16,7 +16,7 @@ impl Engine {
         mut items: Vec<Item>,
     ) -> EngineResult<Conversation> {
         let conversation = Conversation { created_at: self.now(), ..Conversation::new(metadata) };
-        // A new conversation holds nothing a reference could name.
+        // A new conversation holds nothing yet: references name stored items of the tenant.
         self.resolve_references(tenant, &mut items, ReferenceScope::Nothing, CONVERSATION_ITEMS).await?;
         self.admit_input(tenant, &mut items)?;
         self.store.create_conversation(tenant, &conversation, &items, &self.item_counts(tenant, &items)).await?;

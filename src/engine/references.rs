@@ -1,11 +1,14 @@
 //! `item_reference` input items: each stands for a stored item of the tenant by its id, and is replaced by a copy of
 //! that item before the turn runs — as if the client had sent the item itself.
 //!
-//! A reference resolves within what the turn continues: any item (input or output) of any turn of the chain of
+//! A reference resolves first within what the turn continues: any item (input or output) of any turn of the chain of
 //! `previous_response_id`, the items of its `conversation`, or the context a WebSocket kept of its latest response.
-//! Items of other chains are not searched: the store has no index of items by id across responses. The copy gets a
-//! new id of its type (`msg_…`, `fc_…`, …): item ids stay unique within a conversation, which the store enforces, and
-//! within a chain, so a later reference names one item.
+//! The references left then resolve, all in one store read, to any stored item of the tenant, as OpenAI resolves
+//! them across a project: an item of any of its responses (another chain's too) or conversations. A deleted or
+//! expired response or conversation holds none, a `store: false` turn stored none, another tenant's are never found:
+//! such an id is the same 400 as an unknown one. The copy gets a new id of its type (`msg_…`, `fc_…`, …): item ids
+//! stay unique within a conversation, which the store enforces, and within a chain, so a later reference there names
+//! one item.
 
 use super::history::LocalContext;
 use super::{Engine, EngineError, EngineResult, TurnRequest};
@@ -19,7 +22,7 @@ pub(super) enum ReferenceScope<'a> {
     Conversation(&'a str),
     /// The context a WebSocket kept of the response the turn continues.
     Local(&'a LocalContext),
-    /// Nothing: no reference resolves.
+    /// Nothing: references resolve among the tenant's stored items only.
     Nothing,
 }
 
@@ -51,9 +54,9 @@ impl Engine {
         self.admit_input(&request.tenant, &mut request.input)
     }
 
-    /// Replaces each item reference of `items` with a renamed copy of the item it names in `scope`;
-    /// `ItemReferenceNotFound` (naming `param`, the items' field) for an id that is not there (another tenant's items
-    /// never are).
+    /// Replaces each item reference of `items` with a renamed copy of the item it names: in `scope` first, else
+    /// anywhere in the tenant's stored items; `ItemReferenceNotFound` (naming `param`, the items' field) for an id
+    /// found in neither (another tenant's items never are).
     pub(super) async fn resolve_references(
         &self,
         tenant: &str,
@@ -64,6 +67,29 @@ impl Engine {
         if !items.iter().any(|item| matches!(item, Item::ItemReference(_))) {
             return Ok(());
         }
+        let missing = self.resolve_in_scope(tenant, items, scope).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        // The rest in one read of the store, whatever response or conversation holds them.
+        let ids: Vec<String> = missing.iter().map(|&index| items[index].id().to_string()).collect();
+        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let stored = self.store.stored_items(tenant, &wanted).await?;
+        for (index, id) in missing.into_iter().zip(ids) {
+            let found = stored.iter().find(|item| item.id() == id && !matches!(item, Item::ItemReference(_)));
+            items[index] = found.ok_or(EngineError::ItemReferenceNotFound { id, param })?.renamed();
+        }
+        Ok(())
+    }
+
+    /// Replaces each item reference of `items` that names an item of `scope` with a renamed copy of it; returns the
+    /// positions of the others.
+    async fn resolve_in_scope(
+        &self,
+        tenant: &str,
+        items: &mut [Item],
+        scope: ReferenceScope<'_>,
+    ) -> EngineResult<Vec<usize>> {
         // A chain is read once (usually from the history cache, where `prepare` finds it again).
         let chain = match scope {
             ReferenceScope::Chain(id) => {
@@ -77,7 +103,8 @@ impl Engine {
             (ReferenceScope::Local(kept), _) => kept.items.iter().collect(),
             _ => Vec::new(),
         };
-        for item in items.iter_mut() {
+        let mut missing = Vec::new();
+        for (index, item) in items.iter_mut().enumerate() {
             let Item::ItemReference(reference) = item else { continue };
             let id = reference.id.as_str();
             let found = match scope {
@@ -85,12 +112,15 @@ impl Engine {
                     let item = self.store.conversation_item(tenant, conversation, id).await?;
                     item.ok_or_else(|| EngineError::ConversationNotFound(conversation.into()))?
                 }
+                ReferenceScope::Nothing => None,
                 // The newest item with the id, should a client have sent one id twice.
                 _ => held.iter().rev().find(|held| held.id() == id).map(|&held| held.clone()),
             };
-            let found = found.filter(|item| !matches!(item, Item::ItemReference(_)));
-            *item = found.ok_or_else(|| EngineError::ItemReferenceNotFound { id: id.into(), param })?.renamed();
+            match found.filter(|item| !matches!(item, Item::ItemReference(_))) {
+                Some(found) => *item = found.renamed(),
+                None => missing.push(index),
+            }
         }
-        Ok(())
+        Ok(missing)
     }
 }

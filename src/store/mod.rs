@@ -12,6 +12,7 @@ pub mod lists;
 mod postgres;
 mod retention;
 mod sql;
+mod sql_items;
 mod sql_lists;
 mod sql_retention;
 mod sql_store;
@@ -159,6 +160,12 @@ pub trait Store: Send + Sync {
     /// A page of an item list; `None` if its response or conversation is unknown or deleted, `CursorNotFound` if
     /// `after` is not one of its items.
     async fn items_page(&self, tenant: &str, list: ItemList<'_>, page: &PageRequest) -> StoreResult<Option<Page>>;
+
+    /// The stored items of the tenant with these ids, at most one per id, in no particular order: the input and output
+    /// items of its responses (not deleted or expired; newest response first should two hold one id), else the items
+    /// of its conversations (likewise). An id found nowhere has no item. What an `item_reference` resolves to
+    /// when the turn's own chain or conversation does not hold it.
+    async fn stored_items(&self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<Item>>;
 
     /// Erases a response's content, keeping a tombstone with its parent link; false if unknown or deleted.
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool>;

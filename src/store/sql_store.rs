@@ -1,8 +1,8 @@
 //! `sql_store!`: the one implementation of `Store`, expanded for each sqlx database type (SQLite, Postgres) because
 //! sqlx's executor bounds cannot be written once for both. Each method runs its statements from `sql.rs` and hands
 //! the rows to that module's plain functions; the write helpers are in `sql_writes.rs`, background runs in
-//! `background.rs`. Expired data is not found, exactly like deleted data (`retention.rs` says what expires;
-//! `sql_retention.rs` checks it and purges).
+//! `background.rs`, items found by id in `sql_items.rs`. Expired data is not found, exactly like deleted data
+//! (`retention.rs` says what expires; `sql_retention.rs` checks it and purges).
 
 /// Implements `Store` for a struct with fields `pool: Pool<$db>`, `writer_pool: Option<Pool<$db>>` (a pool of its
 /// own for writes, else they use `pool`), `writer: Writer` (group commit of turns, over that pool), `cache:
@@ -18,6 +18,7 @@ macro_rules! sql_store {
 
         $crate::store::sql_writes::sql_writes!($store, $db);
         $crate::store::sql_lists::sql_lists!($store, $db);
+        $crate::store::sql_items::sql_items!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -170,6 +171,14 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 sql::page(&rows, page.limit).map(Some)
+            }
+
+            async fn stored_items(
+                &self,
+                tenant: &str,
+                ids: &[&str],
+            ) -> $crate::store::StoreResult<Vec<$crate::model::Item>> {
+                self.stored_items_of(tenant, ids).await
             }
 
             async fn delete_response(&self, tenant: &str, id: &str) -> $crate::store::StoreResult<bool> {

@@ -105,6 +105,10 @@ impl Store for Recorder {
         self.read();
         self.inner.items_page(tenant, list, page).await
     }
+    async fn stored_items(&self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<Item>> {
+        self.read();
+        self.inner.stored_items(tenant, ids).await
+    }
     async fn delete_response(&self, tenant: &str, id: &str) -> StoreResult<bool> {
         self.write();
         self.inner.delete_response(tenant, id).await
