@@ -393,3 +393,45 @@ async fn log_probabilities_asked_for_come_from_the_backend_streamed_and_whole() 
     assert_eq!(mock.only_body()["include"], include);
     assert_eq!(response["output"][0]["content"][0]["logprobs"], json!([kept("Hi", -0.125)]));
 }
+
+#[tokio::test]
+async fn a_stream_without_output_indexes_is_read_item_by_item() {
+    // llama.cpp's server (b11434), as it streamed here: no `output_index`, `content_index` nor `sequence_number`.
+    let (mock, server) = app().await;
+    let id = "msg_KrFggVWEHHf833tI4B8iTIBr54ZbzZDZ";
+    let done = json!({"type": "message", "status": "completed", "id": id, "role": "assistant",
+        "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "The gods' great."}]});
+    let response = json!({"id": "resp_gD07MXy5slyGA7nkAYSKMnCBORa19oxk", "object": "response",
+        "status": "in_progress"});
+    let mut events = vec![
+        json!({"type": "response.created", "response": response}),
+        json!({"type": "response.in_progress", "response": response}),
+        json!({"type": "response.output_item.added", "item": {"content": [], "id": id, "role": "assistant",
+            "status": "in_progress", "type": "message"}}),
+        json!({"type": "response.content_part.added", "item_id": id, "part": {"type": "output_text", "text": ""}}),
+    ];
+    for delta in ["The", " gods", "'", " great", "."] {
+        events.push(json!({"type": "response.output_text.delta", "item_id": id, "delta": delta}));
+    }
+    events.extend([
+        json!({"type": "response.output_text.done", "item_id": id, "text": "The gods' great."}),
+        json!({"type": "response.output_item.done", "item": done}),
+        json!({"type": "response.completed", "response": {"id": "resp_gD07MXy5slyGA7nkAYSKMnCBORa19oxk",
+            "object": "response", "created_at": 1_796_679_782, "status": "completed", "model": "smollm2",
+            "output": [done], "usage": {"input_tokens": 34, "output_tokens": 8, "total_tokens": 42,
+            "input_tokens_details": {"cached_tokens": 0}}}}),
+    ]);
+    mock.push(Reply::Stream(events));
+    let events = server.stream("/v1/responses", json!({"model": "gpt-up", "input": "Hi", "stream": true})).await;
+    let events = events.rest_json().await;
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_text.delta")
+        .map(|event| event["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, ["The", " gods", "'", " great", "."]);
+    let completed = events.last().unwrap();
+    assert_eq!(completed["type"], "response.completed");
+    assert_eq!(completed["response"]["output"][0]["content"][0]["text"], "The gods' great.");
+    assert_eq!(completed["response"]["usage"]["input_tokens"], 34);
+}

@@ -20,9 +20,25 @@ struct ResponseEvents {
     calls: Vec<usize>,
     /// Output items whose text (or arguments) came in deltas: their done items add nothing.
     streamed: Vec<usize>,
+    /// The output index of the latest item added, for events that give none.
+    latest: Option<usize>,
 }
 
 impl ResponseEvents {
+    /// The output index of an event: its own, else the latest item added's (the item an `added` event adds comes
+    /// after it).
+    fn index(&mut self, given: Option<usize>, adds: bool) -> usize {
+        let index = match (given, self.latest) {
+            (Some(index), _) => index,
+            (None, Some(latest)) if adds => latest + 1,
+            (None, latest) => latest.unwrap_or(0),
+        };
+        if adds {
+            self.latest = Some(index);
+        }
+        index
+    }
+
     /// Notes that text came for output item `index`.
     fn stream(&mut self, index: usize) {
         if !self.streamed.contains(&index) {
@@ -47,27 +63,33 @@ impl EventFormat for ResponseEvents {
             Err(err) => return answer.fail(&format!("an event that does not parse ({err})")),
         };
         match event {
-            Event::ItemAdded { output_index, item: OutputItem::FunctionCall { call_id, name, arguments } } => {
-                answer.push(self.start_call(output_index, call_id, name, arguments));
+            Event::ItemAdded { output_index, item } => {
+                let index = self.index(output_index, true);
+                if let OutputItem::FunctionCall { call_id, name, arguments } = item {
+                    answer.push(self.start_call(index, call_id, name, arguments));
+                }
             }
-            Event::ItemAdded { .. } | Event::Other => {}
+            Event::Other => {}
             Event::TextDelta { output_index, delta, logprobs } => {
-                self.stream(output_index);
+                let index = self.index(output_index, false);
+                self.stream(index);
                 answer.text(delta, wire::logprobs(logprobs));
             }
             Event::ReasoningDelta { output_index, delta } => {
-                self.stream(output_index);
+                let index = self.index(output_index, false);
+                self.stream(index);
                 answer.push(Delta::Reasoning(delta));
             }
             Event::ArgumentsDelta { output_index, delta } => {
-                let Some(position) = self.calls.iter().position(|&call| call == output_index) else {
-                    return answer
-                        .fail(&format!("arguments for output item {output_index}, which is no function call"));
+                let index = self.index(output_index, false);
+                let Some(position) = self.calls.iter().position(|&call| call == index) else {
+                    return answer.fail(&format!("arguments for output item {index}, which is no function call"));
                 };
-                self.stream(output_index);
+                self.stream(index);
                 answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments: delta });
             }
             Event::ItemDone { output_index, item } => {
+                let output_index = self.index(output_index, false);
                 let streamed = self.streamed.contains(&output_index);
                 match item {
                     OutputItem::Message { content } if !streamed => {

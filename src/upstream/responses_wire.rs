@@ -262,25 +262,43 @@ impl Usage {
     }
 }
 
-/// A streamed event; the ones threadline needs nothing from are `Other`.
+/// A streamed event; the ones threadline needs nothing from are `Other`. An event may lack its `output_index`
+/// (llama.cpp's server sends none): it is then about the latest item added.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
     #[serde(rename = "response.output_item.added")]
-    ItemAdded { output_index: usize, item: OutputItem },
+    ItemAdded {
+        #[serde(default)]
+        output_index: Option<usize>,
+        item: OutputItem,
+    },
     #[serde(rename = "response.output_item.done")]
-    ItemDone { output_index: usize, item: OutputItem },
+    ItemDone {
+        #[serde(default)]
+        output_index: Option<usize>,
+        item: OutputItem,
+    },
     #[serde(rename = "response.output_text.delta", alias = "response.refusal.delta")]
     TextDelta {
-        output_index: usize,
+        #[serde(default)]
+        output_index: Option<usize>,
         delta: String,
         #[serde(default)]
         logprobs: Vec<Value>,
     },
     #[serde(rename = "response.reasoning_text.delta")]
-    ReasoningDelta { output_index: usize, delta: String },
+    ReasoningDelta {
+        #[serde(default)]
+        output_index: Option<usize>,
+        delta: String,
+    },
     #[serde(rename = "response.function_call_arguments.delta")]
-    ArgumentsDelta { output_index: usize, delta: String },
+    ArgumentsDelta {
+        #[serde(default)]
+        output_index: Option<usize>,
+        delta: String,
+    },
     #[serde(rename = "response.completed", alias = "response.incomplete", alias = "response.failed")]
     Ended { response: Answer },
     #[serde(rename = "error")]
