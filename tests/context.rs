@@ -378,3 +378,16 @@ async fn each_stored_item_keeps_the_token_count_it_was_sent_with(#[values(Sqlite
     // "Be brief." and "hello world" as messages, and the answer "answer to hello world".
     assert_eq!(expected, [Some(7), Some(6), Some(8)]);
 }
+
+#[tokio::test]
+async fn an_older_llama_cpp_server_gives_the_window_it_runs_with_in_its_props_not_its_training_length() {
+    let mock = MockUpstream::start().await;
+    mock.set_models(json!([{"id": "m", "object": "model", "created": 1, "owned_by": "llamacpp",
+        "meta": {"vocab_type": 2, "n_vocab": 152_064, "n_ctx_train": 32768, "n_embd": 3584}}]));
+    let server = TestApp::start(&mock.url).await;
+    let got = server.post("/v1/responses", json!({"model": "m", "input": words(3500)})).await;
+    assert_error(&got, 400, Some("context_length_exceeded"), Some("input"));
+    let message = got.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains("(the window is 4096 tokens, 1024 kept for the output)"), "{message}");
+    assert_eq!(mock.take(), Vec::<Value>::new());
+}

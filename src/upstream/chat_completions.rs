@@ -85,12 +85,43 @@ impl Upstream for ChatCompletions {
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {
         let response = self.http.get("/models", LIST_TIMEOUT).await?;
-        Ok(self.http.json::<ModelList>(response).await?.data)
+        let mut models = self.http.json::<ModelList>(response).await?.data;
+        if models.iter().any(lacks_llama_cpp_window) {
+            self.add_llama_cpp_window(&mut models).await;
+        }
+        Ok(models)
     }
 
     fn chat_endpoint(&self) -> Option<&ChatCompletions> {
         Some(self)
     }
+}
+
+impl ChatCompletions {
+    /// Gives the models of an older llama.cpp server, whose list reports only their training length, the context
+    /// the running server enforces, from its `/props` (served at its root, beside `/v1`); without it, none.
+    async fn add_llama_cpp_window(&self, models: &mut [ModelInfo]) {
+        let props = match self.http.get("/../props", LIST_TIMEOUT).await {
+            Ok(response) => self.http.json::<Value>(response).await,
+            Err(err) => Err(err),
+        };
+        let window = props.as_ref().ok().and_then(|props| props.pointer("/default_generation_settings/n_ctx"));
+        let Some(window) = window.filter(|window| window.as_u64().is_some_and(|n| n > 0)) else {
+            tracing::debug!(upstream = %self.http.name, "llama.cpp's /props gives no context size");
+            return;
+        };
+        for model in models.iter_mut().filter(|model| lacks_llama_cpp_window(model)) {
+            if let Some(meta) = model.extra.get_mut("meta").and_then(Value::as_object_mut) {
+                meta.insert("n_ctx".into(), window.clone());
+            }
+        }
+    }
+}
+
+/// Whether a listed model is an older llama.cpp server's, whose `meta` has no `n_ctx`.
+fn lacks_llama_cpp_window(model: &ModelInfo) -> bool {
+    model.owned_by == "llamacpp"
+        && model.extra.get("meta").and_then(Value::as_object).is_some_and(|meta| !meta.contains_key("n_ctx"))
 }
 
 /// The request body for a completion request.

@@ -115,6 +115,39 @@ fn number_after(text: &str, phrases: &[&str]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// Context-overflow messages as backends send them.
+    const OVERFLOW_MESSAGES: [&str; 11] = [
+        // OpenAI, vLLM.
+        "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4900 in the \
+         messages, 100 in the completion). Please reduce the length of the messages or completion.",
+        // vLLM.
+        "The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that \
+         `max_model_len` is no smaller than the number of text tokens.",
+        "Input prompt (5000 tokens) is too long and exceeds limit of 4096",
+        // llama.cpp server, now and before.
+        "the request exceeds the available context size, try increasing it",
+        "the request exceeds the available context size. try increasing the context size or enable context shift",
+        // Ollama.
+        "input length exceeds maximum context length",
+        "prompt too long; exceeded max context length by 12 tokens",
+        "the input length exceeds the context length",
+        // LM Studio.
+        "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with context \
+         length of only 4096 tokens, which is not enough. Try to load the model with a larger context length, or \
+         provide a shorter input",
+        "Context length exceeded",
+        // Anthropic-style.
+        "prompt is too long: 210000 tokens > 200000 maximum",
+    ];
+
+    #[test]
+    fn every_known_wording_is_an_overflow_whatever_its_case() {
+        for message in OVERFLOW_MESSAGES {
+            assert!(Overflow::of_message(message).is_some(), "{message}");
+            assert!(Overflow::of_message(&message.to_uppercase()).is_some(), "{message}");
+        }
+    }
+
     fn numbers(message: &str) -> (Option<u64>, Option<u64>) {
         let overflow = Overflow::of_message(message).unwrap_or_else(|| panic!("not an overflow: {message}"));
         (overflow.prompt_tokens, overflow.window)

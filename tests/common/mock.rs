@@ -186,6 +186,7 @@ impl MockUpstream {
         let router = Router::new()
             .route("/v1/chat/completions", post(mock_chat))
             .route("/v1/models", get(mock_models))
+            .route("/props", get(mock_props))
             .with_state(state.clone());
         let addr = spawn(router).await;
         Self { url: format!("http://{addr}/v1"), state }
@@ -352,6 +353,12 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
             ([("content-type", "text/event-stream")], body).into_response()
         }
     }
+}
+
+/// llama.cpp server's `/props`, as b11434 answered with `-c 4096` (its `default_generation_settings.params` left out).
+async fn mock_props() -> Json<Value> {
+    Json(json!({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 1, "model_alias": "model.gguf",
+        "model_path": "/models/model.gguf", "modalities": {"vision": false, "audio": false}}))
 }
 
 async fn mock_models(State(state): State<Arc<MockState>>) -> Json<Value> {
