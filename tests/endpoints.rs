@@ -122,7 +122,8 @@ async fn models_lists_what_the_routed_upstreams_serve() {
     let echo = TestApp::start("echo").await;
     assert_eq!(
         echo.get("/v1/models").await.1,
-        json!({"object": "list", "data": [{"id": "echo", "object": "model", "created": 0, "owned_by": "echo"}]})
+        json!({"object": "list", "data": [{"id": "echo", "object": "model", "created": 0, "owned_by": "echo",
+            "context_length": 8192}]})
     );
 }
 

@@ -11,6 +11,9 @@ use super::{
     UpstreamError, UpstreamResult,
 };
 
+/// The context window the echo model reports, so long conversations behave offline as on a real backend.
+const WINDOW: u64 = 8192;
+
 /// The echo backend.
 pub struct Echo {
     name: String,
@@ -81,8 +84,11 @@ impl Upstream for Echo {
         Ok(stream::iter(deltas).boxed())
     }
 
+    /// The echo model, with the window it is fitted to as a real backend reports one.
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {
-        Ok(vec![ModelInfo::named("echo", &self.name)])
+        let mut echo = ModelInfo::named("echo", &self.name);
+        echo.extra.insert("context_length".into(), WINDOW.into());
+        Ok(vec![echo])
     }
 }
 

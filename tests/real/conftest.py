@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sdk"))
 
-from server_process import STARTUP_TIMEOUT_S, ServerProcess  # noqa: E402
+from server_process import STARTUP_TIMEOUT_S, ServerProcess, stop  # noqa: E402
 
 MODEL = "smollm2"
 WINDOW = 512
@@ -85,13 +85,7 @@ class LlamaServer:
         return [(self.prompts / name).read_text(errors="replace") for name in names]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop(self.proc)
 
 
 _LLAMA: Optional[LlamaServer] = None

@@ -95,13 +95,18 @@ class ServerProcess:
         return "--- threadline stderr (last %d lines) ---\n%s" % (len(lines), "\n".join(lines))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop(self.proc)
         self._reader.join(timeout=5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a process, killing it if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
