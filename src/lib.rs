@@ -3,6 +3,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod engine;
 pub mod listener;
 pub mod model;

@@ -1,4 +1,4 @@
-//! The listener every connection is accepted through: it gives hyper's own bodiless rejections OpenAI's envelope.
+//! The connection every request arrives on: it gives hyper's own bodiless rejections OpenAI's envelope.
 //!
 //! hyper answers some requests itself, before the router sees them, with an empty body: 414 for a request target
 //! longer than the `http` crate allows (64 KiB), 431 for headers over hyper's buffer (about 400 KiB) or over 100
@@ -7,35 +7,18 @@
 //! with `content-length: 0` (the router never answers so: all its errors carry the envelope) is replaced by the
 //! same status carrying `{"error":{message,type,param,code}}`. hyper closes the connection after such an answer.
 //!
-//! 404, 405 and 413 come from the router (its fallbacks and `JsonBody`); no 415 exists (bodies are read as JSON
-//! whatever their content type); no 408 is ever sent: hyper closes a connection whose headers do not arrive in time
-//! without answering.
+//! 404, 405 and 413 come from the router (its fallbacks and `api::body`); no 415 exists (bodies are read as JSON
+//! whatever their content type). A body that has not arrived within `limits.body_read_timeout` gets a 408 from the
+//! router (`api::body`); headers that have not arrived within `limits.header_read_timeout`, and a connection idle
+//! past `limits.idle_timeout`, get no answer: the connection is closed (`connections`).
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A TCP listener whose connections give hyper's bodiless rejections the error envelope.
-pub struct EnvelopeListener(pub TcpListener);
-
-impl axum::serve::Listener for EnvelopeListener {
-    type Io = EnvelopeStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (EnvelopeStream { inner: stream, pending: Vec::new() }, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        axum::serve::Listener::local_addr(&self.0)
-    }
-}
+use tokio::net::TcpStream;
 
 /// A connection whose bodiless 400/414/431 response heads are rewritten to carry the envelope.
 pub struct EnvelopeStream {
@@ -45,9 +28,8 @@ pub struct EnvelopeStream {
 }
 
 impl EnvelopeStream {
-    /// Nodelay, as for any accepted TCP stream.
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.inner.set_nodelay(nodelay)
+    pub fn new(inner: TcpStream) -> Self {
+        Self { inner, pending: Vec::new() }
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,18 +1,16 @@
-//! Serving: listen, answer until SIGINT or SIGTERM, then stop accepting and drain — wait (up to the configured
-//! `drain_timeout`) for the requests in progress and for every running turn to be stored. Meanwhile, expired data is
-//! purged every `retention.purge_interval`.
+//! Serving: listen, answer (on the connections of `connections`) until SIGINT or SIGTERM, then stop accepting and
+//! drain — wait (up to the configured `drain_timeout`) for the requests in progress and for every running turn to be
+//! stored. Meanwhile, expired data is purged every `retention.purge_interval`.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::build_app;
 use crate::config::Config;
-use crate::listener::EnvelopeListener;
+use crate::connections;
 use crate::store::{Purge, Store};
 use crate::telemetry;
 
@@ -36,23 +34,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let encodings: Vec<_> =
         std::iter::once(context.encoding).chain(context.models.iter().filter_map(|m| m.encoding)).collect();
     tokio::task::spawn_blocking(move || encodings.into_iter().for_each(crate::tokens::Encoding::load));
-    // Stops the purge, and closes the WebSockets once their response in flight is done.
+    // Stops the purge and the accepting of connections, and closes the WebSockets once their response in flight is
+    // done.
     let stop = app.stopping.clone();
     if let Some(every) = config.retention.purge_interval {
         tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));
     }
-    // Small writes (stream events) go out at once instead of waiting for the client's ACK (Nagle's algorithm).
-    let listener = EnvelopeListener(listener).tap_io(|connection| {
-        if let Err(err) = connection.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app.router).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let mut server = tokio::spawn(server.into_future());
+    let server = connections::serve(listener, app.router, &config.limits, stop.clone());
+    let mut server = tokio::spawn(server);
     tokio::select! {
         () = shutdown_signal() => stop.cancel(),
         ended = &mut server => {
-            ended??;
+            ended?;
             anyhow::bail!("the server stopped accepting connections on its own");
         }
     }

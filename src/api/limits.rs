@@ -131,8 +131,8 @@ impl Limiter {
     }
 }
 
-/// Middleware: admits the request under its tenant's limits, and answers 504 when no answer has started within
-/// `request_timeout`. A streamed answer that has started is not cut; it holds its slot until its body ends.
+/// Middleware: admits the request under its tenant's limits (its body already in: `body::read_whole` runs first), and
+/// answers 504 when no answer has started within `request_timeout`. A streamed answer that has started is not cut; it holds its slot until its body ends.
 pub async fn enforce(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
     let tenant = caller_of(request.extensions()).tenant;
     let slot = match limiter.admit(&tenant) {

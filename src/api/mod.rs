@@ -1,6 +1,7 @@
 //! The HTTP surfaces: one module per wire API, each translating its JSON to engine calls and back.
 
 pub mod auth;
+pub mod body;
 mod browse;
 mod chat;
 mod console;
@@ -102,13 +103,16 @@ pub fn caller_paths() -> Vec<&'static str> {
 /// Layers, outermost first: the clients' keys (`authorization`, `x-api-key`, `api-key`) marked sensitive, so that
 /// no layer or log can print them (`Debug` shows `Sensitive`); `request_id::assign`, the tracing span,
 /// `telemetry::track_http`, the panic catcher, the body limit; then, on the caller routes only (not health,
-/// readiness, metrics or unknown paths), `auth::authenticate`, which names the caller and its tenant, and inside it
-/// `limits::enforce`: that tenant's concurrency and rate limits and the request timeout.
+/// readiness, metrics or unknown paths), `auth::authenticate`, which names the caller and its tenant, inside it
+/// `body::read_whole`, which reads the body within its deadline, and inside that `limits::enforce`: that tenant's
+/// concurrency and rate limits and the request timeout, which so count a request only once its body is in.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let limiter = state.limiter.clone();
+    let body = Arc::new(body::BodyRules { timeout: limits.body_read_timeout, max_bytes: limits.max_body_bytes });
     let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
     let callers = callers
         .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))
+        .route_layer(middleware::from_fn_with_state(body, body::read_whole))
         .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
     Router::new()
         .merge(callers)

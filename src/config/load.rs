@@ -159,8 +159,17 @@ impl Config {
         if limits.request_timeout.is_zero() {
             return fail("limits.request_timeout", "must be longer than 0s");
         }
-        if limits.websocket_lifetime.is_zero() {
-            return fail("limits.websocket_lifetime", "must be longer than 0s");
+        let deadlines = [
+            ("limits.websocket_lifetime", limits.websocket_lifetime),
+            ("limits.header_read_timeout", limits.header_read_timeout),
+            ("limits.idle_timeout", limits.idle_timeout),
+            ("limits.body_read_timeout", limits.body_read_timeout),
+        ];
+        if let Some((key, _)) = deadlines.iter().find(|(_, deadline)| deadline.is_zero()) {
+            return fail(key, "must be longer than 0s");
+        }
+        if limits.max_connections == 0 {
+            return fail("limits.max_connections", "must be at least 1");
         }
         self.context.validate()?;
         self.retention.validate()?;

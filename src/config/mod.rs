@@ -139,7 +139,8 @@ pub struct Limits {
     /// started is not cut); past it the client gets a 504 `timeout`, and a turn it started still runs and is stored.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Most requests one tenant may have in progress (a stream counts until it ends); more is a 429. 0: no limit.
+    /// Most requests one tenant may have in progress (from when its body is in; a stream counts until it ends); more
+    /// is a 429. 0: no limit.
     pub max_concurrent_requests_per_tenant: u32,
     /// Most requests one tenant may start per minute (spread evenly, bursts up to the whole minute's); more is a
     /// 429 with `retry-after`. 0: no limit.
@@ -148,6 +149,21 @@ pub struct Limits {
     /// `websocket_connection_limit_reached` and is closed.
     #[serde(with = "humantime_serde")]
     pub websocket_lifetime: Duration,
+    /// How long a client may take to send a request's headers, from its connection's opening, or on a kept-alive
+    /// connection from the next request's first byte; past it the connection is closed without an answer.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in progress, from its last answer's end; then it is
+    /// closed. A stream being answered, an answer its client is still reading and a WebSocket are never idle.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a request's body may take to arrive whole, from the end of its headers; past it the request gets a
+    /// 408 `request_timeout`. A request counts against its tenant's limits only once its body is in.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once (a WebSocket's until it closes); past it new connections wait to be
+    /// accepted. Lowered at start-up to three quarters of the process's open-file limit when that is smaller.
+    pub max_connections: u32,
 }
 
 impl Default for Limits {
@@ -161,6 +177,10 @@ impl Default for Limits {
             max_concurrent_requests_per_tenant: 64,
             requests_per_minute_per_tenant: 0,
             websocket_lifetime: Duration::from_secs(60 * 60),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }

@@ -27,7 +27,7 @@ use recorder::Recorder;
 use serde_json::{json, Value};
 use sse::Events;
 use threadline::clock::Clock;
-use threadline::config::{Config, DefaultUpstream, KeyEntry, Secret, UpstreamConfig};
+use threadline::config::{Config, DefaultUpstream, KeyEntry, Limits, Secret, UpstreamConfig};
 use threadline::engine::Engine;
 use threadline::model::{Item, Pieces, Response as ModelResponse};
 use threadline::store::{NewTurn, Store};
@@ -47,12 +47,20 @@ pub fn key(tenant: &str, key: &str) -> KeyEntry {
     KeyEntry { tenant: tenant.into(), key: Some(Secret(key.into())), key_sha256: None }
 }
 
-/// Serves a router on a random loopback port.
+/// Serves a router (a mock's) on a random loopback port.
 pub async fn spawn(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let listener = threadline::listener::EnvelopeListener(listener);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// Serves threadline's router on a random loopback port as `threadline serve` does: on its own connections, under
+/// the deadlines and the connection cap of `limits`.
+pub async fn spawn_app(router: Router, limits: &Limits) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(threadline::connections::serve(listener, router, limits, Default::default()));
     addr
 }
 
@@ -114,7 +122,7 @@ impl Builder {
         let inner = threadline::open_store(&config, self.clock.clone()).await.unwrap();
         let store = Arc::new(Recorder::new(inner));
         let app = threadline::build_app_with_store(&config, store.clone()).await.unwrap();
-        let addr = spawn(app.router).await;
+        let addr = spawn_app(app.router, &config.limits).await;
         let base = format!("http://{addr}");
         let clock = self.clock;
         Some(TestApp { base, engine: app.engine, store, database, clock, client: reqwest::Client::new() })

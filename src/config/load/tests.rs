@@ -294,3 +294,24 @@ fn retention_durations_parse_none_and_errors_name_the_key() {
         "invalid configuration: retention.purge_interval: must be at least 1s (\"none\" turns the periodic purge off)"
     );
 }
+
+#[test]
+fn connection_deadlines_come_from_the_environment_and_must_be_positive() {
+    let defaults = load_from(&Flags::default(), Vec::new()).unwrap().limits;
+    let got =
+        (defaults.header_read_timeout, defaults.idle_timeout, defaults.body_read_timeout, defaults.max_connections);
+    assert_eq!(got, (Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(30), 4096));
+    let vars = [
+        ("THREADLINE_LIMITS__HEADER_READ_TIMEOUT", "2s"),
+        ("THREADLINE_LIMITS__IDLE_TIMEOUT", "90s"),
+        ("THREADLINE_LIMITS__BODY_READ_TIMEOUT", "500ms"),
+        ("THREADLINE_LIMITS__MAX_CONNECTIONS", "100"),
+    ];
+    let limits = load_from(&Flags::default(), env(&vars)).unwrap().limits;
+    let got = (limits.header_read_timeout, limits.idle_timeout, limits.body_read_timeout, limits.max_connections);
+    assert_eq!(got, (Duration::from_secs(2), Duration::from_secs(90), Duration::from_millis(500), 100));
+    let message = error(&Flags::default(), &[("THREADLINE_LIMITS__IDLE_TIMEOUT", "0s")]);
+    assert_eq!(message, "invalid configuration: limits.idle_timeout: must be longer than 0s");
+    let message = error(&Flags::default(), &[("THREADLINE_LIMITS__MAX_CONNECTIONS", "0")]);
+    assert_eq!(message, "invalid configuration: limits.max_connections: must be at least 1");
+}
