@@ -236,3 +236,30 @@ async fn a_key_in_an_error_mid_stream_is_neither_streamed_nor_stored_nor_replaye
     assert!(logs.contains("upstream failed mid-stream") && logs.contains("Internal failure for"), "{logs}");
     assert_no_key(&logs, "the log");
 }
+
+#[tokio::test]
+async fn a_key_in_an_answer_chat_completions_passes_through_is_scrubbed() {
+    let (mock, app) = passthrough(Sqlite).await.unwrap();
+    let chat = |stream: bool| json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream});
+    for n in 0..forms(CONFIGURED_KEY).len() {
+        // An error event in a streamed answer, each key cut across two chunks.
+        let (message, scrubbed) = quoting(n, "Internal failure for {} and {}");
+        let event = format!("data: {}\n\n", json!({"error": {"message": message}}));
+        let cut = event.find("Zq81").unwrap();
+        let (first, rest) = event.split_at(cut);
+        let (second, third) = rest.split_at(rest.find("Wv42").unwrap());
+        let pieces = [first, second, third].map(|piece| Step::Bytes(piece.as_bytes().to_vec()));
+        mock.set(Behavior::Stream([vec![text("par")], pieces.to_vec()].concat()));
+        let (status, streamed) = send(&app, reqwest::Method::POST, "/v1/chat/completions", Some(chat(true))).await;
+        assert_no_key(&streamed, "the stream passed through");
+        let expected = format!("data: {}\n\n", json!({"error": {"message": scrubbed}}));
+        assert!(status == 200 && streamed.ends_with(&expected), "{streamed}");
+        // A whole answer.
+        let (content, scrubbed) = quoting(n, "Your keys: {} and {}");
+        mock.set(Behavior::Message(json!({"role": "assistant", "content": content})));
+        let (status, answer) = send(&app, reqwest::Method::POST, "/v1/chat/completions", Some(chat(false))).await;
+        assert_no_key(&answer, "the answer passed through");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!((status, &answer["choices"][0]["message"]["content"]), (200, &json!(scrubbed)));
+    }
+}

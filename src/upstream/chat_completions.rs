@@ -34,16 +34,19 @@ impl ChatCompletions {
     }
 
     /// Forwards a Chat Completions request body unchanged (with the client's request id) and returns the backend's
-    /// answer.
+    /// answer, every secret scrubbed from it.
     pub async fn forward(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<Value> {
         let response = self.http.post("/chat/completions", body, on_behalf).await?;
-        self.http.json(response, on_behalf).await
+        let mut answer = self.http.json(response, on_behalf).await?;
+        self.http.scrubber(on_behalf).scrub_json(&mut answer);
+        Ok(answer)
     }
 
     /// Forwards a streaming Chat Completions request body unchanged (with the client's request id) and passes the
-    /// answer's bytes through.
+    /// answer's bytes through, every secret scrubbed from them (an error event may quote one).
     pub async fn forward_stream(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<ByteStream> {
-        Ok(self.http.bytes(self.http.post("/chat/completions", body, on_behalf).await?))
+        let bytes = self.http.bytes(self.http.post("/chat/completions", body, on_behalf).await?);
+        Ok(self.http.scrubber(on_behalf).scrub_stream(bytes))
     }
 }
 

@@ -1,18 +1,24 @@
 //! Secrets scrubbed from the text an upstream sends back before threadline relays, stores or logs it. A backend (or
 //! a proxy in front of it) may quote the request it was sent — `Internal failure for Bearer sk-…` — so every secret
 //! threadline holds is replaced by `[redacted]` wherever it appears in such text, in any form a quote may give it: as
-//! it is, percent-encoded (hex digits in either case, `+` for a space), JSON-escaped (`\/`, `\u0073`, a surrogate
-//! pair), or any mix of these, character by character.
+//! it is, percent-encoded (hex digits in either case, `+` for a space, also encoded again: `%252F`), JSON-escaped
+//! (`\/`, `\u0073`, a surrogate pair, also escaped again: `\\u0073`), or any mix of these, character by character.
 //!
 //! A `Scrubber` is built once from the configuration (`from_config`: each upstream's key, the client keys known in
 //! plain, the server's own secrets, the database password) and held by every HTTP backend, which scrubs each error
-//! it makes of a backend's text; a request made with a client's own key (`passthrough`) scrubs with that key too
-//! (`with`). Secrets shorter than `MIN_SECRET_CHARS` characters are left alone: scrubbing a short one would wipe
-//! ordinary words.
+//! it makes of a backend's text, and the answers `/v1/chat/completions` passes through as they are (`scrub_json`,
+//! `scrub_stream`: a stream's error event is in its bytes); a request made with a client's own key (`passthrough`)
+//! scrubs with that key too (`with`). Secrets shorter than `MIN_SECRET_CHARS` characters are left alone: scrubbing a
+//! short one would wipe ordinary words.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+
+use super::http::ByteStream;
 use crate::config::{Config, Secret};
 
 /// What a secret is replaced with.
@@ -23,6 +29,14 @@ pub const MIN_SECRET_CHARS: usize = 8;
 
 /// The longest form one character of a secret may take in a text (a JSON surrogate pair, `\ud83d\ude00`).
 const LONGEST_FORM: usize = 12;
+
+/// A stream being scrubbed: the bytes held back, which could begin a secret.
+struct Passing {
+    bytes: ByteStream,
+    scrubber: Scrubber,
+    held: Vec<u8>,
+    ended: bool,
+}
 
 /// Every secret to scrub, and the request's own key when it has one.
 #[derive(Clone, Default)]
@@ -86,6 +100,55 @@ impl Scrubber {
             Cow::Borrowed(_) => text,
             Cow::Owned(scrubbed) => scrubbed,
         }
+    }
+
+    /// Every string in a JSON value, scrubbed.
+    pub fn scrub_json(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let Cow::Owned(scrubbed) = self.scrub(text) {
+                    *text = scrubbed;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.scrub_json(item)),
+            Value::Object(fields) => fields.values_mut().for_each(|field| self.scrub_json(field)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// A stream of bytes, scrubbed as it passes: bytes that could begin a secret wait for the next chunk (at the end
+    /// of the stream they go, scrubbed; when it fails, they are dropped).
+    pub fn scrub_stream(&self, bytes: ByteStream) -> ByteStream {
+        if self.all().next().is_none() {
+            return bytes;
+        }
+        let passing = Passing { bytes, scrubber: self.clone(), held: Vec::new(), ended: false };
+        stream::unfold(passing, |mut passing| async move {
+            while !passing.ended {
+                let at_end = match passing.bytes.next().await {
+                    Some(Ok(chunk)) => {
+                        passing.held.extend_from_slice(&chunk);
+                        false
+                    }
+                    Some(Err(err)) => {
+                        passing.ended = true;
+                        return Some((Err(err), passing));
+                    }
+                    None => {
+                        passing.ended = true;
+                        true
+                    }
+                };
+                let (scrubbed, scanned) = passing.scrubber.scan(&passing.held, at_end);
+                let out = scrubbed.unwrap_or_else(|| passing.held[..scanned].to_vec());
+                passing.held.drain(..scanned);
+                if !out.is_empty() {
+                    return Some((Ok(Bytes::from(out)), passing));
+                }
+            }
+            None
+        })
+        .boxed()
     }
 
     /// How many bytes past a cut in a text a secret starting before the cut may reach.
@@ -169,6 +232,12 @@ fn found_at(text: &[u8], start: usize, secret: &str) -> Found {
 
 /// Adds to `ends` where each form of `c` starting at `at` of `text` ends; notes when the text runs out first.
 fn char_ends(text: &[u8], at: usize, c: char, ends: &mut Vec<usize>, partial: &mut bool) {
+    if c == '\\' {
+        // An escaped backslash, escaped once or twice.
+        let run = backslashes(text, at);
+        ends.extend([2, 4].into_iter().filter(|&n| run >= n).map(|n| at + n));
+        *partial |= run > 0 && at + run == text.len();
+    }
     if text.get(at) == Some(&b'\\') {
         match json_escape(text, at) {
             Escape::Char(escaped, end) if escaped == c => ends.push(end),
@@ -201,11 +270,18 @@ fn byte_ends(text: &[u8], at: usize, byte: u8, ends: &mut Vec<usize>, partial: &
         ends.push(at + 1);
     }
     if first == b'%' {
-        match hex_value(text.get(at + 1..at + 3)) {
-            Some(value) if value == u32::from(byte) => ends.push(at + 3),
-            Some(_) => {}
-            None => *partial |= text.len() < at + 3 && text[at + 1..].iter().all(u8::is_ascii_hexdigit),
+        // `%XX`, or encoded again: `%25XX`, `%2525XX`…
+        let mut digits = at + 1;
+        while let Some(value) = hex_value(text.get(digits..digits + 2)) {
+            if value == u32::from(byte) {
+                ends.push(digits + 2);
+            }
+            if value != 0x25 {
+                return;
+            }
+            digits += 2;
         }
+        *partial |= text.len() < digits + 2 && text[digits..].iter().all(u8::is_ascii_hexdigit);
     }
 }
 
@@ -219,14 +295,15 @@ enum Escape {
     None,
 }
 
-/// The escape at `at` of `text` (a backslash).
+/// The escape at `at` of `text`: a backslash, or several (JSON text escaped again), then what it escapes (an
+/// escaped backslash is matched in `char_ends`).
 fn json_escape(text: &[u8], at: usize) -> Escape {
-    let short = |c| Escape::Char(c, at + 2);
+    let body = at + backslashes(text, at);
+    let short = |c| Escape::Char(c, body + 1);
     let character = |value, end| char::from_u32(value).map_or(Escape::None, |c| Escape::Char(c, end));
-    match text.get(at + 1) {
+    match text.get(body) {
         None => Escape::Truncated,
         Some(b'"') => short('"'),
-        Some(b'\\') => short('\\'),
         Some(b'/') => short('/'),
         Some(b'b') => short('\u{8}'),
         Some(b'f') => short('\u{c}'),
@@ -259,17 +336,26 @@ enum Unit {
     None,
 }
 
-/// The `\uXXXX` at `at` of `text`.
+/// The `\uXXXX` at `at` of `text` (its backslash perhaps escaped again).
 fn code_unit(text: &[u8], at: usize) -> Unit {
-    let given = text.get(at..).unwrap_or_default();
-    if given.len() < 6 {
-        let could_be = given.iter().zip(b"\\u").all(|(a, b)| a == b) && given.iter().skip(2).all(u8::is_ascii_hexdigit);
+    let run = backslashes(text, at);
+    let given = text.get(at + run..).unwrap_or_default();
+    if run == 0 {
+        return if given.is_empty() { Unit::Truncated } else { Unit::None };
+    }
+    if given.len() < 5 {
+        let could_be = given.first().is_none_or(|&u| u == b'u') && given.iter().skip(1).all(u8::is_ascii_hexdigit);
         return if could_be { Unit::Truncated } else { Unit::None };
     }
-    match (&given[..2], hex_value(given.get(2..6))) {
-        (b"\\u", Some(value)) => Unit::Value(value, at + 6),
+    match (given[0], hex_value(given.get(1..5))) {
+        (b'u', Some(value)) => Unit::Value(value, at + run + 5),
         _ => Unit::None,
     }
+}
+
+/// How many backslashes run from `at` of `text`.
+fn backslashes(text: &[u8], at: usize) -> usize {
+    text.get(at..).unwrap_or_default().iter().take_while(|&&b| b == b'\\').count()
 }
 
 /// The number some hex digits write.

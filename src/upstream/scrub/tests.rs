@@ -1,3 +1,6 @@
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+
 use super::*;
 
 const KEY: &str = "sk-up/stream+key=42";
@@ -17,6 +20,9 @@ fn a_secret_is_scrubbed_in_every_form_it_is_quoted_in() {
         "sk-up\\/stream+key=42".into(),
         "\\u0073k-up\\/str\\u0065am+key\\u003d42".into(),
         "sk-up\\/stream%2Bkey\\u003D42".into(),
+        "sk-up%252Fstream%25252Bkey%3D42".into(),
+        "\\\\u0073k-up\\\\\\/stream+key\\\\u003d42".into(),
+        "sk-up\\\\/stream+key=42".into(),
     ];
     for form in forms {
         let text = format!("Internal failure for {form}: try again");
@@ -28,6 +34,10 @@ fn a_secret_is_scrubbed_in_every_form_it_is_quoted_in() {
 
 #[test]
 fn a_space_may_be_a_plus_and_a_character_a_surrogate_pair() {
+    let backslash = Scrubber::new(["back\\slash-key"]);
+    for form in ["back\\slash-key", "back\\\\slash-key", "back\\\\\\\\slash-key", "back%5Cslash-key"] {
+        assert_eq!(backslash.scrub(&format!("<{form}>")), "<[redacted]>", "{form}");
+    }
     let scrubber = Scrubber::new(["pass word 😀 é"]);
     assert_eq!(scrubber.scrub("x=pass+word%20\\ud83d\\ude00+%C3%A9&y"), "x=[redacted]&y");
     assert_eq!(scrubber.scrub("pass word 😀 \\u00e9."), "[redacted].");
@@ -109,4 +119,16 @@ fn raw_text_cut_after_scrubbing_keeps_no_piece_of_a_secret() {
     let (scrubbed, _) = scrubber.scan(text.as_bytes(), true);
     assert!(String::from_utf8(scrubbed.unwrap()).unwrap().ends_with("x[redacted]"));
     assert!(scrubber.reach() >= KEY.len() * 6);
+}
+
+#[tokio::test]
+async fn a_stream_is_scrubbed_across_its_chunks_and_held_back_only_where_a_secret_could_start() {
+    let chunks = ["data: {\"error\":\"for sk-up", "%2Fstream+ke", "y=42\"}\n\n", "data: s", "k-\n\n"];
+    let bytes: ByteStream = stream::iter(chunks.map(|chunk| Ok(Bytes::from_static(chunk.as_bytes())))).boxed();
+    let out: Vec<Bytes> = scrubber().scrub_stream(bytes).map(Result::unwrap).collect().await;
+    let texts: Vec<&str> = out.iter().map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
+    assert_eq!(texts, ["data: {\"error\":\"for ", "[redacted]\"}\n\n", "data: ", "sk-\n\n"]);
+    let mut answer = serde_json::json!({"choices": [{"message": {"content": format!("{KEY}!")}}], "n": 1});
+    scrubber().scrub_json(&mut answer);
+    assert_eq!(answer, serde_json::json!({"choices": [{"message": {"content": "[redacted]!"}}], "n": 1}));
 }
