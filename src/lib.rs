@@ -70,7 +70,9 @@ pub async fn build_app_with_store(config: &Config, store: Arc<dyn store::Store>)
 /// Builds the engine over an opened store: the upstreams and the key sealing compaction summaries. Its background
 /// workers are not started (`threadline mcp` runs none).
 pub async fn build_engine(config: &Config, store: Arc<dyn store::Store>) -> anyhow::Result<Arc<Engine>> {
-    let upstreams = upstream::Upstreams::from_config(&config.upstreams, config.limits.max_upstream_reply_bytes)?;
+    let scrubber = upstream::Scrubber::from_config(config);
+    let max_reply_bytes = config.limits.max_upstream_reply_bytes;
+    let upstreams = upstream::Upstreams::from_config(&config.upstreams, max_reply_bytes, &scrubber)?;
     let compaction_key = server_secret(&*store, &config.context.compaction_key, "compaction_key").await?;
     let sealer = Sealer::from_base64(&compaction_key).context("invalid configuration: context.compaction_key")?;
     let (context, background) = (config.context.clone(), config.background.clone());

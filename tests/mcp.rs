@@ -409,3 +409,44 @@ async fn turns_continue_across_mcp_responses_and_lm_studio(#[values(Sqlite, Post
         [&json!("from mcp"), &json!("from responses"), &json!("from lm studio"), &json!("back in mcp")]
     );
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_rpc_message_is_a_400_as_on_every_route() {
+    let app = TestApp::start("echo").await;
+    let post = |body: String, content_type: &'static str| {
+        let request = app.client.post(format!("{}/mcp", app.base)).header("content-type", content_type);
+        request.header("accept", "application/json, text/event-stream").body(body).send()
+    };
+    let envelope = |message: &str| json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
+    // JSON 100,000 levels deep, a JSON-RPC request around it: the same 400 as /v1/responses gives it.
+    let deep = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let message = "We could not parse the JSON body of your request (recursion limit exceeded at line 1 column 182). \
+                   The API expects a JSON payload.";
+    let answer = post(deep.clone(), "application/json").await.unwrap();
+    assert_eq!(answer.status(), 400);
+    assert_eq!(answer.json::<Value>().await.unwrap(), envelope(message));
+    let elsewhere = app.post_raw("/v1/responses", deep.replace("\"params\"", "\"input\"")).await;
+    let message = message.replace("column 182", "column 181");
+    assert_eq!(elsewhere, (400, envelope(&message)));
+    // Malformed JSON, whatever the content type.
+    let answer = post("{\"jsonrpc\":".into(), "text/plain").await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let message = "We could not parse the JSON body of your request (EOF while parsing a value at line 1 column 11). \
+                   The API expects a JSON payload.";
+    assert_eq!(answer.json::<Value>().await.unwrap(), envelope(message));
+    // JSON, but no JSON-RPC message (the SDK's refusal, a 415 of its own, is a 400 here).
+    let answer = post("{}".into(), "application/json").await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("fail to deserialize request body"), "{body}");
+    // Any content type is read as JSON, as on every route: no 415.
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).to_string();
+    let answer = post(list, "text/plain").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.json::<Value>().await.unwrap()["result"]["tools"].is_array());
+}

@@ -202,3 +202,33 @@ async fn the_database_connection_uses_tls_as_the_url_asks() {
     let err = threadline::build_app(&config).await.err().expect("an unverifiable server is refused");
     assert!(format!("{err:#}").contains("certificate"), "{err:#}");
 }
+
+/// Whether a server on `url` fails to start, and why.
+async fn refused(url: String) -> String {
+    let mut config = Config { database_url: url, upstreams: vec![upstream("echo")], ..Config::default() };
+    config.database.startup_timeout = Duration::ZERO;
+    let err = threadline::build_app(&config).await.err().expect("the server is refused");
+    format!("{err:#}")
+}
+
+#[tokio::test]
+async fn verify_ca_checks_the_certificate_chain_and_not_the_host_name() {
+    let Some(db) = PostgresDb::create().await else { return };
+    let mut admin = sqlx::PgConnection::connect(&common::db::postgres_admin_url().unwrap()).await.unwrap();
+    let (certificate,): (String,) = sqlx::query_as("SHOW ssl_cert_file").fetch_one(&mut admin).await.unwrap();
+    // The server's certificate names localhost; the URLs address it by IP.
+    let by_ip = |query: String| {
+        let mut url = reqwest::Url::parse(&format!("{}?{query}", db.url)).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.to_string()
+    };
+    // verify-ca checks only the chain, as libpq does: the server is reached, over TLS.
+    let (encrypted, all) = sessions_with(&db, by_ip(format!("sslmode=verify-ca&sslrootcert={certificate}"))).await;
+    assert!(all > 0 && encrypted == all, "verify-ca: {encrypted} of {all}");
+    // verify-full checks the name too: refused.
+    let err = refused(by_ip(format!("sslmode=verify-full&sslrootcert={certificate}"))).await;
+    assert!(err.contains("not valid for name"), "{err}");
+    // A chain the given root did not sign is still refused by verify-ca, and says why.
+    let err = refused(by_ip("sslmode=verify-ca&sslrootcert=/etc/ssl/certs/ca-certificates.crt".into())).await;
+    assert!(err.contains("verify-ca") && err.contains("UnknownIssuer"), "{err}");
+}

@@ -50,12 +50,31 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|err| {
-            ApiError::invalid(format!(
-                "We could not parse the JSON body of your request ({err}). The API expects a JSON payload."
-            ))
-        })
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A request body that is JSON (any content type), kept as it came for a handler that passes it on; refused as
+/// `JsonBody` refuses one.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
+        parse_json(&bytes)?;
+        Ok(JsonBytes(bytes))
+    }
+}
+
+/// A body parsed as JSON, or the 400 every route gives malformed (or too deeply nested) JSON.
+fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::invalid(format!(
+            "We could not parse the JSON body of your request ({err}). The API expects a JSON payload."
+        ))
+    })
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {

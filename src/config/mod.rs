@@ -9,6 +9,7 @@ mod retention;
 use std::fmt;
 use std::time::Duration;
 
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 pub use auth::{AuthConfig, AuthMode, KeyEntry};
@@ -361,6 +362,14 @@ pub fn without_password(url: &str) -> String {
         },
         _ => url.to_string(),
     }
+}
+
+/// The passwords a database URL holds: its user's (percent-decoded) and a `password` query parameter's.
+pub fn database_passwords(url: &str) -> Vec<String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else { return Vec::new() };
+    let decoded = parsed.password().map(|password| percent_decode_str(password).decode_utf8_lossy().into_owned());
+    let query = parsed.query_pairs().filter(|(key, _)| key == "password").map(|(_, value)| value.into_owned());
+    decoded.into_iter().chain(query).collect()
 }
 
 fn all_models() -> Vec<String> {

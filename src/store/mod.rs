@@ -18,6 +18,8 @@ mod sql_retention;
 mod sql_store;
 mod sql_writes;
 mod sqlite;
+#[cfg(unix)]
+mod verify_ca;
 mod writer;
 
 use std::sync::Arc;

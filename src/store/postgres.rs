@@ -1,7 +1,7 @@
 //! The Postgres store, for several replicas sharing one database: migrations from `migrations/postgres` (run under
 //! sqlx's advisory lock, so replicas starting together are safe), retried connection at start-up, statement timeout,
 //! and TLS as the URL's `sslmode` and `sslrootcert` ask (rustls; the default `prefer` uses TLS when the server offers
-//! it).
+//! it; `verify-ca` through the relay of `verify_ca`, which checks the certificate chain and not the name).
 //!
 //! Every replica keeps a history cache, so a deletion on one must reach all: each delete bumps its tenant's
 //! deletion epoch and announces itself with `NOTIFY` in its own transaction, and a replica serves a chain from its
@@ -36,6 +36,9 @@ pub struct PostgresStore {
     heard: Arc<Mutex<Heard>>,
     /// Stops the task that listens for deletions when the store goes.
     _listening: DropGuard,
+    /// The relay every connection goes through for `sslmode=verify-ca`.
+    #[cfg(unix)]
+    _relay: Option<super::verify_ca::Relay>,
 }
 
 /// What this replica has heard of deletions: whether it is listening, and each tenant's last deletion epoch.
@@ -94,6 +97,8 @@ impl PostgresStore {
     pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let timeout = format!("{}ms", config.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout.as_str())]);
+        #[cfg(unix)]
+        let (options, relay) = super::verify_ca::through_relay(url, options, config.acquire_timeout)?;
         let pool_options =
             PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(config.acquire_timeout);
         let deadline = Instant::now() + config.startup_timeout;
@@ -123,7 +128,17 @@ impl PostgresStore {
             let writes = writes.clone();
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
-        Ok(Self { pool, writer_pool: None, writer, cache, retention, heard, _listening: stop.drop_guard() })
+        Ok(Self {
+            pool,
+            writer_pool: None,
+            writer,
+            cache,
+            retention,
+            heard,
+            _listening: stop.drop_guard(),
+            #[cfg(unix)]
+            _relay: relay,
+        })
     }
 }
 

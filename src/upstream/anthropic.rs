@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::anthropic_stream::deltas;
 use super::anthropic_wire::{self as wire, AnswerBlock, MessagesRequest, MessagesResponse, ModelList, Tool};
-use super::http::HttpBackend;
+use super::http::{HttpBackend, OnBehalf};
+use super::scrub::Scrubber;
 use super::UpstreamResult;
 use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, DeltaStream, ModelInfo, Thought, Upstream};
 use crate::config::UpstreamConfig;
@@ -30,17 +31,20 @@ pub struct Anthropic {
 }
 
 impl Anthropic {
-    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
-        let http =
-            HttpBackend::new(config, max_reply_bytes)?.key_header("x-api-key").header("anthropic-version", API_VERSION);
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize, scrubber: &Scrubber) -> anyhow::Result<Self> {
+        let http = HttpBackend::new(config, max_reply_bytes, scrubber)?
+            .key_header("x-api-key")
+            .header("anthropic-version", API_VERSION);
         Ok(Self { http, max_tokens: config.max_tokens, prompt_cache: config.prompt_cache })
     }
 
     /// The JSON body of a completion request.
     fn request_json(&self, request: &ChatRequest, stream: bool) -> UpstreamResult<Vec<u8>> {
         let messages = request.messages.parsed().map_err(|err| self.http.bad_request(&err))?;
-        let (system, messages) = wire::conversation(&messages, request.stable_prefix, self.prompt_cache)
-            .map_err(|what| self.http.bad_answer(&format!("no request it could be sent: {what}")))?;
+        let (system, messages) =
+            wire::conversation(&messages, request.stable_prefix, self.prompt_cache).map_err(|what| {
+                self.http.bad_answer(&format!("no request it could be sent: {what}"), request.on_behalf())
+            })?;
         let p = &request.parameters;
         let max_tokens = p.max_output_tokens.unwrap_or(self.max_tokens);
         // No thinking where Anthropic refuses it: with a forced tool choice, or continuing a tool call (its thinking
@@ -77,7 +81,7 @@ impl Upstream for Anthropic {
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
         let body = self.request_json(request, false)?;
         let response = self.http.post_json("/messages", body, request.on_behalf()).await?;
-        let answer: MessagesResponse = self.http.json(response).await?;
+        let answer: MessagesResponse = self.http.json(response, request.on_behalf()).await?;
         let (mut text, mut reasoning, mut tool_calls) = (String::new(), None::<String>, Vec::new());
         for block in answer.content {
             match block {
@@ -108,12 +112,13 @@ impl Upstream for Anthropic {
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
         let response = self.http.post_json("/messages", body, request.on_behalf()).await?;
-        Ok(deltas(self.http.name.clone(), self.http.bytes(response)))
+        let scrubber = self.http.scrubber(request.on_behalf());
+        Ok(deltas(self.http.name.clone(), scrubber, self.http.bytes(response)))
     }
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {
         let response = self.http.get("/models?limit=1000", LIST_TIMEOUT).await?;
-        let list: ModelList = self.http.json(response).await?;
+        let list: ModelList = self.http.json(response, OnBehalf::default()).await?;
         let models = list.data.into_iter().map(|model| {
             let mut info = ModelInfo::named(&model.id, "anthropic");
             let created = model.created_at.as_deref().and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());

@@ -3,13 +3,14 @@
 
 use super::anthropic_wire::{finish_reason, AnswerBlock, BlockDelta, Event, Usage};
 use super::http::ByteStream;
+use super::scrub::Scrubber;
 use super::stream::{read_deltas, Answer, EventFormat};
 use super::{Delta, DeltaStream};
 
 /// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
-/// past the cap ends the deltas with `TooLarge`).
-pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
-    read_deltas(upstream, bytes, MessageEvents { usage: Usage::default(), calls: Vec::new() })
+/// past the cap ends the deltas with `TooLarge`); `scrubber` scrubs its errors.
+pub fn deltas(upstream: String, scrubber: Scrubber, bytes: ByteStream) -> DeltaStream {
+    read_deltas(upstream, scrubber, bytes, MessageEvents { usage: Usage::default(), calls: Vec::new() })
 }
 
 /// A function call being streamed: the index of its content block, and whether arguments came for it.
@@ -104,7 +105,10 @@ mod tests {
 
     async fn read(body: &'static str) -> Vec<Result<Delta, String>> {
         let chunks: ByteStream = stream::iter([Ok(Bytes::from_static(body.as_bytes()))]).boxed();
-        deltas("claude".into(), chunks).map(|delta| delta.map_err(|err| err.to_string())).collect().await
+        deltas("claude".into(), Scrubber::default(), chunks)
+            .map(|delta| delta.map_err(|err| err.to_string()))
+            .collect()
+            .await
     }
 
     #[tokio::test]

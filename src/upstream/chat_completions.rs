@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::http::{ByteStream, HttpBackend, OnBehalf};
+use super::scrub::Scrubber;
 use super::stream::deltas;
 use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, WireUsage};
 use super::{ChatFunction, Thought, UpstreamResult};
@@ -22,8 +23,8 @@ pub struct ChatCompletions {
 }
 
 impl ChatCompletions {
-    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
-        Ok(Self { http: HttpBackend::new(config, max_reply_bytes)? })
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize, scrubber: &Scrubber) -> anyhow::Result<Self> {
+        Ok(Self { http: HttpBackend::new(config, max_reply_bytes, scrubber)? })
     }
 
     /// The JSON body of a completion request.
@@ -33,16 +34,19 @@ impl ChatCompletions {
     }
 
     /// Forwards a Chat Completions request body unchanged (with the client's request id) and returns the backend's
-    /// answer.
+    /// answer, every secret scrubbed from it.
     pub async fn forward(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<Value> {
         let response = self.http.post("/chat/completions", body, on_behalf).await?;
-        self.http.json(response).await
+        let mut answer = self.http.json(response, on_behalf).await?;
+        self.http.scrubber(on_behalf).scrub_json(&mut answer);
+        Ok(answer)
     }
 
     /// Forwards a streaming Chat Completions request body unchanged (with the client's request id) and passes the
-    /// answer's bytes through.
+    /// answer's bytes through, every secret scrubbed from them (an error event may quote one).
     pub async fn forward_stream(&self, body: &Value, on_behalf: OnBehalf<'_>) -> UpstreamResult<ByteStream> {
-        Ok(self.http.bytes(self.http.post("/chat/completions", body, on_behalf).await?))
+        let bytes = self.http.bytes(self.http.post("/chat/completions", body, on_behalf).await?);
+        Ok(self.http.scrubber(on_behalf).scrub_stream(bytes))
     }
 }
 
@@ -55,8 +59,9 @@ impl Upstream for ChatCompletions {
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
         let body = self.request_json(request, false)?;
         let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
-        let answer: ChatCompletion = self.http.json(response).await?;
-        let choice = answer.choices.into_iter().next().ok_or_else(|| self.http.bad_answer("no choices"))?;
+        let answer: ChatCompletion = self.http.json(response, request.on_behalf()).await?;
+        let no_choices = || self.http.bad_answer("no choices", request.on_behalf());
+        let choice = answer.choices.into_iter().next().ok_or_else(no_choices)?;
         let message = choice.message;
         let logprobs = choice.logprobs.map(wire::ChoiceLogprobs::into_values).unwrap_or_default();
         let tool_calls = message.tool_calls.iter().map(|call| ChatToolCall {
@@ -80,12 +85,13 @@ impl Upstream for ChatCompletions {
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
         let response = self.http.post_json("/chat/completions", body, request.on_behalf()).await?;
-        Ok(deltas(self.http.name.clone(), self.http.bytes(response)))
+        let scrubber = self.http.scrubber(request.on_behalf());
+        Ok(deltas(self.http.name.clone(), scrubber, self.http.bytes(response)))
     }
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {
         let response = self.http.get("/models", LIST_TIMEOUT).await?;
-        let mut models = self.http.json::<ModelList>(response).await?.data;
+        let mut models = self.http.json::<ModelList>(response, OnBehalf::default()).await?.data;
         if models.iter().any(lacks_llama_cpp_window) {
             self.add_llama_cpp_window(&mut models).await;
         }
@@ -102,7 +108,7 @@ impl ChatCompletions {
     /// the running server enforces, from its `/props` (served at its root, beside `/v1`); without it, none.
     async fn add_llama_cpp_window(&self, models: &mut [ModelInfo]) {
         let props = match self.http.get("/../props", LIST_TIMEOUT).await {
-            Ok(response) => self.http.json::<Value>(response).await,
+            Ok(response) => self.http.json::<Value>(response, OnBehalf::default()).await,
             Err(err) => Err(err),
         };
         let window = props.as_ref().ok().and_then(|props| props.pointer("/default_generation_settings/n_ctx"));

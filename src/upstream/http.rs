@@ -1,6 +1,7 @@
 //! The HTTP side of one backend: its connection pool (a `reqwest::Client` with the configured timeouts), its key,
 //! the client's request id passed on, the mapping of every transport failure and non-2xx answer to an
-//! `UpstreamError`, and the metrics of every request.
+//! `UpstreamError` (every secret scrubbed from the backend's words first, see `scrub`), and the metrics of every
+//! request.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::overflow::Overflow;
+use super::scrub::Scrubber;
 use super::wire::{ErrorDetail, ErrorEnvelope};
 use super::{UpstreamError, UpstreamResult};
 use crate::config::{Secret, UpstreamConfig};
@@ -18,6 +20,9 @@ use crate::telemetry;
 
 /// The error type llama.cpp server gives a request longer than the context it was started with.
 const LLAMA_CPP_OVERFLOW_TYPE: &str = "exceed_context_size_error";
+
+/// Most bytes of an error body that is not JSON kept as the error's message.
+const MAX_RAW_MESSAGE_BYTES: usize = 500;
 
 /// The client a request is made for: its request id, and its own key when it brought one (`passthrough`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,10 +48,12 @@ pub struct HttpBackend {
     key_header: Option<&'static str>,
     /// Headers sent with every request.
     headers: Vec<(&'static str, &'static str)>,
+    /// The secrets taken out of the backend's words.
+    scrubber: Scrubber,
 }
 
 impl HttpBackend {
-    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize, scrubber: &Scrubber) -> anyhow::Result<Self> {
         let client =
             reqwest::Client::builder().connect_timeout(config.connect_timeout).timeout(config.timeout).build()?;
         telemetry::upstream_configured(&config.name);
@@ -60,6 +67,7 @@ impl HttpBackend {
             client,
             key_header: None,
             headers: Vec::new(),
+            scrubber: scrubber.clone(),
         })
     }
 
@@ -108,11 +116,16 @@ impl HttpBackend {
         self.send(request, None).await
     }
 
-    /// The JSON body of an answer, read up to `max_reply_bytes` (a failure counts once more in the metrics, under
-    /// its error class).
-    pub async fn json<T: DeserializeOwned>(&self, response: reqwest::Response) -> UpstreamResult<T> {
+    /// The JSON body of an answer to a request for `on_behalf`, read up to `max_reply_bytes` (a failure counts once
+    /// more in the metrics, under its error class).
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+        on_behalf: OnBehalf<'_>,
+    ) -> UpstreamResult<T> {
         let parsed = self.body(response).await.and_then(|body| {
-            serde_json::from_slice(&body).map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})")))
+            serde_json::from_slice(&body)
+                .map_err(|err| self.bad_answer(&format!("a body that does not parse ({err})"), on_behalf))
         });
         if let Err(err) = &parsed {
             telemetry::upstream_outcome(&self.name, outcome(err));
@@ -174,22 +187,28 @@ impl HttpBackend {
         let sent = request.send().await;
         let seconds = started.elapsed().as_secs_f64();
         let answer = match sent {
-            Ok(response) => self.check(response).await,
+            Ok(response) => self.check(response, key).await,
             Err(err) => Err(self.transport_error(&err)),
         };
         telemetry::upstream_request(&self.name, answer.as_ref().map_or_else(outcome, |_| "ok"), seconds);
         answer
     }
 
-    /// A 2xx answer as it is; any other as the error its body describes.
-    async fn check(&self, response: reqwest::Response) -> UpstreamResult<reqwest::Response> {
+    /// A 2xx answer as it is; any other as the error its body describes (`key`: the one the request was made with).
+    async fn check(&self, response: reqwest::Response, key: Option<&Secret>) -> UpstreamResult<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
-        Err(self.status_error(status.as_u16(), &body, retry_after))
+        Err(self.status_error(status.as_u16(), &body, retry_after, key))
+    }
+
+    /// What scrubs the backend's words in an answer to a request for `on_behalf`: every configured secret, and the
+    /// client's own key.
+    pub fn scrubber(&self, on_behalf: OnBehalf<'_>) -> Scrubber {
+        self.scrubber.with(on_behalf.api_key)
     }
 
     pub fn transport_error(&self, err: &reqwest::Error) -> UpstreamError {
@@ -205,10 +224,18 @@ impl HttpBackend {
         UpstreamError::Unreachable { upstream, reason }
     }
 
-    /// A non-2xx answer with what its error body says (what the status means to the client is the api's call).
-    fn status_error(&self, status: u16, body: &[u8], retry_after: Option<Box<str>>) -> UpstreamError {
+    /// A non-2xx answer with what its error body says, every secret scrubbed from it (`key`: the one the request was
+    /// made with); what the status means to the client is the api's call.
+    fn status_error(
+        &self,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Box<str>>,
+        key: Option<&Secret>,
+    ) -> UpstreamError {
+        let scrubber = self.scrubber.with(key);
         let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
-        let raw = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+        let raw = || raw_message(&scrubber, body);
         let (message, param, code, numbers) = match envelope.error {
             Some(ErrorDetail::Object { message, param, code, kind, n_prompt_tokens, n_ctx }) => {
                 let numbers = Overflow { prompt_tokens: n_prompt_tokens, window: n_ctx };
@@ -217,6 +244,10 @@ impl HttpBackend {
             Some(ErrorDetail::Text(message)) => (message, None, None, Overflow::default()),
             None => (envelope.message.unwrap_or_else(raw), None, None, Overflow::default()),
         };
+        let message = scrubber.scrub_owned(message);
+        let param = param.map(|param| scrubber.scrub(&param).into());
+        let code = code.map(|code| scrubber.scrub_owned(code));
+        let retry_after = retry_after.map(|value| scrubber.scrub(&value).into());
         let overflow = Overflow::of_error(code.as_deref(), &message, numbers).map(Box::new);
         UpstreamError::Status { upstream: self.name.clone(), status, message, param, code, retry_after, overflow }
     }
@@ -226,9 +257,24 @@ impl HttpBackend {
         UpstreamError::BadAnswer { upstream: self.name.clone(), what: format!("no request it could be sent ({err})") }
     }
 
-    pub fn bad_answer(&self, what: &str) -> UpstreamError {
-        UpstreamError::BadAnswer { upstream: self.name.clone(), what: what.to_string() }
+    /// An answer to a request for `on_behalf` that is not a valid one: `what` is wrong with it, scrubbed.
+    pub fn bad_answer(&self, what: &str, on_behalf: OnBehalf<'_>) -> UpstreamError {
+        let what = self.scrubber(on_behalf).scrub(what).into_owned();
+        UpstreamError::BadAnswer { upstream: self.name.clone(), what }
     }
+}
+
+/// The start of an error body that is not JSON, as text, scrubbed before it is cut (a secret straddling the cut is
+/// scrubbed whole).
+fn raw_message(scrubber: &Scrubber, body: &[u8]) -> String {
+    let read = &body[..body.len().min(MAX_RAW_MESSAGE_BYTES + scrubber.reach())];
+    let mut text = scrubber.scrub_owned(String::from_utf8_lossy(read).into_owned());
+    let mut cut = text.len().min(MAX_RAW_MESSAGE_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
 }
 
 /// The code of an error body: its `code` as a string (a number, as some backends send, in digits), or else, if
@@ -266,12 +312,13 @@ mod tests {
     use crate::config::DefaultUpstream;
 
     fn backend() -> HttpBackend {
-        HttpBackend::new(&UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default()), 1024).unwrap()
+        let config = UpstreamConfig::single("http://127.0.0.1:9/v1", &DefaultUpstream::default());
+        HttpBackend::new(&config, 1024, &Scrubber::new(["sk-upstream-key"])).unwrap()
     }
 
     /// The message and code of the error an error body makes.
     fn message_and_code(body: &str) -> (String, Option<String>) {
-        match backend().status_error(400, body.as_bytes(), None) {
+        match backend().status_error(400, body.as_bytes(), None, None) {
             UpstreamError::Status { message, code, .. } => (message, code),
             other => panic!("not a status error: {other:?}"),
         }
@@ -282,9 +329,30 @@ mod tests {
         let body = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
         let message = "the request exceeds the available context size, try increasing it";
         assert_eq!(message_and_code(body), (message.into(), Some("exceed_context_size_error".into())));
-        assert!(backend().status_error(400, body.as_bytes(), None).is_context_overflow());
+        assert!(backend().status_error(400, body.as_bytes(), None, None).is_context_overflow());
         let without_code = r#"{"error":{"message":"too long","type":"exceed_context_size_error"}}"#;
         assert_eq!(message_and_code(without_code), ("too long".into(), Some("exceed_context_size_error".into())));
+    }
+
+    #[test]
+    fn a_key_in_an_error_body_is_scrubbed_even_where_the_body_is_cut() {
+        // The key straddles the cut at 500 bytes: no piece of it is kept.
+        let body = format!("{}Bearer sk-upstream-key and more", "x".repeat(490));
+        assert_eq!(message_and_code(&body).0, format!("{}Bearer [re", "x".repeat(490)));
+        let json =
+            r#"{"error":{"message":"bad key sk-upstream-key","param":"sk-upstream-key","code":"sk-upstream-key"}}"#;
+        match backend().status_error(400, json.as_bytes(), Some("sk-upstream-key".into()), None) {
+            UpstreamError::Status { message, param, code, retry_after, .. } => {
+                assert_eq!(message, "bad key [redacted]");
+                assert_eq!((param.as_deref(), code.as_deref()), (Some("[redacted]"), Some("[redacted]")));
+                assert_eq!(retry_after.as_deref(), Some("[redacted]"));
+            }
+            other => panic!("not a status error: {other:?}"),
+        }
+        let own = Secret("sk-client-own-key".into());
+        let what = backend()
+            .bad_answer("a body quoting sk-client-own-key", OnBehalf { request_id: None, api_key: Some(&own) });
+        assert_eq!(what.to_string(), "Upstream 'default' returned an unexpected answer: a body quoting [redacted].");
     }
 
     #[test]

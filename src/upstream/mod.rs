@@ -1,7 +1,7 @@
 //! Upstream LLM backends: the `Upstream` trait and the completion types the engine speaks with it. `routing`
 //! picks a backend by model name; `chat_completions` (over `http` and `stream`), `anthropic` and `responses` (each
 //! with its wire and stream beside it) and `echo` implement the trait; `wire` holds the Chat Completions wire types; `windows` the context
-//! windows backends report.
+//! windows backends report; `scrub` the secrets taken out of what backends say before it is relayed, stored or logged.
 
 mod anthropic;
 mod anthropic_stream;
@@ -15,6 +15,7 @@ mod responses;
 mod responses_stream;
 mod responses_wire;
 mod routing;
+mod scrub;
 mod stream;
 mod windows;
 pub mod wire;
@@ -33,6 +34,7 @@ pub use http::{ByteStream, OnBehalf};
 pub use overflow::Overflow;
 pub use responses::Responses;
 pub use routing::{glob_match, Upstreams};
+pub use scrub::{Scrubber, MIN_SECRET_CHARS, REDACTED};
 pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
 

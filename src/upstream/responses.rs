@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::http::HttpBackend;
+use super::http::{HttpBackend, OnBehalf};
 use super::responses_stream::deltas;
 use super::responses_wire::{self as wire, Answer, OutputItem, RequestBody};
+use super::scrub::Scrubber;
 use super::wire::{json_with, ModelList};
 use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, ContextFormat, DeltaStream, ModelInfo, Thought};
 use super::{ReasoningEnd, Upstream, UpstreamResult};
@@ -24,8 +25,8 @@ pub struct Responses {
 }
 
 impl Responses {
-    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize) -> anyhow::Result<Self> {
-        Ok(Self { http: HttpBackend::new(config, max_reply_bytes)? })
+    pub fn new(config: &UpstreamConfig, max_reply_bytes: usize, scrubber: &Scrubber) -> anyhow::Result<Self> {
+        Ok(Self { http: HttpBackend::new(config, max_reply_bytes, scrubber)? })
     }
 
     /// The JSON body of a request: the context copied in as `input` (messages turned into items first).
@@ -53,9 +54,9 @@ impl Upstream for Responses {
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
         let body = self.request_json(request, false)?;
         let response = self.http.post_json("/responses", body, request.on_behalf()).await?;
-        let answer: Answer = self.http.json(response).await?;
+        let answer: Answer = self.http.json(response, request.on_behalf()).await?;
         if let Some(failure) = answer.failure() {
-            return Err(self.http.bad_answer(&format!("a failed response ({failure})")));
+            return Err(self.http.bad_answer(&format!("a failed response ({failure})"), request.on_behalf()));
         }
         let (mut text, mut logprobs, mut reasoning, mut tool_calls) =
             (String::new(), Vec::new(), Vec::new(), Vec::new());
@@ -92,7 +93,8 @@ impl Upstream for Responses {
     async fn complete_stream(&self, request: &ChatRequest) -> UpstreamResult<DeltaStream> {
         let body = self.request_json(request, true)?;
         let response = self.http.post_json("/responses", body, request.on_behalf()).await?;
-        Ok(deltas(self.http.name.clone(), self.http.bytes(response)))
+        let scrubber = self.http.scrubber(request.on_behalf());
+        Ok(deltas(self.http.name.clone(), scrubber, self.http.bytes(response)))
     }
 
     fn context_format(&self) -> ContextFormat {
@@ -101,6 +103,6 @@ impl Upstream for Responses {
 
     async fn models(&self) -> UpstreamResult<Vec<ModelInfo>> {
         let response = self.http.get("/models", LIST_TIMEOUT).await?;
-        Ok(self.http.json::<ModelList>(response).await?.data)
+        Ok(self.http.json::<ModelList>(response, OnBehalf::default()).await?.data)
     }
 }

@@ -4,13 +4,14 @@
 
 use super::http::ByteStream;
 use super::responses_wire::{self as wire, Event, OutputItem};
+use super::scrub::Scrubber;
 use super::stream::{read_deltas, Answer, EventFormat};
 use super::{Delta, DeltaStream, ReasoningEnd};
 
 /// The deltas of a streamed answer from `upstream`, whose body is `bytes` (capped by `HttpBackend::bytes`: a body
-/// past the cap ends the deltas with `TooLarge`).
-pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
-    read_deltas(upstream, bytes, ResponseEvents::default())
+/// past the cap ends the deltas with `TooLarge`); `scrubber` scrubs its errors.
+pub fn deltas(upstream: String, scrubber: Scrubber, bytes: ByteStream) -> DeltaStream {
+    read_deltas(upstream, scrubber, bytes, ResponseEvents::default())
 }
 
 /// Responses API events, and what they told so far.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
-use super::{Anthropic, ChatCompletions, Echo, ModelInfo, Responses, Upstream, UpstreamError, UpstreamResult};
+use super::{
+    Anthropic, ChatCompletions, Echo, ModelInfo, Responses, Scrubber, Upstream, UpstreamError, UpstreamResult,
+};
 use crate::config::{UpstreamConfig, UpstreamKind};
 
 /// The configured upstreams in order; a model is served by the first whose patterns match it.
@@ -14,15 +16,19 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// Builds every configured upstream (each with its own connection pool, reading answers of at most
-    /// `max_reply_bytes`).
-    pub fn from_config(configs: &[UpstreamConfig], max_reply_bytes: usize) -> anyhow::Result<Self> {
+    /// `max_reply_bytes`, scrubbing what they say with `scrubber`).
+    pub fn from_config(
+        configs: &[UpstreamConfig],
+        max_reply_bytes: usize,
+        scrubber: &Scrubber,
+    ) -> anyhow::Result<Self> {
         let routes = configs
             .iter()
             .map(|config| {
                 let upstream: Arc<dyn Upstream> = match config.kind {
-                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config, max_reply_bytes)?),
-                    UpstreamKind::Anthropic => Arc::new(Anthropic::new(config, max_reply_bytes)?),
-                    UpstreamKind::Responses => Arc::new(Responses::new(config, max_reply_bytes)?),
+                    UpstreamKind::ChatCompletions => Arc::new(ChatCompletions::new(config, max_reply_bytes, scrubber)?),
+                    UpstreamKind::Anthropic => Arc::new(Anthropic::new(config, max_reply_bytes, scrubber)?),
+                    UpstreamKind::Responses => Arc::new(Responses::new(config, max_reply_bytes, scrubber)?),
                     UpstreamKind::Echo => Arc::new(Echo::new(&config.name)),
                 };
                 Ok((config.models.clone(), upstream))

@@ -9,13 +9,14 @@ use sse_stream::{Sse, SseStream};
 
 use super::chat_completions::token_counts;
 use super::http::ByteStream;
+use super::scrub::Scrubber;
 use super::wire::ChatChunk;
 use super::{Delta, DeltaStream, FinishReason, UpstreamError, UpstreamResult};
 
 /// The deltas of a streamed Chat Completions answer from `upstream`, whose body is `bytes` (capped by
-/// `HttpBackend::bytes`: a body past the cap ends the deltas with `TooLarge`).
-pub fn deltas(upstream: String, bytes: ByteStream) -> DeltaStream {
-    read_deltas(upstream, bytes, ChatChunks)
+/// `HttpBackend::bytes`: a body past the cap ends the deltas with `TooLarge`); `scrubber` scrubs its errors.
+pub fn deltas(upstream: String, scrubber: Scrubber, bytes: ByteStream) -> DeltaStream {
+    read_deltas(upstream, scrubber, bytes, ChatChunks)
 }
 
 /// What one upstream's event data means: each event read into the answer's deltas.
@@ -24,9 +25,15 @@ pub(super) trait EventFormat: Send + 'static {
     fn read(&mut self, data: &str, answer: &mut Answer);
 }
 
-/// The deltas of a streamed answer from `upstream`, whose body is `bytes`, each event read by `format`.
-pub(super) fn read_deltas(upstream: String, bytes: ByteStream, format: impl EventFormat) -> DeltaStream {
-    let answer = Answer { upstream, pending: VecDeque::new(), finished: false, ended: false };
+/// The deltas of a streamed answer from `upstream`, whose body is `bytes`, each event read by `format`, every
+/// error scrubbed by `scrubber`.
+pub(super) fn read_deltas(
+    upstream: String,
+    scrubber: Scrubber,
+    bytes: ByteStream,
+    format: impl EventFormat,
+) -> DeltaStream {
+    let answer = Answer { upstream, scrubber, pending: VecDeque::new(), finished: false, ended: false };
     let reader = Reader { events: events(bytes), answer, format };
     stream::unfold(reader, Reader::next).boxed()
 }
@@ -53,6 +60,8 @@ pub(super) fn too_large(err: &sse_stream::Error) -> Option<UpstreamError> {
 /// A streamed answer as read so far: the deltas not yet taken, and how it stands.
 pub(super) struct Answer {
     upstream: String,
+    /// What scrubs the secrets from its errors.
+    scrubber: Scrubber,
     pending: VecDeque<UpstreamResult<Delta>>,
     /// Its end (a finish reason) was seen.
     finished: bool,
@@ -84,9 +93,10 @@ impl Answer {
         self.ended |= self.finished || !finished_only;
     }
 
-    /// The answer failed mid-stream: this error is its last delta.
+    /// The answer failed mid-stream: this error (scrubbed) is its last delta.
     pub(super) fn fail(&mut self, what: &str) {
-        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what: what.to_string() };
+        let what = self.scrubber.scrub(what).into_owned();
+        let error = UpstreamError::MidStream { upstream: self.upstream.clone(), what };
         self.pending.push_back(Err(error));
         self.ended = true;
     }

@@ -26,6 +26,8 @@ pub enum Behavior {
     Fail(u16, Value),
     /// This status and body, with these headers.
     FailWithHeaders(u16, Value, Vec<(&'static str, &'static str)>),
+    /// This status and a body that is not JSON.
+    FailText(u16, String),
     /// Never answers.
     Hang,
     /// `Answer`, once the test calls `release`.
@@ -330,6 +332,7 @@ async fn mock_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, Json
             }
             response
         }
+        Behavior::FailText(status, text) => (StatusCode::from_u16(status).unwrap(), text).into_response(),
         Behavior::Hang => std::future::pending().await,
         Behavior::Garbage => "not json".into_response(),
         Behavior::Message(_) | Behavior::Logprobs(..) | Behavior::Held => unreachable!("answered above"),

@@ -19,9 +19,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `threadline serve --listen 127.0.0.1:0` with more `args` and `env` (`RUST_LOG` is `info` unless `env`
-    /// sets it); returns once it listens.
+    /// sets it); returns once it listens. The binary is the one cargo built, or the one `THREADLINE_TEST_BIN` names
+    /// (a copy, when several work trees share one target directory).
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
+        let binary = std::env::var("THREADLINE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_threadline").into());
+        let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info")

@@ -1,12 +1,16 @@
 //! `POST /mcp`: the MCP server over Streamable HTTP, stateless (each request stands alone, so any replica answers
-//! it and each is authenticated and limited like any other caller request), answering in JSON. The SDK's own
-//! refusals of a malformed request (wrong `Accept` or content type, not JSON-RPC) become OpenAI-shaped errors.
+//! it and each is authenticated and limited like any other caller request), answering in JSON. The body is read
+//! as JSON whatever its content type, and refused as on every route (malformed or too deeply nested: 400; too
+//! large: 413) before the SDK sees it; the SDK's own refusals (a wrong `Accept`; JSON that is no JSON-RPC message,
+//! which it answers 415) become OpenAI-shaped errors, a 400 for the latter.
 
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -14,6 +18,7 @@ use tower::ServiceExt;
 
 use super::Server;
 use crate::api::error::ApiError;
+use crate::api::extract::JsonBytes;
 use crate::api::openapi::Failures;
 use crate::api::AppState;
 
@@ -47,7 +52,9 @@ pub fn service(server: Server, max_body_bytes: usize) -> Service {
     responses((status = 200, description = "The JSON-RPC answer.", content_type = "application/json"),
         (status = 202, description = "A notification was accepted."), Failures),
     extensions(("x-threadline-extension" = json!(true))))]
-pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
+pub async fn handle(State(state): State<AppState>, mut parts: Parts, JsonBytes(body): JsonBytes) -> Response {
+    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let request = Request::from_parts(parts, Body::from(body));
     let response = match state.mcp.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -61,8 +68,10 @@ pub async fn handle(State(state): State<AppState>, request: Request) -> Response
     let text = to_bytes(Body::new(response.into_body()), MAX_REFUSAL_BYTES).await.unwrap_or_default();
     let message = String::from_utf8_lossy(&text).trim().to_string();
     let message = if message.is_empty() { status.canonical_reason().unwrap_or("Refused").to_string() } else { message };
-    match status.is_server_error() {
-        true => ApiError::internal(message).into_response(),
-        false => ApiError::status(status, message).into_response(),
+    match status {
+        _ if status.is_server_error() => ApiError::internal(message).into_response(),
+        // The body is JSON (read above), but no JSON-RPC message.
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::invalid(message).into_response(),
+        _ => ApiError::status(status, message).into_response(),
     }
 }
