@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod engine;
+mod holding_body;
 pub mod listener;
 pub mod model;
 mod server;

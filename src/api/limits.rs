@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::middleware::Next;
@@ -20,6 +18,7 @@ use governor::{Quota, RateLimiter};
 use crate::api::error::ApiError;
 use crate::api::extract::caller_of;
 use crate::config::Limits;
+use crate::holding_body::HoldingBody;
 use crate::telemetry;
 
 /// How often the rate limiter forgets tenants whose quota is full again (checked as requests arrive).
@@ -140,7 +139,7 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, request: Request, next
         Err(refusal) => return limiter.refuse(refusal),
     };
     match tokio::time::timeout(limiter.request_timeout, next.run(request)).await {
-        Ok(response) => response.map(|body| Body::new(HeldBody { body, slot: Some(slot) })),
+        Ok(response) => response.map(|body| Body::new(HoldingBody::new(body, slot))),
         Err(_) => ApiError::timeout(limiter.request_timeout).into_response(),
     }
 }
@@ -171,37 +170,6 @@ impl Drop for Slot {
                 counts.remove(tenant);
             }
         }
-    }
-}
-
-/// A response body that holds its request's slot until its end is read (before the client can see it end), or it is
-/// dropped (its client gone).
-struct HeldBody {
-    body: Body,
-    slot: Option<Slot>,
-}
-
-impl HttpBody for HeldBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        let frame = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) || (frame.is_ready() && self.body.is_end_stream()) {
-            self.slot = None;
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes, HttpBody};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -134,42 +133,6 @@ impl Drop for InProgress {
                 state.closes_at = Some(Instant::now() + idle);
             }
         });
-    }
-}
-
-/// An answer's body: its request is in progress until the body ends or is dropped.
-pub struct Answer {
-    body: Body,
-    in_progress: Option<InProgress>,
-}
-
-impl Answer {
-    pub fn new(body: Body, in_progress: InProgress) -> Self {
-        Self { body, in_progress: Some(in_progress) }
-    }
-}
-
-impl HttpBody for Answer {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        let frame = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) || (frame.is_ready() && self.body.is_end_stream()) {
-            self.in_progress = None;
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

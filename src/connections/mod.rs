@@ -23,8 +23,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Limits;
+use crate::holding_body::HoldingBody;
 use crate::listener::EnvelopeStream;
-use deadline::{Answer, Deadline, Timeouts, Watched};
+use deadline::{Deadline, Timeouts, Watched};
 
 /// How long accepting pauses after an error that is not one connection's (out of file descriptors, say).
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
@@ -99,7 +100,7 @@ async fn connection(
         let answer = router.clone().oneshot(request);
         async move {
             let response = answer.await?;
-            Ok::<_, Infallible>(response.map(|body| Answer::new(body, in_progress)))
+            Ok::<_, Infallible>(response.map(|body| HoldingBody::new(body, in_progress)))
         }
     });
     // Not hyper's header timeout: it runs while a kept-alive connection waits for its next request, so it would close
