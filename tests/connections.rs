@@ -299,3 +299,36 @@ async fn an_answer_the_client_is_slow_to_read_is_not_idle() {
     assert!(status == 200 && texts == vec![&json!(text); 10], "{status}: {} bytes", body.len());
     healthz(&mut slow).await;
 }
+
+#[tokio::test]
+async fn bodies_arriving_together_take_at_most_the_buffered_bytes_and_wait_for_room() {
+    let app = start(|config| {
+        config.limits.max_body_bytes = 1000;
+        config.limits.max_buffered_body_bytes = 1000;
+    })
+    .await;
+    // One body stalls after 800 of its 900 bytes, holding their room until its deadline.
+    let mut stalled = connect(&app).await;
+    let head =
+        "POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 900\r\n\r\n";
+    stalled.write_all(format!("{head}{}", " ".repeat(800)).as_bytes()).await.unwrap();
+    let stalled_at = Instant::now();
+    // A whole body of 300 bytes finds only 200 free: it is answered once the stalled one has had its 408.
+    let input = "x".repeat(300 - r#"{"model":"m","input":""}"#.len());
+    let body = json!({"model": "m", "input": input}).to_string();
+    assert_eq!(body.len(), 300);
+    let whole = tokio::spawn({
+        let app_url = app.base.clone();
+        async move {
+            let client = reqwest::Client::new();
+            let answer = client.post(format!("{app_url}/v1/responses")).body(body).send().await.unwrap();
+            (answer.status().as_u16(), Instant::now())
+        }
+    });
+    let read = String::from_utf8(until_closed(&mut stalled).await).unwrap();
+    assert!(read.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{read}");
+    let (status, answered) = whole.await.unwrap();
+    assert_eq!(status, 200);
+    // Not at once, but when the stalled body's deadline freed its room.
+    assert_about(answered.duration_since(stalled_at), BODY);
+}

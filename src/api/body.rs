@@ -2,27 +2,58 @@
 //! no larger than `limits.max_body_bytes` — before the per-tenant limits count the request. A body still arriving at
 //! the deadline gets a 408 `request_timeout`, and its connection is closed; a body that trickles in never holds one
 //! of its tenant's places among the requests in progress, so slow clients cannot lock a tenant (or, without keys,
-//! everyone) out.
+//! everyone) out. All bodies held at once, arriving or waiting for their answers, take at most
+//! `limits.max_buffered_body_bytes`: one that would pass it waits for room, within its deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::BoxError;
+use bytes::BytesMut;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use crate::config::Limits;
 
 /// How a request's body must arrive.
 pub struct BodyRules {
     /// How long it may take, from the request's headers.
-    pub timeout: Duration,
+    timeout: Duration,
     /// How large it may be.
-    pub max_bytes: usize,
+    max_bytes: usize,
+    /// The bytes all bodies held at once may take, one permit a byte.
+    room: Arc<Semaphore>,
+}
+
+impl BodyRules {
+    pub fn new(limits: &Limits) -> Self {
+        let room = Arc::new(Semaphore::new(limits.max_buffered_body_bytes.min(Semaphore::MAX_PERMITS)));
+        Self { timeout: limits.body_read_timeout, max_bytes: limits.max_body_bytes, room }
+    }
+
+    /// The body, read whole within the size limit, and the room it takes (held while the request is answered).
+    async fn read(&self, body: Body) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BoxError> {
+        let mut body = Limited::new(body, self.max_bytes);
+        let (mut bytes, mut held) = (BytesMut::new(), None::<OwnedSemaphorePermit>);
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            let size = u32::try_from(data.len())?;
+            let taken = self.room.clone().acquire_many_owned(size).await?;
+            match &mut held {
+                Some(held) => held.merge(taken),
+                None => held = Some(taken),
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok((bytes.freeze(), held))
+    }
 }
 
 /// Middleware: reads the request's body whole and passes the request on with it; answers 408 to a body late past
@@ -33,8 +64,8 @@ pub async fn read_whole(State(rules): State<Arc<BodyRules>>, request: Request, n
     if announced.is_some_and(|length| length > rules.max_bytes as u64) {
         return ApiError::payload_too_large().into_response();
     }
-    let bytes = match tokio::time::timeout(rules.timeout, Limited::new(body, rules.max_bytes).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let (bytes, _room) = match tokio::time::timeout(rules.timeout, rules.read(body)).await {
+        Ok(Ok(read)) => read,
         Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
             return ApiError::payload_too_large().into_response();
         }

@@ -108,7 +108,7 @@ pub fn caller_paths() -> Vec<&'static str> {
 /// concurrency and rate limits and the request timeout, which so count a request only once its body is in.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let limiter = state.limiter.clone();
-    let body = Arc::new(body::BodyRules { timeout: limits.body_read_timeout, max_bytes: limits.max_body_bytes });
+    let body = Arc::new(body::BodyRules::new(limits));
     let callers = caller_routes().into_iter().fold(Router::new(), |router, (path, route)| router.route(path, route));
     let callers = callers
         .route_layer(middleware::from_fn_with_state(limiter, limits::enforce))

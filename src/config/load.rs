@@ -171,6 +171,9 @@ impl Config {
         if limits.max_connections == 0 {
             return fail("limits.max_connections", "must be at least 1");
         }
+        if limits.max_buffered_body_bytes < limits.max_body_bytes {
+            return fail("limits.max_buffered_body_bytes", "must be at least limits.max_body_bytes");
+        }
         self.context.validate()?;
         self.retention.validate()?;
         self.auth.validate()?;

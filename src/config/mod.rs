@@ -165,6 +165,10 @@ pub struct Limits {
     /// Most client connections open at once (a WebSocket's until it closes); past it new connections wait to be
     /// accepted. Lowered at start-up to three quarters of the process's open-file limit when that is smaller.
     pub max_connections: u32,
+    /// Most bytes of request bodies held at once, by all requests together, while they arrive and until their
+    /// requests are answered; a body that would pass it waits (within `body_read_timeout`). At least
+    /// `max_body_bytes`.
+    pub max_buffered_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -182,6 +186,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
