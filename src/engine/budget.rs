@@ -20,6 +20,9 @@ use crate::upstream::{Overflow, Upstream};
 /// How long a window an overflow answer gave is believed: a backend restarted with a larger one is found again.
 const LEARNED_WINDOW_TTL: Duration = Duration::from_secs(10 * 60);
 
+/// The most models (per upstream and name) whose learning is kept.
+const MAX_MODELS: usize = 10_000;
+
 /// The window a summary is planned for when the model's is unknown.
 pub const SUMMARY_WINDOW: u64 = 8192;
 
@@ -136,7 +139,7 @@ impl Calibrations {
     /// Records what `upstream`'s answer told when it refused a context of `sent` tokens (threadline's count).
     pub fn overflowed(&self, upstream: &str, model: &str, sent: u64, overflow: Overflow) {
         let mut models = self.lock();
-        let learned = models.entry((upstream.to_string(), model.to_string())).or_default();
+        let learned = entry(&mut models, upstream, model);
         if let Some(window) = overflow.window {
             learned.window = Some((window, Instant::now() + LEARNED_WINDOW_TTL));
         }
@@ -151,7 +154,7 @@ impl Calibrations {
     pub fn counted(&self, upstream: &str, model: &str, ours: u64, theirs: u64) {
         let Some(observed) = ratio(ours, theirs) else { return };
         let mut models = self.lock();
-        let learned = models.entry((upstream.to_string(), model.to_string())).or_default();
+        let learned = entry(&mut models, upstream, model);
         if observed > learned.ratio.unwrap_or(1.0) {
             learned.ratio = Some(observed);
         }
@@ -163,9 +166,29 @@ impl Calibrations {
     }
 }
 
+/// What is learned of `model` on `upstream`, made if new. Model names come from clients, so the map is bounded: at
+/// `MAX_MODELS` it starts again empty (what is forgotten is learned again from the next answers).
+fn entry<'m>(models: &'m mut HashMap<(String, String), Learned>, upstream: &str, model: &str) -> &'m mut Learned {
+    let key = (upstream.to_string(), model.to_string());
+    if models.len() >= MAX_MODELS && !models.contains_key(&key) {
+        models.clear();
+    }
+    models.entry(key).or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_learned_is_bounded_however_many_model_names_clients_send() {
+        let calibrations = Calibrations::default();
+        for n in 0..=MAX_MODELS {
+            calibrations.counted("local", &format!("m{n}"), 100, 200);
+        }
+        assert_eq!(calibrations.lock().len(), 1);
+        assert_eq!(calibrations.learned("local", &format!("m{MAX_MODELS}")), (None, Some(2.0)));
+    }
 
     #[test]
     fn without_a_window_nothing_is_limited() {
