@@ -1,3 +1,6 @@
+//! The scrubber on its own: every form a secret may take in a text, secrets cut across a stream's chunks, and
+//! what is left alone.
+
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
