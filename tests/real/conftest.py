@@ -31,6 +31,12 @@ WINDOW = 512
 LLAMA_STARTUP_TIMEOUT_S = 120.0
 
 
+def said(text: str) -> str:
+    """A user message as the chat template renders it: what only the client's own turn can put in a prompt (the
+    model's answers and summaries may quote the text itself)."""
+    return f"<|im_start|>user\n{text}<|im_end|>"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

