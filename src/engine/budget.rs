@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::time::{Duration, Instant};
 
-use super::{Engine, TurnRequest};
+use super::Engine;
 use crate::config::ModelSettings;
 use crate::upstream::{Overflow, Upstream};
 
@@ -77,32 +77,23 @@ impl Budget {
 }
 
 impl Engine {
-    /// The budget of a turn of `request` on `upstream`.
+    /// The budget of a context for `model` on `upstream`, its reply given `max_output_tokens`. The window, first
+    /// found wins: the request's own (`requested`: LM Studio's `context_length`), the configured one, the one an
+    /// overflow answer taught, the one the upstream reports, the configured default.
     pub(super) async fn budget(
-        &self,
-        upstream: &dyn Upstream,
-        request: &TurnRequest,
-        settings: &ModelSettings,
-    ) -> Budget {
-        let window = self.window(upstream, &request.model, request.context.window, settings).await;
-        let (_, ratio) = self.calibrations.learned(upstream.name(), &request.model);
-        Budget::new(window, request.parameters.max_output_tokens, self.context.output_share, ratio)
-    }
-
-    /// The window of `model` on `upstream`, first found wins: the request's own (LM Studio's `context_length`), the
-    /// configured one, the one an overflow answer taught, the one the upstream reports, the configured default.
-    pub(super) async fn window(
         &self,
         upstream: &dyn Upstream,
         model: &str,
         requested: Option<u64>,
+        max_output_tokens: Option<u64>,
         settings: &ModelSettings,
-    ) -> Option<u64> {
-        let (learned, _) = self.calibrations.learned(upstream.name(), model);
-        if let Some(window) = requested.or(settings.window).or(learned) {
-            return Some(window);
+    ) -> Budget {
+        let (learned, ratio) = self.calibrations.learned(upstream.name(), model);
+        let mut window = requested.or(settings.window).or(learned);
+        if window.is_none() {
+            window = self.windows.reported(upstream, model).await.or(self.context.default_window);
         }
-        self.windows.reported(upstream, model).await.or(self.context.default_window)
+        Budget::new(window, max_output_tokens, self.context.output_share, ratio)
     }
 }
 

@@ -67,9 +67,7 @@ impl Engine {
         self.admit_input(&request.tenant, &mut request.input)?;
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
-        let (_, ratio) = self.calibrations.learned(upstream.name(), &request.model);
-        let window = self.window(&*upstream, &request.model, None, &settings).await;
-        let window = Budget::new(window, None, self.context.output_share, ratio).summary_window();
+        let window = self.budget(&*upstream, &request.model, None, None, &settings).await.summary_window();
         let cx = RunContext::new(settings.counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
         let segments = history.segments(&cx)?;

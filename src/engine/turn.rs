@@ -249,7 +249,8 @@ impl Engine {
     async fn prepare(&self, request: &TurnRequest, purpose: Purpose) -> EngineResult<Prepared> {
         let upstream = self.upstreams.route(&request.model)?;
         let settings = self.context.for_model(&request.model);
-        let budget = self.budget(&*upstream, request, &settings).await;
+        let (model, max_output) = (&request.model, request.parameters.max_output_tokens);
+        let budget = self.budget(&*upstream, model, request.context.window, max_output, &settings).await;
         let counter = settings.counter;
         let cx = RunContext::new(counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let tenant = &request.tenant;
