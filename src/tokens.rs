@@ -8,8 +8,7 @@
 
 use tiktoken_rs::CoreBPE;
 
-use crate::model::{ContentPart, FunctionCall, FunctionTool, Item, Message};
-use crate::upstream::wire::Tool;
+use crate::model::{ChatTool, ContentPart, FunctionCall, FunctionTool, Item, Message};
 
 /// Tokens every request adds once (the reply priming, as in OpenAI's counting recipe): 3.
 pub const REPLY_PRIMING: u32 = 3;
@@ -126,7 +125,7 @@ impl TokenCounter {
     /// One tool definition: its Chat Completions JSON inside the definition's framing.
     fn tool(&self, tool: &FunctionTool) -> u32 {
         // Serialising borrowed strings and a JSON value cannot fail.
-        let json = serde_json::to_string(&Tool::function(tool)).unwrap_or_default();
+        let json = serde_json::to_string(&ChatTool::function(tool)).unwrap_or_default();
         TOOL_FRAMING.saturating_add(self.text(&json))
     }
 }
@@ -254,7 +253,7 @@ mod tests {
             strict: None,
         };
         let sent = r#"{"type":"function","function":{"name":"get_weather","description":"Current weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}"#;
-        assert_eq!(serde_json::to_string(&Tool::function(&tool)).unwrap(), sent);
+        assert_eq!(serde_json::to_string(&ChatTool::function(&tool)).unwrap(), sent);
         assert_eq!(counter.text(sent), 41);
         assert_eq!(counter.tools(std::slice::from_ref(&tool)), 3 + 41);
         assert_eq!(counter.tools(&[tool.clone(), tool]), 2 * (3 + 41));

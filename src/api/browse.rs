@@ -87,7 +87,7 @@ pub async fn list_conversations(
 ) -> ApiResult<Json<ListPage<ConversationEntry>>> {
     let list = list_query(&mut query)?;
     query.finish()?;
-    let (entries, has_more) = state.engine.store().list_conversations(&tenant, &list).await?;
+    let (entries, has_more) = state.engine.list_conversations(&tenant, &list).await?;
     Ok(Json(ListPage::new(entries, has_more, |entry| &entry.conversation.id)))
 }
 
@@ -107,7 +107,7 @@ pub async fn list_responses(
     }
     list.roots = query.bool("root")?.unwrap_or(false);
     query.finish()?;
-    let (nodes, has_more) = state.engine.store().list_responses(tenant, &list).await?;
+    let (nodes, has_more) = state.engine.list_responses(tenant, &list).await?;
     Ok(Json(ListPage::new(nodes, has_more, |node| &node.id)))
 }
 
@@ -129,7 +129,6 @@ pub async fn tree(
     let limit = query.integer("limit", 1, 1000)?.unwrap_or(200) as u32;
     query.finish()?;
     ids::known_or(&id, EngineError::ResponseNotFound)?;
-    let tree = state.engine.store().response_tree(&tenant, &id, depth, limit).await?;
-    let tree = tree.ok_or_else(|| EngineError::ResponseNotFound(id.clone()))?;
+    let tree = state.engine.response_tree(&tenant, &id, depth, limit).await?;
     Ok(Json(ResponseTree { object: "response.tree", id, path: tree.path, data: tree.nodes, has_more: tree.has_more }))
 }

@@ -22,6 +22,6 @@ pub async fn live() -> Json<Value> {
     summary = "Readiness: the database answers", responses((status = 200, body = Health), Failures),
     extensions(("x-threadline-extension" = json!(true))))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.engine.store().ping().await?;
+    state.engine.ready().await?;
     Ok(Json(json!({"status": "ready"})))
 }

@@ -144,14 +144,7 @@ fn deleted(id: String, object: &'static str) -> axum::Json<serde_json::Value> {
     responses((status = 200, description = "Every series in the Prometheus text format.", content_type = "text/plain")),
     extensions(("x-threadline-extension" = json!(true))))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.engine.store();
-    match store.waiting_runs().await {
-        Ok(waiting) => telemetry::background_queue(waiting),
-        Err(err) => tracing::warn!(error = %err, "cannot count the background responses waiting"),
-    }
-    let stats = store.stats();
-    telemetry::cache_bytes(stats.cache_bytes as u64);
-    telemetry::db_pool(stats.connections, stats.idle_connections);
+    state.engine.read_gauges().await;
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::render())
 }
 

@@ -19,5 +19,5 @@ pub struct ModelList {
 #[utoipa::path(get, path = "/v1/models", operation_id = "listModels", tag = "Models",
     summary = "List the models the upstreams serve", responses((status = 200, body = ModelList), Failures))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    Json(ModelList { object: "list", data: state.engine.upstreams().models().await })
+    Json(ModelList { object: "list", data: state.engine.models().await })
 }

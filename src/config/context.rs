@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use super::ModelPattern;
 use super::Secret;
 use crate::tokens::{Encoding, TokenCounter, DEFAULT_IMAGE_TOKENS};
-use crate::upstream::glob_match;
 
 /// Context windows, token counting and long-conversation strategies.
 #[derive(Clone, Debug, Deserialize)]
@@ -65,8 +65,8 @@ pub enum Strategy {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelContext {
-    /// Model name patterns (`*` matches any run of characters).
-    pub models: Vec<String>,
+    /// Model name patterns (`*` matches any run of characters, `?` any one character).
+    pub models: Vec<ModelPattern>,
     #[serde(default)]
     pub window: Option<u64>,
     #[serde(default)]
@@ -93,7 +93,7 @@ pub struct ModelSettings {
 impl ContextConfig {
     /// The settings for `model`: the first matching `models` entry over the defaults.
     pub fn for_model(&self, model: &str) -> ModelSettings {
-        let entry = self.models.iter().find(|entry| entry.models.iter().any(|pattern| glob_match(pattern, model)));
+        let entry = self.models.iter().find(|entry| entry.models.iter().any(|pattern| pattern.matches(model)));
         let pick = |get: fn(&ModelContext) -> Option<f64>, default: f64| entry.and_then(get).unwrap_or(default);
         ModelSettings {
             window: entry.and_then(|entry| entry.window),

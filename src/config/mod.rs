@@ -4,6 +4,7 @@
 mod auth;
 mod context;
 mod load;
+mod pattern;
 mod retention;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 pub use auth::{AuthConfig, AuthMode, KeyEntry};
 pub use context::{ContextConfig, ModelContext, ModelSettings, Strategy};
 pub use load::{load, unknown_variables, Flags};
+pub use pattern::ModelPattern;
 pub use retention::{RetentionConfig, MAX_PURGE_BATCH};
 
 /// The whole server configuration.
@@ -289,9 +291,9 @@ pub struct UpstreamConfig {
     /// The name of an environment variable holding the API key (read at start-up).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Model name patterns this upstream serves; `*` matches any run of characters.
+    /// Model name patterns this upstream serves; `*` matches any run of characters, `?` any one character.
     #[serde(default = "all_models")]
-    pub models: Vec<String>,
+    pub models: Vec<ModelPattern>,
     /// How long to wait for a TCP connection.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -377,7 +379,7 @@ pub fn database_passwords(url: &str) -> Vec<String> {
     decoded.into_iter().chain(query).collect()
 }
 
-fn all_models() -> Vec<String> {
+fn all_models() -> Vec<ModelPattern> {
     vec!["*".into()]
 }
 

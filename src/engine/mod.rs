@@ -2,6 +2,7 @@
 //! stored responses and conversations. It speaks the model types only, never a surface's wire JSON.
 
 mod background;
+mod browse;
 mod budget;
 mod builder;
 mod compaction;
@@ -149,7 +150,7 @@ impl Engine {
         self.background.stop();
     }
 
-    /// The store, for readiness checks.
+    /// The store, for the server's own maintenance tasks.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

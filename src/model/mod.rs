@@ -21,7 +21,7 @@ pub use response::{
     IncompleteDetails, Metadata, ReasoningConfig, Response, ResponseError, ResponseStatus, TextConfig, Usage,
 };
 
-pub use tools::{FunctionTool, TextFormat, ToolChoice};
+pub use tools::{ChatTool, FunctionTool, TextFormat, ToolChoice};
 
 /// For each output item, the deltas it was streamed in; a replay repeats the same events.
 pub type Pieces = Vec<Vec<Piece>>;

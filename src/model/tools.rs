@@ -86,3 +86,38 @@ impl TextFormat {
         }
     }
 }
+
+/// A function tool in the Chat Completions form, `{type:"function", function:{name, description?, parameters?,
+/// strict?}}`: what a chat backend is offered, and what token counts weigh a tool as.
+#[derive(Debug, Serialize)]
+pub struct ChatTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: ChatToolFunction<'a>,
+}
+
+impl<'a> ChatTool<'a> {
+    /// A function tool as a request offers it.
+    pub fn function(tool: &'a FunctionTool) -> Self {
+        ChatTool {
+            kind: "function",
+            function: ChatToolFunction {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                parameters: tool.parameters.as_ref(),
+                strict: tool.strict,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatToolFunction<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}

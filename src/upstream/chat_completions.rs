@@ -9,10 +9,11 @@ use serde_json::Value;
 use super::http::{ByteStream, HttpBackend, OnBehalf};
 use super::scrub::Scrubber;
 use super::stream::deltas;
-use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, Tool, WireUsage};
+use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, WireUsage};
 use super::{ChatFunction, Thought, UpstreamResult};
 use super::{ChatRequest, ChatToolCall, Completion, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream};
 use crate::config::UpstreamConfig;
+use crate::model::ChatTool;
 
 /// How long listing models may take: `/v1/models` answers from configured names instead of waiting longer.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,7 +149,7 @@ fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
         prompt_cache_retention: p.prompt_cache_retention.as_deref(),
         prompt_cache_options: p.prompt_cache_options.as_ref(),
         parallel_tool_calls: p.parallel_tool_calls.filter(|_| !p.tools.is_empty()),
-        tools: p.allowed_tools().map(Tool::function).collect(),
+        tools: p.allowed_tools().map(ChatTool::function).collect(),
         tool_choice: p.tool_choice.as_ref().map(wire::tool_choice),
         response_format: wire::response_format(&p.text_format),
         logprobs: p.logprobs,

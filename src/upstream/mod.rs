@@ -33,7 +33,7 @@ pub use error::{UpstreamError, UpstreamResult};
 pub use http::{ByteStream, OnBehalf};
 pub use overflow::Overflow;
 pub use responses::Responses;
-pub use routing::{glob_match, Upstreams};
+pub use routing::Upstreams;
 pub use scrub::{Scrubber, MIN_SECRET_CHARS, REDACTED};
 pub use windows::{reported_window, ContextWindows};
 pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};

@@ -7,11 +7,11 @@ use futures::future::join_all;
 use super::{
     Anthropic, ChatCompletions, Echo, ModelInfo, Responses, Scrubber, Upstream, UpstreamError, UpstreamResult,
 };
-use crate::config::{UpstreamConfig, UpstreamKind};
+use crate::config::{ModelPattern, UpstreamConfig, UpstreamKind};
 
 /// The configured upstreams in order; a model is served by the first whose patterns match it.
 pub struct Upstreams {
-    routes: Vec<(Vec<String>, Arc<dyn Upstream>)>,
+    routes: Vec<(Vec<ModelPattern>, Arc<dyn Upstream>)>,
 }
 
 impl Upstreams {
@@ -41,7 +41,7 @@ impl Upstreams {
     pub fn route(&self, model: &str) -> UpstreamResult<Arc<dyn Upstream>> {
         self.routes
             .iter()
-            .find(|(patterns, _)| patterns.iter().any(|p| glob_match(p, model)))
+            .find(|(patterns, _)| patterns.iter().any(|p| p.matches(model)))
             .map(|(_, upstream)| upstream.clone())
             .ok_or_else(|| UpstreamError::ModelNotFound(model.to_string()))
     }
@@ -52,7 +52,7 @@ impl Upstreams {
         let listings = join_all(self.routes.iter().map(|(patterns, upstream)| async move {
             let listed = upstream.models().await.unwrap_or_else(|err| {
                 tracing::warn!(upstream = upstream.name(), error = %err, "listing models failed; using configured names");
-                let names = patterns.iter().filter(|p| !p.contains('*'));
+                let names = patterns.iter().filter_map(ModelPattern::literal);
                 names.map(|id| ModelInfo::named(id, upstream.name())).collect()
             });
             (upstream, listed)
@@ -68,42 +68,5 @@ impl Upstreams {
             }
         }
         models
-    }
-}
-
-/// Matches `text` against a pattern where `*` stands for any run of characters.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else {
-        return pattern == text;
-    };
-    let Some(mut remaining) = text.strip_prefix(first) else {
-        return false;
-    };
-    let mut pieces: Vec<&str> = rest.split('*').collect();
-    let last = pieces.pop().unwrap_or_default();
-    for piece in pieces {
-        match remaining.find(piece) {
-            Some(at) => remaining = &remaining[at + piece.len()..],
-            None => return false,
-        }
-    }
-    remaining.len() >= last.len() && remaining.ends_with(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn glob_patterns() {
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("llama3*", "llama3.1:8b"));
-        assert!(!glob_match("llama3*", "qwen"));
-        assert!(glob_match("gpt-4o", "gpt-4o"));
-        assert!(!glob_match("gpt-4o", "gpt-4o-mini"));
-        assert!(glob_match("*-instruct", "qwen-instruct"));
-        assert!(glob_match("a*b*c", "a-b-c"));
-        assert!(!glob_match("a*bc", "abc-"));
-        assert!(!glob_match("ab*ba", "aba"));
     }
 }

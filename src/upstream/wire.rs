@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::ContextFormat;
-use crate::model::{FunctionTool, TextFormat, ToolChoice};
+use crate::model::{ChatTool, TextFormat, ToolChoice};
 
 /// Context entries (Chat Completions messages, or Responses input items) serialised once, to be sent as they are:
 /// their JSON joined by commas. A stored turn's entries are the same in every context that holds the turn.
@@ -228,7 +228,7 @@ pub struct RequestBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_cache_options: Option<&'a super::PromptCacheOptions>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<Tool<'a>>,
+    pub tools: Vec<ChatTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,40 +243,6 @@ pub struct RequestBody<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-}
-
-/// `{type:"function", function:{name, description?, parameters?, strict?}}`.
-#[derive(Debug, Serialize)]
-pub struct Tool<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub function: ToolFunction<'a>,
-}
-
-impl<'a> Tool<'a> {
-    /// A function tool as a request offers it.
-    pub fn function(tool: &'a FunctionTool) -> Self {
-        Tool {
-            kind: "function",
-            function: ToolFunction {
-                name: &tool.name,
-                description: tool.description.as_deref(),
-                parameters: tool.parameters.as_ref(),
-                strict: tool.strict,
-            },
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ToolFunction<'a> {
-    pub name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub strict: Option<bool>,
 }
 
 /// `stream_options` of a streamed request.
