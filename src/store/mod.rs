@@ -7,6 +7,7 @@
 
 mod background;
 mod cache;
+mod dialect;
 mod error;
 pub mod lists;
 mod postgres;
@@ -18,6 +19,7 @@ mod sql_retention;
 mod sql_store;
 mod sql_writes;
 mod sqlite;
+mod statement;
 #[cfg(unix)]
 mod verify_ca;
 mod writer;

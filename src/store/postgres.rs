@@ -13,26 +13,28 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::Postgres;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::cache::HistoryCache;
+use super::dialect::Dialect;
 use super::retention::{Retention, EVERY_RESPONSE};
-use super::sql_store::sql_store;
+use super::sql_store::SqlStore;
 use super::writer::Writer;
+use super::StoreResult;
 use crate::config::DatabaseConfig;
 
 /// The channel on which deleted responses are announced.
 const FORGET_CHANNEL: &str = "threadline_forget";
 
 /// Conversation storage in a Postgres database.
-pub struct PostgresStore {
-    pool: PgPool,
-    writer_pool: Option<PgPool>,
-    writer: Writer,
-    cache: Arc<HistoryCache>,
-    retention: Retention,
+pub type PostgresStore = SqlStore<Postgres>;
+
+/// What a Postgres store keeps besides its pools: what it has heard of deletions, the task hearing of them, and
+/// the TLS relay.
+pub struct Replicas {
     heard: Arc<Mutex<Heard>>,
     /// Stops the task that listens for deletions when the store goes.
     _listening: DropGuard,
@@ -48,7 +50,9 @@ struct Heard {
     epochs: HashMap<String, i64>,
 }
 
-impl PostgresStore {
+impl Dialect for Postgres {
+    type State = Replicas;
+
     /// One statement, atomic by itself: the responses inserted in a common table expression, the items after.
     const AT_ONCE: (&'static str, &'static str, &'static str) = ("WITH responses_stored AS (", ") ", "");
 
@@ -75,23 +79,31 @@ impl PostgresStore {
     /// Rows picked to purge are locked until their batch commits; rows another replica's batch holds are skipped.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    /// Whether this replica has heard of every deletion of `tenant` committed so far.
-    async fn cache_is_current(&self, tenant: &str) -> super::StoreResult<bool> {
-        let heard = {
-            let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-            if !heard.listening {
-                return Ok(false);
-            }
-            heard.epochs.get(tenant).copied().unwrap_or(0)
-        };
-        let (epoch,): (i64,) =
-            sqlx::query_as("SELECT COALESCE((SELECT epoch FROM deletion_epochs WHERE tenant = $1), 0)")
-                .bind(tenant)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(epoch <= heard)
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 
+    /// Whether this replica has heard of every deletion of `tenant` committed so far.
+    fn cache_is_current<'a>(store: &'a PostgresStore, tenant: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let heard = {
+                let heard = store.state.heard.lock().unwrap_or_else(PoisonError::into_inner);
+                if !heard.listening {
+                    return Ok(false);
+                }
+                heard.epochs.get(tenant).copied().unwrap_or(0)
+            };
+            let (epoch,): (i64,) =
+                sqlx::query_as("SELECT COALESCE((SELECT epoch FROM deletion_epochs WHERE tenant = $1), 0)")
+                    .bind(tenant)
+                    .fetch_one(&store.pool)
+                    .await?;
+            Ok(epoch <= heard)
+        })
+    }
+}
+
+impl PostgresStore {
     /// Connects to `url` (retrying with backoff while the database is unreachable, up to the start-up timeout)
     /// and migrates it.
     pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
@@ -128,17 +140,13 @@ impl PostgresStore {
             let writes = writes.clone();
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
-        Ok(Self {
-            pool,
-            writer_pool: None,
-            writer,
-            cache,
-            retention,
+        let state = Replicas {
             heard,
             _listening: stop.drop_guard(),
             #[cfg(unix)]
             _relay: relay,
-        })
+        };
+        Ok(Self { pool, writer_pool: None, writer, cache, retention, state })
     }
 }
 
@@ -212,5 +220,3 @@ impl Deletions {
         }
     }
 }
-
-sql_store!(PostgresStore, Postgres);
