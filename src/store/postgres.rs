@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::Postgres;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::HistoryCache;
 use super::dialect::Dialect;
@@ -32,12 +33,9 @@ const FORGET_CHANNEL: &str = "threadline_forget";
 /// Conversation storage in a Postgres database.
 pub type PostgresStore = SqlStore<Postgres>;
 
-/// What a Postgres store keeps besides its pools: what it has heard of deletions, the task hearing of them, and
-/// the TLS relay.
+/// What a Postgres store keeps besides its pools: what it has heard of deletions, and the TLS relay.
 pub struct Replicas {
     heard: Arc<Mutex<Heard>>,
-    /// Stops the task that listens for deletions when the store goes.
-    _listening: DropGuard,
     /// The relay every connection goes through for `sslmode=verify-ca`.
     #[cfg(unix)]
     _relay: Option<super::verify_ca::Relay>,
@@ -109,8 +107,9 @@ impl PostgresStore {
     pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let timeout = format!("{}ms", config.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout.as_str())]);
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
         #[cfg(unix)]
-        let (options, relay) = super::verify_ca::through_relay(url, options, config.acquire_timeout)?;
+        let (options, relay) = super::verify_ca::through_relay(url, options, config.acquire_timeout, &tasks, &stop)?;
         let pool_options =
             PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(config.acquire_timeout);
         let deadline = Instant::now() + config.startup_timeout;
@@ -129,11 +128,10 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
         let heard = Arc::new(Mutex::new(Heard::default()));
-        let stop = CancellationToken::new();
         if config.history_cache_bytes > 0 {
             let deletions = Deletions { pool: pool.clone(), cache: cache.clone(), heard: heard.clone() };
             let listener = deletions.connect().await?;
-            tokio::spawn(deletions.listen_until(listener, stop.clone()));
+            tasks.spawn(deletions.listen_until(listener, stop.clone()));
         }
         let writes = pool.clone();
         let writer = Writer::spawn(Box::new(move |turns| {
@@ -142,11 +140,10 @@ impl PostgresStore {
         }));
         let state = Replicas {
             heard,
-            _listening: stop.drop_guard(),
             #[cfg(unix)]
             _relay: relay,
         };
-        Ok(Self { pool, writer_pool: None, writer, cache, retention, state })
+        Ok(Self { pool, writer_pool: None, writer, cache, retention, state, tasks, stop })
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::HistoryCache;
 use super::dialect::Dialect;
@@ -36,6 +38,16 @@ pub struct SqlStore<DB: Dialect> {
     pub(super) retention: Retention,
     /// What the database's dialect keeps besides.
     pub(super) state: DB::State,
+    /// The store's tasks besides the writer (Postgres: hearing of deletions, the TLS relay), and what stops them
+    /// (when the store is closed or dropped).
+    pub(super) tasks: TaskTracker,
+    pub(super) stop: CancellationToken,
+}
+
+impl<DB: Dialect> Drop for SqlStore<DB> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 #[async_trait]
@@ -298,6 +310,19 @@ where
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        // The queued turns are written first: they need the connections.
+        self.writer.close().await;
+        self.stop.cancel();
+        // Closing the pools ends the connections, and with them the relay's.
+        self.pool.close().await;
+        if let Some(writes) = &self.writer_pool {
+            writes.close().await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     fn stats(&self) -> StoreStats {

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use sqlx::sqlite::SqliteQueryResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Sqlite;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::HistoryCache;
 use super::dialect::Dialect;
@@ -92,6 +94,7 @@ impl SqliteStore {
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
         let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
-        Ok(Self { pool, writer_pool, writer, cache, retention, state: () })
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+        Ok(Self { pool, writer_pool, writer, cache, retention, state: (), tasks, stop })
     }
 }
