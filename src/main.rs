@@ -94,20 +94,23 @@ async fn main() -> anyhow::Result<()> {
             };
             let config = start(&flags)?;
             let store = threadline::open_store(&config, Clock::default()).await?;
-            let engine = threadline::build_engine(&config, store).await?;
-            threadline::api::mcp::serve_stdio(engine, &config).await
+            let engine = threadline::build_engine(&config, store.clone()).await?;
+            let served = threadline::api::mcp::serve_stdio(engine, &config).await;
+            store.close().await;
+            served
         }
         Command::Migrate { database_url } => {
             let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
-            threadline::open_store(&config, Clock::default()).await?;
+            threadline::open_store(&config, Clock::default()).await?.close().await;
             tracing::info!(database = %config::without_password(&config.database_url), "migrations applied");
             Ok(())
         }
         Command::Purge { database_url, tenant } => {
             let config = start(&Flags { config: cli.config, database_url, ..Flags::default() })?;
             let store = threadline::open_store(&config, Clock::default()).await?;
-            let report = store.purge(tenant.as_deref().map_or(Purge::Expired, Purge::Tenant)).await?;
-            println!("{report}");
+            let report = store.purge(tenant.as_deref().map_or(Purge::Expired, Purge::Tenant)).await;
+            store.close().await;
+            println!("{}", report?);
             Ok(())
         }
     }

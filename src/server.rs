@@ -37,11 +37,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Stops the purge and the accepting of connections, and closes the WebSockets once their response in flight is
     // done.
     let stop = app.stopping.clone();
+    let tasks = app.engine.tasks();
     if let Some(every) = config.retention.purge_interval {
-        tokio::spawn(purge_every(app.engine.store().clone(), every, stop.clone()));
+        tasks.spawn_task(purge_every(app.engine.store().clone(), every, stop.clone()));
     }
     let server = connections::serve(listener, app.router, &config.limits, stop.clone());
-    let mut server = tokio::spawn(server);
+    let mut server = tasks.spawn_task(server);
     tokio::select! {
         () = shutdown_signal() => stop.cancel(),
         ended = &mut server => {
@@ -51,7 +52,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let deadline = tokio::time::Instant::now() + config.drain_timeout;
     app.engine.stop_background();
-    let tasks = app.engine.tasks();
     tracing::info!(
         running_turns = ?tasks.running(),
         drain_timeout = ?config.drain_timeout,
@@ -66,6 +66,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if tokio::time::timeout_at(deadline, server).await.is_err() {
         tracing::warn!("drain timeout reached with requests still open");
     }
+    // The store commits what is queued, then stops its own tasks.
+    app.engine.store().close().await;
     tracing::info!("every turn is stored; stopped");
     Ok(())
 }

@@ -135,9 +135,9 @@ impl Engine {
     /// queued on other servers), and looks for runs whose server stopped.
     pub fn start_background(self: &Arc<Self>) {
         for _ in 0..self.background.config.workers {
-            tokio::spawn(self.clone().work());
+            self.tasks.spawn_task(self.clone().work());
         }
-        tokio::spawn(self.clone().tick());
+        self.tasks.spawn_task(self.clone().tick());
     }
 
     /// One worker: claims queued responses one at a time and runs each, until the server stops.
@@ -214,7 +214,7 @@ impl Engine {
         let _running = Running { engine: &self, id: &run.id };
         let _renewing = renewing.clone().drop_guard();
         let progress = Arc::new(Mutex::new(Unsaved::default()));
-        tokio::spawn(self.clone().keep_alive(run.id.clone(), progress.clone(), stopped.clone(), renewing));
+        self.tasks.spawn_task(self.clone().keep_alive(run.id.clone(), progress.clone(), stopped.clone(), renewing));
         let (sender, mut events) = mpsc::unbounded_channel();
         let turn = self.run_turn(&run, sender);
         tokio::pin!(turn);

@@ -1,5 +1,7 @@
-//! The turns in flight: every turn runs in a task tracked here (inside the tracing span of the request that started
-//! it), so that it finishes and is stored even when its client hangs up, and a shutdown can wait for it.
+//! The turns in flight and the server's other tasks: every turn runs in a task tracked here (inside the tracing span
+//! of the request that started it), so that it finishes and is stored even when its client hangs up, and a shutdown
+//! can wait for it; so do the background workers, the purge and the serving of connections, which end once the
+//! shutdown has signalled them to stop.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -45,6 +47,16 @@ impl TurnTasks {
         self.tracker.spawn(task.instrument(tracing::Span::current()))
     }
 
+    /// Runs a task that is not a turn (a background worker, the purge, the server) in a tracked task: a shutdown
+    /// waits for it, after signalling it to stop.
+    pub fn spawn_task<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(task)
+    }
+
     /// A token that a shutdown waits for, as for a turn, until it is dropped (an open WebSocket holds one until it has
     /// sent its last events and closed).
     pub fn hold(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
@@ -56,8 +68,8 @@ impl TurnTasks {
         lock(&self.running).iter().cloned().collect()
     }
 
-    /// Waits until every turn (including any started meanwhile) has finished, for at most `timeout`; returns the
-    /// ids of those still running when it ran out.
+    /// Waits until every tracked task (including any started meanwhile) has finished, for at most `timeout`;
+    /// returns the ids of the turns still running when it ran out.
     pub async fn drain(&self, timeout: Duration) -> Vec<String> {
         self.tracker.close();
         match tokio::time::timeout(timeout, self.tracker.wait()).await {

@@ -5,8 +5,14 @@
 
 use serde_json::Value;
 
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Transaction, Type};
+
+use super::dialect::Dialect;
 use super::sql::{self, ItemRow};
-use super::StoreResult;
+use super::sql_store::SqlStore;
+use super::sql_writes::push_responses;
+use super::statement::Statement;
+use super::{NewTurn, StoreError, StoreResult};
 use crate::model::{Pieces, Progress, Response, ResponseError, ResponseStatus};
 
 /// A background response a worker has claimed: its tenant, its id and the turn to run (JSON).
@@ -106,172 +112,122 @@ pub fn with_progress(mut response: Response, progress: Option<&str>) -> StoreRes
     Ok((response, progress.pieces))
 }
 
-/// Implements the background-run methods of `Store` as inherent methods (`*_run`) of a store expanded by
-/// `sql_store!`, with a constant `CLAIM` (the claiming statement for its database).
-macro_rules! background_store {
-    ($store:ty, $db:ty) => {
-        impl $store {
-            async fn enqueue_run(
-                &self,
-                tenant: &str,
-                queued: $crate::store::NewTurn<'_>,
-                job: &str,
-            ) -> $crate::store::StoreResult<()> {
-                use $crate::store::{background, sql};
-                let rows = sql::TurnRows::new(tenant, &queued, self.retention.cutoffs())?;
-                let mut tx = self.writes().begin().await?;
-                let mut insert = sqlx::QueryBuilder::<$db>::new("");
-                Self::push_responses(&mut insert, &[&rows]);
-                insert.build().execute(&mut *tx).await?;
-                let items: Vec<_> = rows.response_items().collect();
-                for chunk in items.chunks(sql::ITEMS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new("");
-                    Self::push_items(&mut insert, chunk);
-                    insert.build().execute(&mut *tx).await?;
-                }
-                let id = &queued.response.id;
-                sqlx::query(background::INSERT_RUN).bind(id).bind(tenant).bind(job).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    pub(super) async fn enqueue_run(&self, tenant: &str, queued: NewTurn<'_>, job: &str) -> StoreResult<()> {
+        let rows = sql::TurnRows::new(tenant, &queued, self.retention.cutoffs())?;
+        let mut tx = self.writes().begin().await?;
+        let mut insert = Statement::default();
+        push_responses(&mut insert, &[&rows]);
+        insert.query().execute(&mut *tx).await?;
+        let items: Vec<_> = rows.response_items().collect();
+        Self::insert_items(&mut tx, &items).await?;
+        let id = &queued.response.id;
+        sqlx::query(INSERT_RUN).bind(id).bind(tenant).bind(job).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn claim_run(
-                &self,
-                worker: &str,
-                lease_until: i64,
-            ) -> $crate::store::StoreResult<Option<$crate::store::ClaimedRun>> {
-                use $crate::store::background;
-                let mut tx = self.writes().begin().await?;
-                let claimed: Option<(String, String, String)> =
-                    sqlx::query_as(Self::CLAIM).bind(worker).bind(lease_until).fetch_optional(&mut *tx).await?;
-                let Some((tenant, id, job)) = claimed else { return Ok(None) };
-                let (body,): (String,) =
-                    sqlx::query_as(background::SELECT_BODY).bind(&tenant).bind(&id).fetch_one(&mut *tx).await?;
-                let status = $crate::model::ResponseStatus::InProgress;
-                let body = background::with_status(&body, status)?;
-                let update = sqlx::query(background::UPDATE_STATUS).bind(status.as_str()).bind(body);
-                update.bind(&tenant).bind(&id).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(Some($crate::store::ClaimedRun { tenant, id, job }))
-            }
+    pub(super) async fn claim_run(&self, worker: &str, lease_until: i64) -> StoreResult<Option<ClaimedRun>> {
+        let mut tx = self.writes().begin().await?;
+        let claimed: Option<(String, String, String)> =
+            sqlx::query_as(DB::CLAIM).bind(worker).bind(lease_until).fetch_optional(&mut *tx).await?;
+        let Some((tenant, id, job)) = claimed else { return Ok(None) };
+        let (body,): (String,) = sqlx::query_as(SELECT_BODY).bind(&tenant).bind(&id).fetch_one(&mut *tx).await?;
+        let status = ResponseStatus::InProgress;
+        let body = with_status(&body, status)?;
+        let update = sqlx::query(UPDATE_STATUS).bind(status.as_str()).bind(body);
+        update.bind(&tenant).bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedRun { tenant, id, job }))
+    }
 
-            async fn renew_run(
-                &self,
-                id: &str,
-                worker: &str,
-                lease_until: i64,
-                progress: Option<&str>,
-            ) -> $crate::store::StoreResult<bool> {
-                let renew = sqlx::query($crate::store::background::RENEW).bind(lease_until).bind(progress);
-                let renewed = renew.bind(id).bind(worker).execute(self.writes()).await?;
-                Ok(renewed.rows_affected() > 0)
-            }
+    pub(super) async fn renew_run(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_until: i64,
+        progress: Option<&str>,
+    ) -> StoreResult<bool> {
+        let renew = sqlx::query(RENEW).bind(lease_until).bind(progress);
+        let renewed = renew.bind(id).bind(worker).execute(self.writes()).await?;
+        Ok(DB::rows_affected(&renewed) > 0)
+    }
 
-            async fn finish_claimed_run(
-                &self,
-                tenant: &str,
-                turn: $crate::store::NewTurn<'_>,
-                worker: &str,
-            ) -> $crate::store::StoreResult<bool> {
-                use $crate::store::{background, sql};
-                let response = turn.response;
-                let rows = sql::TurnRows::new(tenant, &turn, self.retention.cutoffs())?;
-                let mut tx = self.writes().begin().await?;
-                let ended = sqlx::query(background::END_CLAIMED).bind(&response.id).bind(worker);
-                if ended.execute(&mut *tx).await?.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                if let Some(conversation) = turn.conversation {
-                    if !Self::append_items(&mut tx, tenant, conversation, &rows.items, &rows.cutoffs).await? {
-                        return Err($crate::store::StoreError::ConversationNotFound(conversation.to_string()));
-                    }
-                }
-                let output: Vec<_> = rows.response_items().filter(|item| item.2 == sql::OUTPUT).collect();
-                Self::end_response(&mut tx, tenant, response, turn.pieces, &output).await?;
-                tx.commit().await?;
-                self.cache.add(tenant, &turn, rows.json_bytes());
-                Ok(true)
-            }
-
-            async fn stop_unfinished_run(
-                &self,
-                tenant: &str,
-                id: &str,
-                stop: &$crate::store::RunStop,
-            ) -> $crate::store::StoreResult<bool> {
-                use $crate::store::{background, sql};
-                let mut tx = self.writes().begin().await?;
-                let ended: Option<(Option<String>,)> = sqlx::query_as(background::END_STOPPED)
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(stop.lapsed_before)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some((progress,)) = ended else { return Ok(false) };
-                let (body,): (String,) =
-                    sqlx::query_as(background::SELECT_BODY).bind(tenant).bind(id).fetch_one(&mut *tx).await?;
-                let (response, pieces) = background::stopped(&body, progress.as_deref(), stop)?;
-                let rows = background::output_rows(&response)?;
-                let output: Vec<sql::ResponseItem<'_>> = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(position, row)| (tenant, id, sql::OUTPUT, position as i64, row))
-                    .collect();
-                Self::end_response(&mut tx, tenant, &response, &pieces, &output).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            /// Writes a background response's end within `tx`: its row, and its output item rows.
-            async fn end_response(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                tenant: &str,
-                response: &$crate::model::Response,
-                pieces: &$crate::model::Pieces,
-                output: &[$crate::store::sql::ResponseItem<'_>],
-            ) -> $crate::store::StoreResult<()> {
-                use $crate::store::{background, sql};
-                sqlx::query(background::UPDATE_ENDED)
-                    .bind(response.status.as_str())
-                    .bind(sql::response_body(response)?)
-                    .bind(serde_json::to_string(pieces)?)
-                    .bind(tenant)
-                    .bind(&response.id)
-                    .execute(&mut **tx)
-                    .await?;
-                for chunk in output.chunks(sql::ITEMS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new("");
-                    Self::push_items(&mut insert, chunk);
-                    insert.build().execute(&mut **tx).await?;
-                }
-                Ok(())
-            }
-
-            async fn lapsed_runs_before(
-                &self,
-                now: i64,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<(String, String)>> {
-                let lapsed = sqlx::query_as($crate::store::background::LAPSED).bind(now).bind(i64::from(limit));
-                Ok(lapsed.fetch_all(&self.pool).await?)
-            }
-
-            /// The progress of a background response still queued or running, as its output.
-            async fn progress_of(
-                &self,
-                tenant: &str,
-                response: $crate::model::Response,
-            ) -> $crate::store::StoreResult<($crate::model::Response, $crate::model::Pieces)> {
-                use $crate::store::background;
-                let progress: Option<(Option<String>,)> = sqlx::query_as(background::SELECT_PROGRESS)
-                    .bind(tenant)
-                    .bind(&response.id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                background::with_progress(response, progress.and_then(|(progress,)| progress).as_deref())
+    pub(super) async fn finish_claimed_run(&self, tenant: &str, turn: NewTurn<'_>, worker: &str) -> StoreResult<bool> {
+        let response = turn.response;
+        let rows = sql::TurnRows::new(tenant, &turn, self.retention.cutoffs())?;
+        let mut tx = self.writes().begin().await?;
+        let ended = sqlx::query(END_CLAIMED).bind(&response.id).bind(worker);
+        if DB::rows_affected(&ended.execute(&mut *tx).await?) == 0 {
+            return Ok(false);
+        }
+        if let Some(conversation) = turn.conversation {
+            if !Self::append_items(&mut tx, tenant, conversation, &rows.items, &rows.cutoffs).await? {
+                return Err(StoreError::ConversationNotFound(conversation.to_string()));
             }
         }
-    };
-}
+        let output: Vec<_> = rows.response_items().filter(|item| item.2 == sql::OUTPUT).collect();
+        Self::end_response(&mut tx, tenant, response, turn.pieces, &output).await?;
+        tx.commit().await?;
+        self.cache.add(tenant, &turn, rows.json_bytes());
+        Ok(true)
+    }
 
-pub(crate) use background_store;
+    pub(super) async fn stop_unfinished_run(&self, tenant: &str, id: &str, stop: &RunStop) -> StoreResult<bool> {
+        let mut tx = self.writes().begin().await?;
+        let ended: Option<(Option<String>,)> =
+            sqlx::query_as(END_STOPPED).bind(tenant).bind(id).bind(stop.lapsed_before).fetch_optional(&mut *tx).await?;
+        let Some((progress,)) = ended else { return Ok(false) };
+        let (body,): (String,) = sqlx::query_as(SELECT_BODY).bind(tenant).bind(id).fetch_one(&mut *tx).await?;
+        let (response, pieces) = stopped(&body, progress.as_deref(), stop)?;
+        let rows = output_rows(&response)?;
+        let output: Vec<sql::ResponseItem<'_>> =
+            rows.iter().enumerate().map(|(position, row)| (tenant, id, sql::OUTPUT, position as i64, row)).collect();
+        Self::end_response(&mut tx, tenant, &response, &pieces, &output).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Writes a background response's end within `tx`: its row, and its output item rows.
+    pub(super) async fn end_response(
+        tx: &mut Transaction<'_, DB>,
+        tenant: &str,
+        response: &Response,
+        pieces: &Pieces,
+        output: &[sql::ResponseItem<'_>],
+    ) -> StoreResult<()> {
+        sqlx::query(UPDATE_ENDED)
+            .bind(response.status.as_str())
+            .bind(sql::response_body(response)?)
+            .bind(serde_json::to_string(pieces)?)
+            .bind(tenant)
+            .bind(&response.id)
+            .execute(&mut **tx)
+            .await?;
+        Self::insert_items(tx, output).await
+    }
+
+    pub(super) async fn lapsed_runs_before(&self, now: i64, limit: u32) -> StoreResult<Vec<(String, String)>> {
+        let lapsed = sqlx::query_as(LAPSED).bind(now).bind(i64::from(limit));
+        Ok(lapsed.fetch_all(&self.pool).await?)
+    }
+
+    /// The progress of a background response still queued or running, as its output.
+    pub(super) async fn progress_of(&self, tenant: &str, response: Response) -> StoreResult<(Response, Pieces)> {
+        let progress: Option<(Option<String>,)> =
+            sqlx::query_as(SELECT_PROGRESS).bind(tenant).bind(&response.id).fetch_optional(&self.pool).await?;
+        with_progress(response, progress.and_then(|(progress,)| progress).as_deref())
+    }
+}

@@ -135,7 +135,7 @@ pub const SUBTREE_FROM: &str = " FROM tree t JOIN responses r ON r.id = t.id \
 
 /// The output items of some responses, in pieces around the tenant (the list of ids follows).
 pub const SELECT_OUTPUTS: [&str; 2] =
-    ["SELECT response_id, body FROM items WHERE direction = 1 AND tenant = ", " AND response_id IN ("];
+    ["SELECT response_id, body FROM items WHERE direction = 1 AND tenant = ", " AND response_id IN "];
 
 /// The keyset condition of a page and its order, for the id column `column`.
 pub fn keyset(order: Order, column: &str) -> (String, String) {

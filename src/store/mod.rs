@@ -7,6 +7,7 @@
 
 mod background;
 mod cache;
+mod dialect;
 mod error;
 pub mod lists;
 mod postgres;
@@ -18,6 +19,7 @@ mod sql_retention;
 mod sql_store;
 mod sql_writes;
 mod sqlite;
+mod statement;
 #[cfg(unix)]
 mod verify_ca;
 mod writer;
@@ -238,6 +240,10 @@ pub trait Store: Send + Sync {
 
     /// How its resources are used now.
     fn stats(&self) -> StoreStats;
+
+    /// Shuts the store down: commits every turn already queued, stops and waits for the tasks it runs, and closes
+    /// its connections. It answers nothing afterwards. (A store that runs no task of its own has nothing to do.)
+    async fn close(&self) {}
 }
 
 /// Opens (creating if needed) and migrates the store a database URL names, keeping data as `retention` says.

@@ -13,29 +13,29 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::Postgres;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::HistoryCache;
+use super::dialect::Dialect;
 use super::retention::{Retention, EVERY_RESPONSE};
-use super::sql_store::sql_store;
+use super::sql_store::SqlStore;
 use super::writer::Writer;
+use super::StoreResult;
 use crate::config::DatabaseConfig;
 
 /// The channel on which deleted responses are announced.
 const FORGET_CHANNEL: &str = "threadline_forget";
 
 /// Conversation storage in a Postgres database.
-pub struct PostgresStore {
-    pool: PgPool,
-    writer_pool: Option<PgPool>,
-    writer: Writer,
-    cache: Arc<HistoryCache>,
-    retention: Retention,
+pub type PostgresStore = SqlStore<Postgres>;
+
+/// What a Postgres store keeps besides its pools: what it has heard of deletions, and the TLS relay.
+pub struct Replicas {
     heard: Arc<Mutex<Heard>>,
-    /// Stops the task that listens for deletions when the store goes.
-    _listening: DropGuard,
     /// The relay every connection goes through for `sslmode=verify-ca`.
     #[cfg(unix)]
     _relay: Option<super::verify_ca::Relay>,
@@ -48,7 +48,9 @@ struct Heard {
     epochs: HashMap<String, i64>,
 }
 
-impl PostgresStore {
+impl Dialect for Postgres {
+    type State = Replicas;
+
     /// One statement, atomic by itself: the responses inserted in a common table expression, the items after.
     const AT_ONCE: (&'static str, &'static str, &'static str) = ("WITH responses_stored AS (", ") ", "");
 
@@ -75,30 +77,39 @@ impl PostgresStore {
     /// Rows picked to purge are locked until their batch commits; rows another replica's batch holds are skipped.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    /// Whether this replica has heard of every deletion of `tenant` committed so far.
-    async fn cache_is_current(&self, tenant: &str) -> super::StoreResult<bool> {
-        let heard = {
-            let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-            if !heard.listening {
-                return Ok(false);
-            }
-            heard.epochs.get(tenant).copied().unwrap_or(0)
-        };
-        let (epoch,): (i64,) =
-            sqlx::query_as("SELECT COALESCE((SELECT epoch FROM deletion_epochs WHERE tenant = $1), 0)")
-                .bind(tenant)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(epoch <= heard)
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 
+    /// Whether this replica has heard of every deletion of `tenant` committed so far.
+    fn cache_is_current<'a>(store: &'a PostgresStore, tenant: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let heard = {
+                let heard = store.state.heard.lock().unwrap_or_else(PoisonError::into_inner);
+                if !heard.listening {
+                    return Ok(false);
+                }
+                heard.epochs.get(tenant).copied().unwrap_or(0)
+            };
+            let (epoch,): (i64,) =
+                sqlx::query_as("SELECT COALESCE((SELECT epoch FROM deletion_epochs WHERE tenant = $1), 0)")
+                    .bind(tenant)
+                    .fetch_one(&store.pool)
+                    .await?;
+            Ok(epoch <= heard)
+        })
+    }
+}
+
+impl PostgresStore {
     /// Connects to `url` (retrying with backoff while the database is unreachable, up to the start-up timeout)
     /// and migrates it.
     pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let timeout = format!("{}ms", config.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout.as_str())]);
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
         #[cfg(unix)]
-        let (options, relay) = super::verify_ca::through_relay(url, options, config.acquire_timeout)?;
+        let (options, relay) = super::verify_ca::through_relay(url, options, config.acquire_timeout, &tasks, &stop)?;
         let pool_options =
             PgPoolOptions::new().max_connections(config.max_connections).acquire_timeout(config.acquire_timeout);
         let deadline = Instant::now() + config.startup_timeout;
@@ -117,28 +128,22 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
         let heard = Arc::new(Mutex::new(Heard::default()));
-        let stop = CancellationToken::new();
         if config.history_cache_bytes > 0 {
             let deletions = Deletions { pool: pool.clone(), cache: cache.clone(), heard: heard.clone() };
             let listener = deletions.connect().await?;
-            tokio::spawn(deletions.listen_until(listener, stop.clone()));
+            tasks.spawn(deletions.listen_until(listener, stop.clone()));
         }
         let writes = pool.clone();
         let writer = Writer::spawn(Box::new(move |turns| {
             let writes = writes.clone();
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
-        Ok(Self {
-            pool,
-            writer_pool: None,
-            writer,
-            cache,
-            retention,
+        let state = Replicas {
             heard,
-            _listening: stop.drop_guard(),
             #[cfg(unix)]
             _relay: relay,
-        })
+        };
+        Ok(Self { pool, writer_pool: None, writer, cache, retention, state, tasks, stop })
     }
 }
 
@@ -212,5 +217,3 @@ impl Deletions {
         }
     }
 }
-
-sql_store!(PostgresStore, Postgres);

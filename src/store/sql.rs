@@ -1,5 +1,5 @@
-//! The SQL shared by both stores and the plain functions that turn rows into model types; `sql_store.rs` expands
-//! the one implementation of `Store` for each sqlx database type.
+//! The SQL shared by both stores and the plain functions that turn rows into model types; `sql_store.rs` runs them
+//! in the one implementation of `Store`, generic over the sqlx database type.
 //!
 //! Statements read alike on SQLite and Postgres: `$n` parameters, each first used in order (SQLite numbers named
 //! parameters by first appearance), and rows read into plain tuples.

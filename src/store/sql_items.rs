@@ -1,5 +1,4 @@
-//! `sql_items!`: stored items found by id anywhere in a tenant's data, expanded inside `sql_store!` for each database
-//! type: what an `item_reference` names when the turn's own chain or conversation does not hold it.
+//! Stored items found by id anywhere in a tenant's data: what an `item_reference` names when the turn's own chain or conversation does not hold it.
 //!
 //! One statement reads every candidate for all the ids at once — the items of the tenant's responses that are not
 //! deleted, and of its conversations that are neither deleted nor expired — through the `(tenant, item_id)` indexes
@@ -7,6 +6,11 @@
 //! written; a response older than the retention counts only while it is alive (`retention.rs`), checked for the
 //! candidate chosen, so items of expired responses are not found, exactly like deleted ones.
 
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::dialect::Dialect;
+use super::sql_store::SqlStore;
+use super::statement::Statement;
 use super::{Cutoffs, StoreResult};
 use crate::model::Item;
 
@@ -52,54 +56,43 @@ pub fn item(row: &StoredItemRow) -> StoreResult<Item> {
     Ok(serde_json::from_str(&row.2)?)
 }
 
-/// Adds `stored_items_of` to a `sql_store!` type.
-macro_rules! sql_items {
-    ($store:ty, $db:ty) => {
-        impl $store {
-            /// The stored items of `tenant` with these ids, at most one per id (see `Store::stored_items`).
-            async fn stored_items_of(
-                &self,
-                tenant: &str,
-                ids: &[&str],
-            ) -> $crate::store::StoreResult<Vec<$crate::model::Item>> {
-                use $crate::store::sql_items as sql;
-                let cutoffs = self.retention.cutoffs();
-                let mut rows: Vec<sql::StoredItemRow> = Vec::new();
-                for chunk in ids.chunks(sql::IDS_PER_SELECT) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(sql::RESPONSE_ITEMS_BY_ID);
-                    query.push_bind(tenant);
-                    Self::push_id_list(&mut query, sql::ANY_ITEM_ID, chunk);
-                    query.push(sql::CONVERSATION_ITEMS_BY_ID).push_bind(tenant);
-                    query.push(sql::USED_SINCE).push_bind(cutoffs.conversations);
-                    Self::push_id_list(&mut query, sql::ANY_CONVERSATION_ITEM_ID, chunk);
-                    rows.extend(query.build_query_as::<sql::StoredItemRow>().fetch_all(&self.pool).await?);
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    /// The stored items of `tenant` with these ids, at most one per id (see `Store::stored_items`).
+    pub(super) async fn stored_items_of(&self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<Item>> {
+        let cutoffs = self.retention.cutoffs();
+        let mut rows: Vec<StoredItemRow> = Vec::new();
+        for chunk in ids.chunks(IDS_PER_SELECT) {
+            let mut query = Statement::new(RESPONSE_ITEMS_BY_ID);
+            query.push_bind(tenant).push(ANY_ITEM_ID).push_list(chunk.iter().copied());
+            query.push(CONVERSATION_ITEMS_BY_ID).push_bind(tenant);
+            query.push(USED_SINCE).push_bind(cutoffs.conversations);
+            query.push(ANY_CONVERSATION_ITEM_ID).push_list(chunk.iter().copied());
+            rows.extend(query.query_as::<DB, StoredItemRow>().fetch_all(&self.pool).await?);
+        }
+        let mut found = Vec::new();
+        let mut unique: Vec<&str> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        for id in unique {
+            for row in ranked(&rows, id) {
+                if surely_kept(row, &cutoffs) || self.alive(tenant, &row.3, row.4, &cutoffs).await? {
+                    found.push(item(row)?);
+                    break;
                 }
-                let mut found = Vec::new();
-                let mut unique: Vec<&str> = ids.to_vec();
-                unique.sort_unstable();
-                unique.dedup();
-                for id in unique {
-                    for row in sql::ranked(&rows, id) {
-                        if sql::surely_kept(row, &cutoffs) || self.alive(tenant, &row.3, row.4, &cutoffs).await? {
-                            found.push(sql::item(row)?);
-                            break;
-                        }
-                    }
-                }
-                Ok(found)
-            }
-
-            /// Adds `column IN (…)` with these ids bound to `query`.
-            fn push_id_list<'a>(query: &mut sqlx::QueryBuilder<'a, $db>, column: &str, ids: &[&'a str]) {
-                query.push(column).push("(");
-                let mut list = query.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                list.push_unseparated(")");
             }
         }
-    };
+        Ok(found)
+    }
 }
-
-pub(crate) use sql_items;

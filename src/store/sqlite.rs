@@ -5,25 +5,28 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use futures::future::BoxFuture;
+use sqlx::sqlite::SqliteQueryResult;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Sqlite;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::cache::HistoryCache;
+use super::dialect::Dialect;
 use super::retention::Retention;
-use super::sql_store::sql_store;
+use super::sql_store::SqlStore;
 use super::writer::Writer;
+use super::StoreResult;
 use crate::config::{DatabaseConfig, Synchronous};
 
 /// Conversation storage in one SQLite database.
-pub struct SqliteStore {
-    pool: SqlitePool,
-    writer_pool: Option<SqlitePool>,
-    writer: Writer,
-    cache: Arc<HistoryCache>,
-    retention: Retention,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl Dialect for Sqlite {
+    /// Nothing besides: every deletion happens in this process.
+    type State = ();
+
     /// Statements that run together, in one transaction, in one call.
     const AT_ONCE: (&'static str, &'static str, &'static str) = ("BEGIN IMMEDIATE; ", "; ", "; COMMIT");
 
@@ -46,11 +49,17 @@ impl SqliteStore {
     /// One writer at a time: nothing to skip.
     const SKIP_LOCKED: &'static str = "";
 
-    /// The cache hears of every deletion at once: they all happen in this process.
-    async fn cache_is_current(&self, _tenant: &str) -> super::StoreResult<bool> {
-        Ok(true)
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 
+    /// The cache hears of every deletion at once: they all happen in this process.
+    fn cache_is_current<'a>(_store: &'a SqliteStore, _tenant: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async { Ok(true) })
+    }
+}
+
+impl SqliteStore {
     /// Opens the database at `url` (`sqlite://PATH`, created if missing, or `sqlite::memory:`) and migrates it.
     pub async fn open(url: &str, config: &DatabaseConfig, retention: Retention) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -85,8 +94,7 @@ impl SqliteStore {
             Box::pin(async move { Self::write_turns(&writes, turns).await })
         }));
         let cache = Arc::new(HistoryCache::new(config.history_cache_bytes));
-        Ok(Self { pool, writer_pool, writer, cache, retention })
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+        Ok(Self { pool, writer_pool, writer, cache, retention, state: (), tasks, stop })
     }
 }
-
-sql_store!(SqliteStore, Sqlite);

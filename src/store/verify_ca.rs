@@ -29,6 +29,7 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 /// The message asking a Postgres server for TLS: its length, then the code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -47,10 +48,13 @@ impl Drop for Relay {
 
 /// The options to connect with for `url` (parsed into `options`): as they are, or, for `verify-ca` over TCP,
 /// through a relay started here, which each connection to the server waits at most `timeout` for.
+/// The relay's tasks run on `tasks` until `stop` (or the relay is dropped).
 pub fn through_relay(
     url: &str,
     options: PgConnectOptions,
     timeout: Duration,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
 ) -> anyhow::Result<(PgConnectOptions, Option<Relay>)> {
     if !matches!(options.get_ssl_mode(), PgSslMode::VerifyCa) || options.get_socket().is_some() {
         return Ok((options, None));
@@ -60,14 +64,14 @@ pub fn through_relay(
     std::fs::DirBuilder::new().mode(0o700).create(&dir).context("cannot make the verify-ca relay's directory")?;
     let listener = UnixListener::bind(dir.join(format!(".s.PGSQL.{}", options.get_port())))
         .context("cannot start the verify-ca relay")?;
-    let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, Arc::new(server), stop.clone()));
+    let stop = stop.child_token();
+    tasks.spawn(serve(listener, Arc::new(server), tasks.clone(), stop.clone()));
     let options = options.socket(&dir).ssl_mode(PgSslMode::Disable);
     Ok((options, Some(Relay { dir, _stop: stop.drop_guard() })))
 }
 
-/// Relays each connection sqlx makes until `stop`.
-async fn serve(listener: UnixListener, server: Arc<Server>, stop: CancellationToken) {
+/// Relays each connection sqlx makes (each in a task on `tasks`, which ends with its connection) until `stop`.
+async fn serve(listener: UnixListener, server: Arc<Server>, tasks: TaskTracker, stop: CancellationToken) {
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -75,7 +79,7 @@ async fn serve(listener: UnixListener, server: Arc<Server>, stop: CancellationTo
         };
         match accepted {
             Ok((client, _)) => {
-                tokio::spawn(relay(client, server.clone()));
+                tasks.spawn(relay(client, server.clone()));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the verify-ca relay cannot accept a connection");
