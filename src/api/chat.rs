@@ -19,7 +19,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::model::new_id;
 use crate::upstream::wire::{AnswerMessage, ChatChunk, ChatCompletion, Choice, ChunkChoice, ToolCallDelta, WireUsage};
 use crate::upstream::{
-    ChatMessage, ChatMessages, ChatRequest, Delta, FinishReason, OnBehalf, Parameters, TokenCounts, Upstream,
+    ChatMessage, ChatRequest, Context, Delta, FinishReason, OnBehalf, Parameters, TokenCounts, Upstream,
 };
 
 /// Forwards the body to the upstream serving its model, or runs a built-in model.
@@ -67,7 +67,7 @@ async fn builtin(upstream: &dyn Upstream, body: Value, request_id: String) -> Ap
         None => false,
     };
     let parameters = Parameters { max_output_tokens: max_tokens, ..Parameters::default() };
-    let messages = ChatMessages::of(&messages).map_err(|err| ApiError::internal(err.to_string()))?;
+    let messages = Context::chat(messages);
     let request =
         ChatRequest { model, messages, parameters, request_id: Some(request_id), api_key: None, stable_prefix: 0 };
     let answer =

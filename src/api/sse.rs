@@ -5,14 +5,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::engine::{TurnEvent, TurnEvents};
 use crate::telemetry::StreamGuard;
 
 /// One event frame: `event: <name>` and a single `data:` line.
-pub fn frame(name: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+pub fn frame(name: &str, data: &impl Serialize) -> Bytes {
+    // The wire types serialize without fail (string keys, no fallible impls).
+    let json = serde_json::to_string(data).unwrap_or_default();
+    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
 
 /// One unnamed event frame: a single `data:` line.

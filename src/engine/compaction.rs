@@ -12,7 +12,7 @@ use super::{Engine, EngineError, EngineResult, TurnRequest};
 use crate::config::Secret;
 use crate::model::{new_id, Compaction, ContentPart, Item, Message, Role, Usage};
 use crate::tokens::TokenCounter;
-use crate::upstream::{ChatMessage, ChatMessages, ChatRequest, ChatRole, Parameters, Upstream};
+use crate::upstream::{ChatMessage, ChatRequest, ChatRole, Context, Parameters, Upstream};
 
 /// What the upstream is asked to do with the transcript.
 const INSTRUCTIONS: &str = "You are compacting a conversation so that it can go on within a limited context window. \
@@ -70,9 +70,9 @@ impl Engine {
         let window = self.budget(&*upstream, &request.model, None, None, &settings).await.summary_window();
         let cx = RunContext::new(settings.counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
         let history = self.history(&request.tenant, request.previous_response_id.as_deref(), None).await?;
-        let segments = history.segments(&cx)?;
-        let turns = history.turns(&segments, &cx)?;
-        let input = ContextRun::new(&request.input, &[], &cx)?;
+        let segments = history.segments(&cx);
+        let turns = history.turns(&segments, &cx);
+        let input = ContextRun::new(&request.input, &[], &cx);
         let plan = Plan::new(None, turns, &input, 0);
         let (previous, turns) = plan.to_summarize(plan.history_len());
         let items: Vec<&Item> = turns.iter().flat_map(|turn| turn.items).chain(&request.input).collect();
@@ -155,7 +155,7 @@ impl Engine {
             [ChatMessage::text(ChatRole::System, INSTRUCTIONS), ChatMessage::text(ChatRole::User, transcript)];
         let chat = ChatRequest {
             model: call.model.to_string(),
-            messages: ChatMessages::of(&messages).map_err(|err| EngineError::Context(err.to_string()))?,
+            messages: Context::chat(messages.into()),
             parameters: Parameters {
                 max_output_tokens: Some((window / 4).max(64)),
                 prompt_cache_key: call.prompt_cache_key.map(str::to_string),

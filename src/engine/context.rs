@@ -3,9 +3,9 @@
 //! outputs included, so tool use survives across turns.
 //!
 //! Items become messages a run at a time: a stored turn's run (in each format asked for) is made once, kept with the
-//! turn in the history cache
-//! and shared by every chain through it, so a turn's context costs copying bytes, not converting its whole history.
-//! A run's tokens are the sum of its items' stored counts: history is never tokenized again.
+//! turn in the history cache (`TurnRuns`) and shared by every chain through it, so a turn's context costs
+//! serialising its typed entries into the request, not converting its whole history. A run's tokens are the sum of
+//! its items' stored counts: history is never tokenized again.
 
 use std::sync::OnceLock;
 
@@ -15,14 +15,14 @@ use super::{EngineError, EngineResult};
 use crate::model::Item;
 use crate::store::CachedTurn;
 use crate::tokens::TokenCounter;
-use crate::upstream::{ChatMessages, ContextFormat, MessageRun};
+use crate::upstream::{Context, ContextFormat, Run};
 
-/// A run of items as upstream messages: serialised once, with the tool calls and outputs among them (to pair them
-/// across the whole context), their tokens, what must be kept of them when they are dropped, and the compaction
+/// A run of items as upstream messages: typed entries made once, with the tool calls and outputs among them (to pair
+/// them across the whole context), their tokens, what must be kept of them when they are dropped, and the compaction
 /// made in them.
 #[derive(Debug)]
 pub struct ContextRun {
-    messages: MessageRun,
+    messages: Run,
     tools: Vec<ToolUse>,
     pub tokens: u64,
     /// Its system and developer messages: what is kept of it when it is dropped to fit the window.
@@ -31,11 +31,12 @@ pub struct ContextRun {
     pub compaction: Option<Box<Compacted>>,
 }
 
-/// A stored turn's runs, one per format, each made when first needed.
-#[derive(Default)]
-struct TurnRuns {
-    chat: OnceLock<Result<ContextRun, String>>,
-    responses: OnceLock<Result<ContextRun, String>>,
+/// A stored turn's runs, one per format, each made when first needed: what the history cache keeps with each turn
+/// for the engine.
+#[derive(Debug, Default)]
+pub struct TurnRuns {
+    chat: OnceLock<ContextRun>,
+    responses: OnceLock<ContextRun>,
 }
 
 /// A compaction made in a turn: the summary, as text and as the run sent in place of the turns it replaces, and how
@@ -104,11 +105,7 @@ impl ContextRun {
     /// upstream takes. A compaction item sent as input becomes its summary, and one made in a turn (it names how many
     /// turns it replaces) is recorded for the chain to apply. A compaction item that no longer opens (the server's
     /// key changed) is left out with a warning: new input was checked already.
-    pub fn new<'i>(
-        items: impl IntoIterator<Item = &'i Item>,
-        tokens: &[Option<u32>],
-        cx: &RunContext<'_>,
-    ) -> EngineResult<Self> {
+    pub fn new<'i>(items: impl IntoIterator<Item = &'i Item>, tokens: &[Option<u32>], cx: &RunContext<'_>) -> Self {
         let mut sent: Vec<Sent<'i>> = Vec::new();
         let mut tools = Vec::new();
         let mut total = 0;
@@ -123,7 +120,7 @@ impl ContextRun {
             match item {
                 Item::Compaction(item) => match cx.open(item) {
                     Some(Summary { text, through: Some(through) }) => {
-                        let run = Self::summary(&text, cx)?;
+                        let run = Self::summary(&text, cx);
                         compaction = Some(Box::new(Compacted { summary: text, run, through }));
                     }
                     Some(Summary { text, through: None }) => {
@@ -142,45 +139,41 @@ impl ContextRun {
             false => {
                 let texts = system.iter().filter_map(Sent::system_text);
                 let tokens = texts.map(|text| u64::from(cx.counter.message(&text))).sum();
-                Some(Box::new(Self::of(&system, Vec::new(), tokens, cx.format)?))
+                Some(Box::new(Self::of(&system, Vec::new(), tokens, cx.format)))
             }
         };
-        Ok(Self { pinned, compaction, ..Self::of(&sent, tools, total, cx.format)? })
+        Self { pinned, compaction, ..Self::of(&sent, tools, total, cx.format) }
     }
 
     /// The run of a stored turn, made the first time a chain needs it and kept with the cached turn.
-    pub fn of_turn<'t>(turn: &'t CachedTurn, cx: &RunContext<'_>) -> EngineResult<&'t Self> {
-        let Some(runs) = turn.derived(|_, _| TurnRuns::default()) else {
-            return Err(EngineError::Context("a cached turn holds something else".into()));
-        };
+    pub fn of_turn<'t>(turn: &'t CachedTurn, cx: &RunContext<'_>) -> &'t Self {
+        let runs = turn.runs();
         let slot = match cx.format {
             ContextFormat::ChatMessages => &runs.chat,
             ContextFormat::ResponsesInput => &runs.responses,
         };
-        let run = slot.get_or_init(|| Self::new(turn.items(), turn.tokens(), cx).map_err(|err| err.to_string()));
-        run.as_ref().map_err(|err| EngineError::Context(err.clone()))
+        slot.get_or_init(|| Self::new(turn.items(), turn.tokens(), cx))
     }
 
     /// A turn's instructions, as a system message.
-    pub fn instructions(text: &str, cx: &RunContext<'_>) -> EngineResult<Self> {
+    pub fn instructions(text: &str, cx: &RunContext<'_>) -> Self {
         let tokens = u64::from(cx.counter.message(text));
         Self::of(&[Sent::Instructions(text)], Vec::new(), tokens, cx.format)
     }
 
     /// A summary of earlier turns, as the message that stands for them.
-    pub fn summary(text: &str, cx: &RunContext<'_>) -> EngineResult<Self> {
+    pub fn summary(text: &str, cx: &RunContext<'_>) -> Self {
         let text = summary_text(text);
         let tokens = u64::from(cx.counter.message(&text));
         Self::of(&[Sent::Summary(text)], Vec::new(), tokens, cx.format)
     }
 
-    fn of(sent: &[Sent<'_>], tools: Vec<ToolUse>, tokens: u64, format: ContextFormat) -> EngineResult<Self> {
-        let run = match format {
-            ContextFormat::ChatMessages => MessageRun::new(&chat_messages_of(sent)),
-            ContextFormat::ResponsesInput => MessageRun::of(&input_items(sent), format),
+    fn of(sent: &[Sent<'_>], tools: Vec<ToolUse>, tokens: u64, format: ContextFormat) -> Self {
+        let messages = match format {
+            ContextFormat::ChatMessages => Run::Chat(chat_messages_of(sent).into()),
+            ContextFormat::ResponsesInput => Run::Responses(input_items(sent).into()),
         };
-        let run = run.map_err(|err| EngineError::Context(err.to_string()))?;
-        Ok(Self { messages: run, tools, tokens, pinned: None, compaction: None })
+        Self { messages, tools, tokens, pinned: None, compaction: None }
     }
 
     /// Whether it answers a function call that none of `earlier` makes.
@@ -206,9 +199,9 @@ impl ContextRun {
 
 /// The context made of `runs`, in order. Every function call needs its output later in the context, and every
 /// output an earlier call (else 400, as on OpenAI).
-pub fn chat_messages(runs: &[&ContextRun]) -> EngineResult<ChatMessages> {
+pub fn chat_messages(runs: &[&ContextRun], format: ContextFormat) -> EngineResult<Context> {
     check_tool_pairs(runs.iter().flat_map(|run| &run.tools))?;
-    Ok(ChatMessages::join(runs.iter().map(|run| &run.messages)))
+    Context::join(format, runs.iter().map(|run| &run.messages)).map_err(|err| EngineError::Context(err.to_string()))
 }
 
 /// Checks that calls and outputs pair up: each output answers an earlier call, each call gets an output.

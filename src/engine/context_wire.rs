@@ -2,10 +2,10 @@
 //! `developer` sent as `system`, function calls joined to the assistant message before them) and Responses API input
 //! items (reasoning items a backend can take back, and assistant phases, kept).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::model::{ContentPart, Item, Message, Role};
-use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatRole, ChatToolCall};
+use crate::upstream::{ChatContent, ChatFunction, ChatMessage, ChatRole, ChatToolCall, InputContent, InputItem};
 
 /// One entry of a run: an item, or text standing in for something.
 #[derive(Clone, Debug)]
@@ -79,50 +79,41 @@ pub(super) fn chat_messages_of(sent: &[Sent<'_>]) -> Vec<ChatMessage> {
 
 /// The entries as Responses API input items. Reasoning goes back only in the backend's own opaque form (a reasoning
 /// item without one is another backend's, which a Responses backend cannot take); ids stay threadline's.
-pub(super) fn input_items(sent: &[Sent<'_>]) -> Vec<Value> {
+pub(super) fn input_items(sent: &[Sent<'_>]) -> Vec<InputItem> {
     sent.iter()
         .filter_map(|entry| match entry {
             Sent::Item(Item::Message(message)) => Some(input_message(message)),
-            Sent::Item(Item::FunctionCall(call)) => Some(json!({
-                "type": "function_call",
-                "call_id": call.call_id,
-                "name": call.name,
-                "arguments": call.arguments,
-            })),
-            Sent::Item(Item::FunctionCallOutput(output)) => {
-                Some(json!({"type": "function_call_output", "call_id": output.call_id, "output": output.output}))
-            }
-            Sent::Item(Item::Reasoning(reasoning)) => reasoning.encrypted_content.as_ref().map(|sealed| {
-                let mut item = json!({
-                    "type": "reasoning",
-                    "id": reasoning.id,
-                    "summary": reasoning.summary,
-                    "encrypted_content": sealed,
-                });
-                if !reasoning.content.is_empty() {
-                    item["content"] = json!(reasoning.content);
-                }
-                item
+            Sent::Item(Item::FunctionCall(call)) => Some(InputItem::FunctionCall {
+                call_id: call.call_id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
             }),
+            Sent::Item(Item::FunctionCallOutput(output)) => {
+                Some(InputItem::FunctionCallOutput { call_id: output.call_id.clone(), output: output.output.clone() })
+            }
+            Sent::Item(Item::Reasoning(reasoning)) => {
+                reasoning.encrypted_content.as_ref().map(|sealed| InputItem::Reasoning {
+                    id: reasoning.id.clone(),
+                    summary: reasoning.summary.clone(),
+                    encrypted_content: sealed.clone(),
+                    content: reasoning.content.clone(),
+                })
+            }
             Sent::Item(Item::Compaction(_) | Item::ItemReference(_)) => None,
-            Sent::Instructions(text) => Some(json!({"type": "message", "role": "system", "content": text})),
-            Sent::Summary(text) => Some(json!({"type": "message", "role": "user", "content": text})),
+            Sent::Instructions(text) => Some(InputItem::text(Role::System, *text)),
+            Sent::Summary(text) => Some(InputItem::text(Role::User, text.as_str())),
         })
         .collect()
 }
 
 /// A message as an input item: its text as a string when it is all text, else its parts; an assistant's phase kept.
-fn input_message(message: &Message) -> Value {
-    let mut item = Map::new();
-    item.insert("type".into(), json!("message"));
-    item.insert("role".into(), json!(message.role));
+fn input_message(message: &Message) -> InputItem {
     let all_text = message.content.iter().all(|part| part.text().is_some());
-    let content = if all_text { json!(message.text()) } else { json!(message.content) };
-    item.insert("content".into(), content);
-    if let Some(phase) = message.phase {
-        item.insert("phase".into(), json!(phase));
-    }
-    Value::Object(item)
+    let content = match all_text {
+        true => InputContent::Text(message.text()),
+        false => InputContent::Parts(message.content.clone()),
+    };
+    InputItem::Message { role: message.role, content, phase: message.phase }
 }
 
 /// A message's content: a plain string when it is all text, else chat content parts.

@@ -96,49 +96,51 @@ impl Engine {
 impl History {
     /// The turns of a conversation, each starting at a user message that follows other items, or of a kept context,
     /// as its chain's turns (none for a chain, whose turns are its stored responses).
-    pub fn segments(&self, cx: &RunContext<'_>) -> EngineResult<Vec<Segment>> {
+    pub fn segments(&self, cx: &RunContext<'_>) -> Vec<Segment> {
         let (items, tokens, mut starts) = match self {
             History::Conversation { items, tokens } => {
                 let starts = (0..items.len()).filter(|&i| i == 0 || (is_user(&items[i]) && !is_user(&items[i - 1])));
                 (items, tokens, starts.zip(1..).map(|(start, position)| (position, start)).collect())
             }
             History::Local(local) => (&local.items, &local.tokens, local.turns.clone()),
-            History::Chain(_) | History::None => return Ok(Vec::new()),
+            History::Chain(_) | History::None => return Vec::new(),
         };
         starts.push((0, items.len()));
         starts
             .windows(2)
             .map(|pair| {
                 let range = pair[0].1..pair[1].1;
-                let run = ContextRun::new(&items[range.clone()], &tokens[range.clone()], cx)?;
-                Ok(Segment { position: pair[0].0, range, run })
+                let run = ContextRun::new(&items[range.clone()], &tokens[range.clone()], cx);
+                Segment { position: pair[0].0, range, run }
             })
             .collect()
     }
 
     /// The turns of history, oldest first, numbered from 1 (a chain's turns by their depth, deleted ones counted).
-    pub fn turns<'a>(&'a self, segments: &'a [Segment], cx: &RunContext<'_>) -> EngineResult<Vec<HistoryRun<'a>>> {
+    pub fn turns<'a>(&'a self, segments: &'a [Segment], cx: &RunContext<'_>) -> Vec<HistoryRun<'a>> {
         match self {
             History::Chain(chain) => chain
                 .tip
                 .chain()
                 .into_iter()
-                .map(|turn| {
-                    Ok(HistoryRun { position: turn.depth(), run: ContextRun::of_turn(turn, cx)?, items: turn.items() })
+                .map(|turn| HistoryRun {
+                    position: turn.depth(),
+                    run: ContextRun::of_turn(turn, cx),
+                    items: turn.items(),
                 })
                 .collect(),
             History::Conversation { .. } | History::Local(_) => {
                 let items = self.listed().map_or(&[][..], |(items, _)| items);
-                Ok(segments
+                segments
                     .iter()
                     .map(|segment| HistoryRun {
                         position: segment.position,
                         run: &segment.run,
                         items: &items[segment.range.clone()],
                     })
-                    .collect())
+                    .collect()
             }
-            History::None => Ok(Vec::new()),
+            History::None => Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@ use crate::upstream::{ContextWindows, Parameters, Upstreams};
 pub use background::INTERRUPTED;
 pub use budget::Budget;
 pub use compaction::{CompactRequest, CompactedWindow};
+pub use context::TurnRuns;
 pub use seal::Sealer;
 
 pub use error::{EngineError, EngineResult, Excess};

@@ -252,25 +252,17 @@ impl Engine {
         let (model, max_output) = (&request.model, request.parameters.max_output_tokens);
         let budget = self.budget(&*upstream, model, request.context.window, max_output, &settings).await;
         let counter = settings.counter;
-        let cx = RunContext::new(counter, &self.sealer, &request.tenant).in_format(upstream.context_format());
-        let tenant = &request.tenant;
-        let history = match request.local.as_ref().and_then(|local| local.history.clone()) {
-            Some(kept) => History::Local(kept),
-            None => {
-                let history =
-                    self.history(tenant, request.previous_response_id.as_deref(), request.conversation.as_deref());
-                history.await?
-            }
-        };
-        let segments = history.segments(&cx)?;
+        let format = upstream.context_format();
+        let cx = RunContext::new(counter, &self.sealer, &request.tenant).in_format(format);
+        let history = self.turn_history(request).await?;
+        let segments = history.segments(&cx);
         let instructions = request.instructions.as_deref().map(|text| ContextRun::instructions(text, &cx));
-        let instructions = instructions.transpose()?;
         let input_tokens: Vec<u32> = request.input.iter().map(|item| cx.item_tokens(item)).collect();
         let counts: Vec<Option<u32>> = input_tokens.iter().copied().map(Some).collect();
-        let input = ContextRun::new(&request.input, &counts, &cx)?;
+        let input = ContextRun::new(&request.input, &counts, &cx);
         let fixed = u64::from(counter.tools(&request.parameters.tools) + REPLY_PRIMING);
         let (summary_text, summary_run);
-        let mut plan = Plan::new(instructions.as_ref(), history.turns(&segments, &cx)?, &input, fixed);
+        let mut plan = Plan::new(instructions.as_ref(), history.turns(&segments, &cx), &input, fixed);
         if settings.strategy == Strategy::LastTurns {
             plan.keep_last(settings.last_turns as usize);
         }
@@ -280,31 +272,14 @@ impl Engine {
         if let Some(cut) = self.compaction_cut(request, &settings, &budget, &plan).filter(|_| compacts) {
             let (item, text) = self.compact_turns(&*upstream, request, &plan, cut, &cx, &budget).await?;
             summary_text = text;
-            summary_run = ContextRun::summary(&summary_text, &cx)?;
+            summary_run = ContextRun::summary(&summary_text, &cx);
             plan.compact(cut, (&summary_run, &summary_text));
             compaction = Some(item);
         }
-        let mut limit = budget.limit();
-        if let Purpose::Send { cap: Some(cap) } = purpose {
-            limit = Some(limit.map_or(cap, |limit| limit.min(cap)));
-        }
-        let fits = limit
-            .is_none_or(|limit| plan.tokens() <= limit || (request.truncation == Truncation::Auto && plan.fit(limit)));
-        if purpose != Purpose::Count {
-            telemetry::context_fit(match (fits, &compaction, plan.truncated()) {
-                (false, ..) => "too_long",
-                (true, Some(_), _) => "compacted",
-                (true, None, true) => "truncated",
-                (true, None, false) => "whole",
-            });
-            if !fits {
-                let (tokens, limit) = (plan.tokens(), limit.unwrap_or_default());
-                return Err(EngineError::ContextLengthExceeded(Excess::Counted { tokens, limit, budget }));
-            }
-        }
+        fit(request, purpose, &mut plan, &budget, compaction.is_some())?;
         let chat = ChatRequest {
             model: request.model.clone(),
-            messages: chat_messages(&plan.runs())?,
+            messages: chat_messages(&plan.runs(), format)?,
             parameters: request.parameters.clone(),
             request_id: request.request_id.clone(),
             api_key: request.upstream_key.clone(),
@@ -318,6 +293,15 @@ impl Engine {
             context
         });
         Ok(Prepared { upstream, chat, tokens, budget, history_tokens, input_tokens, counter, compaction, context })
+    }
+
+    /// The history a turn continues: the socket's kept context, or the chain or conversation from the store.
+    async fn turn_history(&self, request: &TurnRequest) -> EngineResult<History> {
+        if let Some(kept) = request.local.as_ref().and_then(|local| local.history.clone()) {
+            return Ok(History::Local(kept));
+        }
+        let tenant = &request.tenant;
+        self.history(tenant, request.previous_response_id.as_deref(), request.conversation.as_deref()).await
     }
 
     /// How many turns a compaction in this turn summarizes, when it makes one: asked for (`compaction_trigger`), or
@@ -351,6 +335,37 @@ impl Engine {
             self.calibrations.counted(prepared.upstream.name(), model, prepared.tokens, reported);
         }
     }
+}
+
+/// Fits the planned context into its limit (the budget's, and a retry's cap), truncating it where the request lets
+/// it; a context that does not fit is refused (unless it is only counted).
+fn fit(
+    request: &TurnRequest,
+    purpose: Purpose,
+    plan: &mut Plan<'_>,
+    budget: &Budget,
+    compacted: bool,
+) -> EngineResult<()> {
+    let mut limit = budget.limit();
+    if let Purpose::Send { cap: Some(cap) } = purpose {
+        limit = Some(limit.map_or(cap, |limit| limit.min(cap)));
+    }
+    let fits =
+        limit.is_none_or(|limit| plan.tokens() <= limit || (request.truncation == Truncation::Auto && plan.fit(limit)));
+    if purpose == Purpose::Count {
+        return Ok(());
+    }
+    telemetry::context_fit(match (fits, compacted, plan.truncated()) {
+        (false, ..) => "too_long",
+        (true, true, _) => "compacted",
+        (true, false, true) => "truncated",
+        (true, false, false) => "whole",
+    });
+    if !fits {
+        let (tokens, limit) = (plan.tokens(), limit.unwrap_or_default());
+        return Err(EngineError::ContextLengthExceeded(Excess::Counted { tokens, limit, budget: *budget }));
+    }
+    Ok(())
 }
 
 /// An upstream's error, a timeout stating how long the turn waited for the upstream (discovery included).

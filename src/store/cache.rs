@@ -8,12 +8,12 @@
 //! Memory is bounded by a byte budget over every cached turn alive (an evicted turn lives on while a cached child
 //! needs it); turns are evicted in least-recently-used order (the clock algorithm).
 
-use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::NewTurn;
+use crate::engine::TurnRuns;
 use crate::model::{Item, ResponseStatus};
 
 /// A cached stored turn: its status, its own input and output items with their stored token counts, and its parent.
@@ -31,8 +31,9 @@ pub struct CachedTurn {
     deleted: AtomicBool,
     /// Used since the clock hand last passed.
     used: AtomicBool,
-    /// What the engine derives from its items (its upstream messages), made once by the first chain that needs it.
-    derived: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// What the engine makes of its items (its upstream messages, in each format), made once by the first chain that
+    /// needs it; the cache only keeps it with the turn.
+    runs: TurnRuns,
     /// What it weighs against the budget.
     bytes: usize,
     meter: Arc<AtomicUsize>,
@@ -81,10 +82,9 @@ impl CachedTurn {
         &self.tokens
     }
 
-    /// What `derive` makes of its items and their stored token counts, made once and kept with the turn (None if a
-    /// value of another type is kept).
-    pub fn derived<T: Any + Send + Sync>(&self, derive: impl FnOnce(&[Item], &[Option<u32>]) -> T) -> Option<&T> {
-        self.derived.get_or_init(|| Box::new(derive(&self.items, &self.tokens))).downcast_ref()
+    /// The engine's runs of its items, kept with the turn (and shared by every chain through it).
+    pub fn runs(&self) -> &TurnRuns {
+        &self.runs
     }
 }
 
@@ -205,7 +205,7 @@ impl HistoryCache {
             tokens,
             deleted: AtomicBool::new(turn.deleted),
             used: AtomicBool::new(false),
-            derived: OnceLock::new(),
+            runs: TurnRuns::default(),
             bytes,
             meter: self.meter.clone(),
         });

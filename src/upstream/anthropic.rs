@@ -11,7 +11,8 @@ use super::anthropic_wire::{self as wire, AnswerBlock, MessagesRequest, Messages
 use super::http::{HttpBackend, OnBehalf};
 use super::scrub::Scrubber;
 use super::UpstreamResult;
-use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, DeltaStream, ModelInfo, Thought, Upstream};
+use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, Context, DeltaStream, FormatMismatch, ModelInfo};
+use super::{Thought, Upstream};
 use crate::config::UpstreamConfig;
 use crate::model::ToolChoice;
 
@@ -40,9 +41,11 @@ impl Anthropic {
 
     /// The JSON body of a completion request.
     fn request_json(&self, request: &ChatRequest, stream: bool) -> UpstreamResult<Vec<u8>> {
-        let messages = request.messages.parsed().map_err(|err| self.http.bad_request(&err))?;
-        let (system, messages) =
-            wire::conversation(&messages, request.stable_prefix, self.prompt_cache).map_err(|what| {
+        let Context::Chat(messages) = &request.messages else {
+            return Err(self.http.bad_request(&FormatMismatch));
+        };
+        let (system, messages) = wire::conversation(messages.iter(), request.stable_prefix, self.prompt_cache)
+            .map_err(|what| {
                 self.http.bad_answer(&format!("no request it could be sent: {what}"), request.on_behalf())
             })?;
         let p = &request.parameters;

@@ -126,8 +126,8 @@ pub fn tool_choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Optio
 /// the last block of the first `stable` messages. Consecutive messages of one role become one message; an
 /// assistant's function calls become `tool_use` blocks (their arguments must be JSON), function outputs
 /// `tool_result` blocks of a user message.
-pub fn conversation(
-    messages: &[ChatMessage],
+pub fn conversation<'a>(
+    messages: impl IntoIterator<Item = &'a ChatMessage>,
     stable: usize,
     cache: bool,
 ) -> Result<(Vec<Block>, Vec<Message>), String> {
@@ -135,34 +135,12 @@ pub fn conversation(
     let mut out: Vec<Message> = Vec::new();
     // The (message, block) of the last block from the stable prefix.
     let mut breakpoint = None;
-    for (i, message) in messages.iter().enumerate() {
-        let (role, blocks) = match message.role {
-            ChatRole::System | ChatRole::Developer => {
-                system.push(message.content_text());
-                continue;
-            }
-            ChatRole::User => ("user", content_blocks(&message.content)),
-            ChatRole::Tool => {
-                let id = message.tool_call_id.clone().unwrap_or_default();
-                let result = BlockKind::ToolResult { tool_use_id: id, content: message.content_text() };
-                ("user", vec![result.into()])
-            }
-            ChatRole::Assistant => {
-                let mut blocks = content_blocks(&message.content);
-                for call in &message.tool_calls {
-                    let arguments = call.function.arguments.trim();
-                    let input: Value = match arguments.is_empty() {
-                        true => json!({}),
-                        false => serde_json::from_str(arguments).map_err(|err| {
-                            format!("the arguments of function call {} are not JSON ({err})", call.id)
-                        })?,
-                    };
-                    let name = call.function.name.clone();
-                    blocks.push(BlockKind::ToolUse { id: call.id.clone(), name, input }.into());
-                }
-                ("assistant", blocks)
-            }
-        };
+    for (i, message) in messages.into_iter().enumerate() {
+        if matches!(message.role, ChatRole::System | ChatRole::Developer) {
+            system.push(message.content_text());
+            continue;
+        }
+        let (role, blocks) = message_blocks(message)?;
         if blocks.is_empty() {
             continue;
         }
@@ -188,6 +166,33 @@ pub fn conversation(
         }
     }
     Ok((system, out))
+}
+
+/// The role and blocks of a user, tool or assistant message (system and developer messages, which `conversation`
+/// joins into the system prompt, read as user text here).
+fn message_blocks(message: &ChatMessage) -> Result<(&'static str, Vec<Block>), String> {
+    match message.role {
+        ChatRole::User | ChatRole::System | ChatRole::Developer => Ok(("user", content_blocks(&message.content))),
+        ChatRole::Tool => {
+            let id = message.tool_call_id.clone().unwrap_or_default();
+            let result = BlockKind::ToolResult { tool_use_id: id, content: message.content_text() };
+            Ok(("user", vec![result.into()]))
+        }
+        ChatRole::Assistant => {
+            let mut blocks = content_blocks(&message.content);
+            for call in &message.tool_calls {
+                let arguments = call.function.arguments.trim();
+                let input: Value = match arguments.is_empty() {
+                    true => json!({}),
+                    false => serde_json::from_str(arguments)
+                        .map_err(|err| format!("the arguments of function call {} are not JSON ({err})", call.id))?,
+                };
+                let name = call.function.name.clone();
+                blocks.push(BlockKind::ToolUse { id: call.id.clone(), name, input }.into());
+            }
+            Ok(("assistant", blocks))
+        }
+    }
 }
 
 /// Whether the conversation ends answering function calls: its last message holds a `tool_result`.

@@ -10,7 +10,7 @@ use super::http::{ByteStream, HttpBackend, OnBehalf};
 use super::scrub::Scrubber;
 use super::stream::deltas;
 use super::wire::{self, ChatCompletion, ModelList, RequestBody, StreamOptions, WireUsage};
-use super::{ChatFunction, Thought, UpstreamResult};
+use super::{ChatFunction, ChatMessage, Context, FormatMismatch, Runs, Thought, UpstreamResult};
 use super::{ChatRequest, ChatToolCall, Completion, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream};
 use crate::config::UpstreamConfig;
 use crate::model::ChatTool;
@@ -30,8 +30,10 @@ impl ChatCompletions {
 
     /// The JSON body of a completion request.
     fn request_json(&self, request: &ChatRequest, stream: bool) -> UpstreamResult<Vec<u8>> {
-        let body = request_body(request, stream);
-        request.messages.request_json(&body).map_err(|err| self.http.bad_request(&err))
+        let Context::Chat(messages) = &request.messages else {
+            return Err(self.http.bad_request(&FormatMismatch));
+        };
+        serde_json::to_vec(&request_body(messages, request, stream)).map_err(|err| self.http.bad_request(&err))
     }
 
     /// Forwards a Chat Completions request body unchanged (with the client's request id) and returns the backend's
@@ -132,9 +134,10 @@ fn lacks_llama_cpp_window(model: &ModelInfo) -> bool {
 }
 
 /// The request body for a completion request.
-fn request_body(request: &ChatRequest, stream: bool) -> RequestBody<'_> {
+fn request_body<'a>(messages: &'a Runs<ChatMessage>, request: &'a ChatRequest, stream: bool) -> RequestBody<'a> {
     let p = &request.parameters;
     RequestBody {
+        messages,
         model: &request.model,
         temperature: p.temperature,
         top_p: p.top_p,

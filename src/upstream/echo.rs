@@ -7,8 +7,8 @@ use crate::tokens::{TokenCounter, REPLY_PRIMING};
 use futures::stream::{self, StreamExt};
 
 use super::{
-    ChatRequest, ChatRole, Completion, Delta, DeltaStream, FinishReason, ModelInfo, TokenCounts, Upstream,
-    UpstreamError, UpstreamResult,
+    ChatRequest, ChatRole, Completion, Context, Delta, DeltaStream, FinishReason, FormatMismatch, ModelInfo,
+    TokenCounts, Upstream, UpstreamError, UpstreamResult,
 };
 
 /// The context window the echo model reports, so long conversations behave offline as on a real backend.
@@ -68,10 +68,10 @@ impl Upstream for Echo {
     }
 
     async fn complete(&self, request: &ChatRequest) -> UpstreamResult<Completion> {
-        let messages = request.messages.parsed().map_err(|err| UpstreamError::BadAnswer {
-            upstream: self.name.clone(),
-            what: format!("a context it cannot read ({err})"),
-        })?;
+        let Context::Chat(messages) = &request.messages else {
+            let what = format!("a context it cannot read ({FormatMismatch})");
+            return Err(UpstreamError::BadAnswer { upstream: self.name.clone(), what });
+        };
         let texts: Vec<(ChatRole, String)> = messages.iter().map(|m| (m.role, m.content_text())).collect();
         Ok(reply(texts.iter().map(|(role, text)| (*role, text.as_str())), request.parameters.max_output_tokens))
     }

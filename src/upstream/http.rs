@@ -253,7 +253,7 @@ impl HttpBackend {
     }
 
     /// A request body that could not be serialised.
-    pub fn bad_request(&self, err: &serde_json::Error) -> UpstreamError {
+    pub fn bad_request(&self, err: &impl std::fmt::Display) -> UpstreamError {
         UpstreamError::BadAnswer { upstream: self.name.clone(), what: format!("no request it could be sent ({err})") }
     }
 

@@ -1,12 +1,14 @@
 //! Upstream LLM backends: the `Upstream` trait and the completion types the engine speaks with it. `routing`
 //! picks a backend by model name; `chat_completions` (over `http` and `stream`), `anthropic` and `responses` (each
-//! with its wire and stream beside it) and `echo` implement the trait; `wire` holds the Chat Completions wire types; `windows` the context
+//! with its wire and stream beside it) and `echo` implement the trait; `context` the typed context a request carries;
+//! `wire` holds the Chat Completions wire types; `windows` the context
 //! windows backends report; `scrub` the secrets taken out of what backends say before it is relayed, stored or logged.
 
 mod anthropic;
 mod anthropic_stream;
 mod anthropic_wire;
 mod chat_completions;
+mod context;
 mod echo;
 mod error;
 mod http;
@@ -28,15 +30,17 @@ use crate::model::{FunctionTool, TextFormat, ToolChoice};
 
 pub use anthropic::Anthropic;
 pub use chat_completions::ChatCompletions;
+pub use context::{Context, ContextFormat, FormatMismatch, Run, Runs};
 pub use echo::Echo;
 pub use error::{UpstreamError, UpstreamResult};
 pub use http::{ByteStream, OnBehalf};
 pub use overflow::Overflow;
 pub use responses::Responses;
+pub use responses_wire::{InputContent, InputItem};
 pub use routing::Upstreams;
 pub use scrub::{Scrubber, MIN_SECRET_CHARS, REDACTED};
 pub use windows::{reported_window, ContextWindows};
-pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatMessages, ChatRole, ChatToolCall, MessageRun, ModelInfo};
+pub use wire::{ChatContent, ChatFunction, ChatMessage, ChatRole, ChatToolCall, ModelInfo};
 
 /// Parameters and output controls forwarded with a completion request; `None` leaves the backend's default.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -89,22 +93,12 @@ pub struct PromptCacheOptions {
     pub ttl: Option<String>,
 }
 
-/// The shape in which a backend takes a turn's context.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ContextFormat {
-    /// Chat Completions messages.
-    #[default]
-    ChatMessages,
-    /// Responses API input items (reasoning items and assistant phases included).
-    ResponsesInput,
-}
-
 /// A completion request: the whole context of a turn.
 #[derive(Clone, Debug)]
 pub struct ChatRequest {
     pub model: String,
     /// The context: Chat Completions messages, or Responses input items for a backend that takes those.
-    pub messages: ChatMessages,
+    pub messages: Context,
     pub parameters: Parameters,
     /// The id of the client request this serves, sent upstream as `x-request-id` (not part of the body).
     pub request_id: Option<String>,

@@ -9,10 +9,12 @@ use async_trait::async_trait;
 
 use super::http::{HttpBackend, OnBehalf};
 use super::responses_stream::deltas;
-use super::responses_wire::{self as wire, Answer, OutputItem, RequestBody};
+use super::responses_wire::{self as wire, Answer, Input, OutputItem, RequestBody};
 use super::scrub::Scrubber;
-use super::wire::{json_with, ModelList};
-use super::{ChatFunction, ChatRequest, ChatToolCall, Completion, ContextFormat, DeltaStream, ModelInfo, Thought};
+use super::wire::ModelList;
+use super::{
+    ChatFunction, ChatRequest, ChatToolCall, Completion, Context, ContextFormat, DeltaStream, ModelInfo, Thought,
+};
 use super::{ReasoningEnd, Upstream, UpstreamResult};
 use crate::config::UpstreamConfig;
 
@@ -29,19 +31,14 @@ impl Responses {
         Ok(Self { http: HttpBackend::new(config, max_reply_bytes, scrubber)? })
     }
 
-    /// The JSON body of a request: the context copied in as `input` (messages turned into items first).
+    /// The JSON body of a request: the context as `input` (messages turned into items first).
     fn request_json(&self, request: &ChatRequest, stream: bool) -> UpstreamResult<Vec<u8>> {
-        let body = RequestBody::new(&request.model, &request.parameters, stream);
-        let json = match request.messages.format() {
-            ContextFormat::ResponsesInput => json_with(request.messages.as_json(), "input", &body),
-            ContextFormat::ChatMessages => {
-                let messages = request.messages.parsed().map_err(|err| self.http.bad_request(&err))?;
-                let input =
-                    serde_json::to_string(&wire::chat_input(&messages)).map_err(|err| self.http.bad_request(&err))?;
-                json_with(&input, "input", &body)
-            }
+        let input = match &request.messages {
+            Context::Responses(items) => Input::Context(items),
+            Context::Chat(messages) => Input::Messages(wire::chat_input(messages.iter())),
         };
-        json.map_err(|err| self.http.bad_request(&err))
+        let body = RequestBody::new(input, &request.model, &request.parameters, stream);
+        serde_json::to_vec(&body).map_err(|err| self.http.bad_request(&err))
     }
 }
 

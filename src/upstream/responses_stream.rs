@@ -57,6 +57,36 @@ impl ResponseEvents {
     }
 }
 
+impl ResponseEvents {
+    /// Output item `index` is done: what of it did not come in deltas.
+    fn item_done(&mut self, index: usize, item: OutputItem, answer: &mut Answer) {
+        let streamed = self.streamed.contains(&index);
+        match item {
+            OutputItem::Message { content } if !streamed => {
+                answer.text(wire::text_of(&content), wire::logprobs_of(&content));
+            }
+            OutputItem::FunctionCall { call_id, name, arguments } => {
+                match self.calls.iter().position(|&call| call == index) {
+                    None => answer.push(self.start_call(index, call_id, name, arguments)),
+                    Some(position) if !streamed => {
+                        answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments });
+                    }
+                    Some(_) => {}
+                }
+            }
+            OutputItem::Reasoning { summary, content, encrypted_content } => {
+                let text = wire::text_of(&content);
+                if !streamed && !text.is_empty() {
+                    answer.push(Delta::Reasoning(text));
+                }
+                let summary = wire::texts_of(&summary);
+                answer.push(Delta::ReasoningEnd(ReasoningEnd { summary, encrypted_content }));
+            }
+            OutputItem::Message { .. } | OutputItem::Other => {}
+        }
+    }
+}
+
 impl EventFormat for ResponseEvents {
     fn read(&mut self, data: &str, answer: &mut Answer) {
         let event: Event = match serde_json::from_str(data) {
@@ -90,31 +120,8 @@ impl EventFormat for ResponseEvents {
                 answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments: delta });
             }
             Event::ItemDone { output_index, item } => {
-                let output_index = self.index(output_index, false);
-                let streamed = self.streamed.contains(&output_index);
-                match item {
-                    OutputItem::Message { content } if !streamed => {
-                        answer.text(wire::text_of(&content), wire::logprobs_of(&content));
-                    }
-                    OutputItem::FunctionCall { call_id, name, arguments } => {
-                        match self.calls.iter().position(|&call| call == output_index) {
-                            None => answer.push(self.start_call(output_index, call_id, name, arguments)),
-                            Some(position) if !streamed => {
-                                answer.push(Delta::ToolCall { index: position, id: None, name: None, arguments });
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                    OutputItem::Reasoning { summary, content, encrypted_content } => {
-                        let text = wire::text_of(&content);
-                        if !streamed && !text.is_empty() {
-                            answer.push(Delta::Reasoning(text));
-                        }
-                        let summary = wire::texts_of(&summary);
-                        answer.push(Delta::ReasoningEnd(ReasoningEnd { summary, encrypted_content }));
-                    }
-                    OutputItem::Message { .. } | OutputItem::Other => {}
-                }
+                let index = self.index(output_index, false);
+                self.item_done(index, item, answer);
             }
             Event::Ended { response } => {
                 if let Some(failure) = response.failure() {

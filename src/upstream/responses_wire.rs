@@ -5,12 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{ChatContent, ChatMessage, ChatRole, FinishReason, Parameters, PromptCacheOptions, TokenCounts};
-use crate::model::{TextFormat, ToolChoice};
+use super::{ChatContent, ChatMessage, ChatRole, FinishReason, Parameters, PromptCacheOptions, Runs, TokenCounts};
+use crate::model::{ContentPart, Phase, ReasoningText, Role, TextFormat, ToolChoice, ToolOutput};
 
-/// The body of `POST /responses` but its `input`; `None` fields are left out (the backend's default).
+/// The body of `POST /responses`; `None` fields are left out (the backend's default).
 #[derive(Debug, Serialize)]
 pub struct RequestBody<'a> {
+    pub input: Input<'a>,
     pub model: &'a str,
     /// threadline keeps the conversation: the backend stores nothing and is not asked to continue anything.
     pub store: bool,
@@ -58,7 +59,7 @@ pub struct RequestBody<'a> {
 impl<'a> RequestBody<'a> {
     /// The body for `model` with these parameters. Tools go as they are and an `allowed_tools` choice as such: the
     /// backend takes both natively.
-    pub fn new(model: &'a str, p: &'a Parameters, stream: bool) -> Self {
+    pub fn new(input: Input<'a>, model: &'a str, p: &'a Parameters, stream: bool) -> Self {
         let reasoning = p.reasoning_effort.as_ref().map(|effort| json!({"effort": effort}));
         let mut text = serde_json::Map::new();
         if p.text_format != TextFormat::Text {
@@ -82,6 +83,7 @@ impl<'a> RequestBody<'a> {
         });
         let has_tools = !p.tools.is_empty();
         Self {
+            input,
             model,
             store: false,
             stream,
@@ -310,63 +312,108 @@ pub enum Event {
     Other,
 }
 
+/// A request's `input`: its context's items, or items made from its messages.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Input<'a> {
+    Context(&'a Runs<InputItem>),
+    Messages(Vec<InputItem>),
+}
+
+/// One input item of a request's context.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputItem {
+    /// A message: its text as a string when it is all text, else its parts; an assistant's phase kept.
+    Message {
+        role: Role,
+        content: InputContent,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        phase: Option<Phase>,
+    },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    FunctionCallOutput {
+        call_id: String,
+        output: ToolOutput,
+    },
+    /// Reasoning, sent back in the backend's own opaque form.
+    Reasoning {
+        id: String,
+        summary: Vec<Value>,
+        encrypted_content: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        content: Vec<ReasoningText>,
+    },
+}
+
+impl InputItem {
+    /// A message of plain text.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        InputItem::Message { role, content: InputContent::Text(text.into()), phase: None }
+    }
+}
+
+/// A message's content: a string, or content parts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum InputContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
 /// Chat Completions messages as input items.
-pub fn chat_input(messages: &[ChatMessage]) -> Vec<Value> {
+pub fn chat_input<'a>(messages: impl Iterator<Item = &'a ChatMessage>) -> Vec<InputItem> {
     let mut items = Vec::new();
     for message in messages {
-        match message.role {
-            ChatRole::Tool => items.push(json!({
-                "type": "function_call_output",
-                "call_id": message.tool_call_id.as_deref().unwrap_or_default(),
-                "output": message.content_text(),
-            })),
-            role => {
-                let role = match role {
-                    ChatRole::System => "system",
-                    ChatRole::Assistant => "assistant",
-                    _ => "user",
-                };
-                let content = match &message.content {
-                    ChatContent::Parts(parts) if role == "user" => {
-                        Some(json!(parts.iter().map(input_part).collect::<Vec<_>>()))
-                    }
-                    ChatContent::Null => None,
-                    _ => Some(json!(message.content_text())).filter(|text| text != ""),
-                };
-                if let Some(content) = content.or_else(|| message.tool_calls.is_empty().then(|| json!(""))) {
-                    items.push(json!({"type": "message", "role": role, "content": content}));
-                }
-                items.extend(message.tool_calls.iter().map(|call| {
-                    json!({
-                        "type": "function_call",
-                        "call_id": call.id,
-                        "name": call.function.name,
-                        "arguments": call.function.arguments,
-                    })
-                }));
-            }
+        if message.role == ChatRole::Tool {
+            let call_id = message.tool_call_id.clone().unwrap_or_default();
+            items.push(InputItem::FunctionCallOutput { call_id, output: ToolOutput::Text(message.content_text()) });
+            continue;
         }
+        let role = match message.role {
+            ChatRole::System => Role::System,
+            ChatRole::Assistant => Role::Assistant,
+            _ => Role::User,
+        };
+        let content = match &message.content {
+            ChatContent::Parts(parts) if role == Role::User => {
+                Some(InputContent::Parts(parts.iter().map(input_part).collect()))
+            }
+            ChatContent::Null => None,
+            _ => Some(message.content_text()).filter(|text| !text.is_empty()).map(InputContent::Text),
+        };
+        let empty = || message.tool_calls.is_empty().then(|| InputContent::Text(String::new()));
+        if let Some(content) = content.or_else(empty) {
+            items.push(InputItem::Message { role, content, phase: None });
+        }
+        items.extend(message.tool_calls.iter().map(|call| InputItem::FunctionCall {
+            call_id: call.id.clone(),
+            name: call.function.name.clone(),
+            arguments: call.function.arguments.clone(),
+        }));
     }
     items
 }
 
 /// A Chat Completions content part as an input part.
-fn input_part(part: &Value) -> Value {
+fn input_part(part: &Value) -> ContentPart {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
     match part.get("type").and_then(Value::as_str) {
         Some("image_url") => {
             let image = &part["image_url"];
-            let url = image.get("url").cloned().unwrap_or_else(|| image.clone());
-            json!({"type": "input_image", "image_url": url, "detail": image.get("detail").cloned().unwrap_or(json!("auto"))})
+            let url = image.get("url").unwrap_or(image);
+            let detail = image.get("detail").and_then(Value::as_str).unwrap_or("auto");
+            ContentPart::InputImage { image_url: text(url), detail: detail.to_string() }
         }
         Some("file") => {
-            let mut file = json!({"type": "input_file"});
-            if let Some(fields) = part["file"].as_object() {
-                for (key, value) in fields {
-                    file[key] = value.clone();
-                }
-            }
-            file
+            let file = &part["file"];
+            let filename = file.get("filename").and_then(Value::as_str).map(str::to_string);
+            ContentPart::InputFile { filename, file_data: text(&file["file_data"]) }
         }
-        _ => json!({"type": "input_text", "text": part.get("text").cloned().unwrap_or(json!(""))}),
+        _ => ContentPart::InputText { text: text(&part["text"]) },
     }
 }

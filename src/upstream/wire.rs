@@ -4,128 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::ContextFormat;
+use super::context::Runs;
 use crate::model::{ChatTool, TextFormat, ToolChoice};
-
-/// Context entries (Chat Completions messages, or Responses input items) serialised once, to be sent as they are:
-/// their JSON joined by commas. A stored turn's entries are the same in every context that holds the turn.
-#[derive(Debug, Default)]
-pub struct MessageRun {
-    json: String,
-    count: usize,
-    format: ContextFormat,
-}
-
-impl MessageRun {
-    /// Serialises messages into a run.
-    pub fn new(messages: &[ChatMessage]) -> serde_json::Result<Self> {
-        Self::of(messages, ContextFormat::ChatMessages)
-    }
-
-    /// Serialises entries of `format` into a run.
-    pub fn of<T: Serialize>(entries: &[T], format: ContextFormat) -> serde_json::Result<Self> {
-        let mut json = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            serde_json::to_writer(&mut json, entry)?;
-        }
-        // serde_json writes UTF-8 only.
-        let json = String::from_utf8(json).map_err(|err| serde_json::Error::io(std::io::Error::other(err)))?;
-        Ok(Self { json, count: entries.len(), format })
-    }
-
-    /// How many entries it holds.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-}
-
-/// The entries of a context as one JSON array, copied together from runs: nothing is serialised again.
-#[derive(Clone, Debug)]
-pub struct ChatMessages {
-    array: String,
-    count: usize,
-    format: ContextFormat,
-}
-
-impl ChatMessages {
-    /// The array of these runs' entries, in order (all of one format).
-    pub fn join<'a>(runs: impl Iterator<Item = &'a MessageRun> + Clone) -> Self {
-        let bytes: usize = runs.clone().map(|run| run.json.len() + 1).sum();
-        let mut array = String::with_capacity(bytes + 2);
-        let mut count = 0;
-        let mut format = ContextFormat::default();
-        array.push('[');
-        for run in runs.filter(|run| run.count > 0) {
-            if count > 0 {
-                array.push(',');
-            }
-            array.push_str(&run.json);
-            count += run.count;
-            format = run.format;
-        }
-        array.push(']');
-        Self { array, count, format }
-    }
-
-    /// The array of these messages.
-    pub fn of(messages: &[ChatMessage]) -> serde_json::Result<Self> {
-        Ok(Self::join(std::iter::once(&MessageRun::new(messages)?)))
-    }
-
-    /// How many entries there are.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The shape of the entries.
-    pub fn format(&self) -> ContextFormat {
-        self.format
-    }
-
-    /// The entries as JSON text.
-    pub fn as_json(&self) -> &str {
-        &self.array
-    }
-
-    /// The messages read back (for the backends that look at them).
-    pub fn parsed(&self) -> serde_json::Result<Vec<ChatMessage>> {
-        serde_json::from_str(&self.array)
-    }
-
-    /// The JSON body of a request: `{"messages":[…], …the rest of `body`…}`, the messages copied in as they are.
-    pub fn request_json<T: Serialize>(&self, body: &T) -> serde_json::Result<Vec<u8>> {
-        json_with(&self.array, "messages", body)
-    }
-}
-
-/// `{"<key>":<array>, …the rest of `body`…}`: `array` (JSON text) copied in as it is.
-pub fn json_with<T: Serialize>(array: &str, key: &str, body: &T) -> serde_json::Result<Vec<u8>> {
-    let rest = serde_json::to_vec(body)?;
-    let mut json = Vec::with_capacity(array.len() + rest.len() + key.len() + 8);
-    json.push(b'{');
-    serde_json::to_writer(&mut json, key)?;
-    json.push(b':');
-    json.extend_from_slice(array.as_bytes());
-    match rest.get(1..) {
-        Some(b"}") | None => json.push(b'}'),
-        Some(fields) => {
-            json.push(b',');
-            json.extend_from_slice(fields);
-        }
-    }
-    Ok(json)
-}
 
 /// One message of a context, in the Chat Completions shape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,10 +78,10 @@ pub struct ChatFunction {
     pub arguments: String,
 }
 
-/// The body of `POST /chat/completions` but its messages (`ChatMessages::request_json` adds them); `None` fields are
-/// left out (the backend's default).
+/// The body of `POST /chat/completions`; `None` fields are left out (the backend's default).
 #[derive(Debug, Serialize)]
 pub struct RequestBody<'a> {
+    pub messages: &'a Runs<ChatMessage>,
     pub model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
@@ -524,28 +404,4 @@ fn function_type() -> String {
 
 fn model_object() -> String {
     "model".into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_join_into_one_array_and_the_body_carries_it_as_it_is() {
-        let hi = MessageRun::new(&[ChatMessage::text(ChatRole::User, "hi \"you\"")]).unwrap();
-        let none = MessageRun::new(&[]).unwrap();
-        let two =
-            MessageRun::new(&[ChatMessage::text(ChatRole::Assistant, "a"), ChatMessage::text(ChatRole::User, "b")])
-                .unwrap();
-        let messages = ChatMessages::join([&none, &hi, &none, &two].into_iter());
-        assert_eq!(messages.len(), 3);
-        let body = messages.request_json(&serde_json::json!({"model": "m", "stream": true})).unwrap();
-        assert_eq!(
-            String::from_utf8(body).unwrap(),
-            r#"{"messages":[{"role":"user","content":"hi \"you\""},{"role":"assistant","content":"a"},{"role":"user","content":"b"}],"model":"m","stream":true}"#
-        );
-        assert_eq!(messages.parsed().unwrap()[2], ChatMessage::text(ChatRole::User, "b"));
-        let empty = ChatMessages::join([&none].into_iter());
-        assert_eq!(empty.request_json(&serde_json::json!({})).unwrap(), br#"{"messages":[]}"#);
-    }
 }

@@ -9,13 +9,14 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{request, stream};
 use crate::api::auth::Caller;
 use crate::api::browse::ListPage;
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult, ErrorBody};
 use crate::api::extract::QueryParams;
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
@@ -24,7 +25,7 @@ use crate::api::openapi::params::ResponseListParams;
 use crate::api::openapi::Failures;
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
-use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent};
+use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent, TurnRequest};
 use crate::model::{Response as ModelResponse, ResponseStatus};
 use crate::store::ResponseNode;
 use crate::telemetry;
@@ -143,7 +144,7 @@ impl Connection {
                 }
             };
             for frame in frames {
-                if socket.send(Message::Text(frame.to_string().into())).await.is_err() {
+                if socket.send(Message::Text(frame.into())).await.is_err() {
                     return;
                 }
             }
@@ -156,7 +157,7 @@ impl Connection {
                      connection to continue."
                 ))
                 .code("websocket_connection_limit_reached");
-                let _ = socket.send(Message::Text(error_event(reached).to_string().into())).await;
+                let _ = socket.send(Message::Text(error_event(reached).into())).await;
                 CloseFrame { code: close_code::NORMAL, reason: "websocket_connection_limit_reached".into() }
             }
             Ending::Stopping => CloseFrame { code: close_code::AWAY, reason: "the server is stopping".into() },
@@ -167,7 +168,7 @@ impl Connection {
     }
 
     /// A client frame: the events to send back.
-    fn receive(&mut self, message: Message) -> Vec<Value> {
+    fn receive(&mut self, message: Message) -> Vec<String> {
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
@@ -185,25 +186,7 @@ impl Connection {
 
     /// A `response.create` frame: starts its response.
     fn create(&mut self, text: &str) -> ApiResult<()> {
-        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(text) else {
-            return Err(ApiError::invalid("The frame is not a JSON object.").code("invalid_json"));
-        };
-        match fields.remove("type") {
-            Some(Value::String(kind)) if kind == "response.create" => {}
-            Some(Value::String(kind)) => {
-                return Err(ApiError::invalid(format!(
-                    "Invalid value: '{kind}'. Supported values are: 'response.create'."
-                ))
-                .param("type")
-                .code("invalid_value"))
-            }
-            Some(other) => return Err(invalid_type("type", "a string", &other)),
-            None => {
-                return Err(ApiError::invalid("Missing required parameter: 'type'.")
-                    .param("type")
-                    .code("missing_required_parameter"))
-            }
-        }
+        let mut fields = create_fields(text)?;
         if self.running.is_some() {
             return Err(ApiError::invalid(
                 "A response is already in progress on this connection; send the next response.create once it has \
@@ -235,7 +218,12 @@ impl Connection {
         check_input_items(&body, self.state.max_input_items)?;
         let request = request::parse_create(body, self.caller.clone(), self.request_id.clone())?;
         let presenter = self.state.engine.presenter(&self.caller.tenant, request.include.encrypted_reasoning);
-        let mut turn = request.turn;
+        self.start(request.turn, generate, presenter, slot);
+        Ok(())
+    }
+
+    /// Runs `turn` as the socket's response in flight, on from the kept response when it continues that.
+    fn start(&mut self, mut turn: TurnRequest, generate: bool, presenter: Presenter, slot: Slot) {
         let kept = self.kept.as_ref().filter(|kept| turn.previous_response_id.as_deref() == Some(kept.id.as_str()));
         let continues_kept = kept.is_some();
         turn.local = Some(LocalTurn { history: kept.map(|kept| kept.context.clone()), generate });
@@ -260,11 +248,10 @@ impl Connection {
         let running =
             Running { updates: receiver, continues_kept, keep, context, sequence_number: 0, presenter, _slot: slot };
         self.running = Some(running);
-        Ok(())
     }
 
     /// What the running response told: the events to send.
-    fn update(&mut self, update: Option<Update>) -> Vec<Value> {
+    fn update(&mut self, update: Option<Update>) -> Vec<String> {
         let Some(running) = self.running.as_mut() else { return Vec::new() };
         match update {
             Some(Update::Started(context)) => {
@@ -272,11 +259,15 @@ impl Connection {
                 Vec::new()
             }
             Some(Update::Event(event)) => {
+                // The socket keeps the response as it was made, not as this client was shown it.
                 let finished = match &*event {
                     TurnEvent::Finished(response) => Some(response.clone()),
                     _ => None,
                 };
-                let frames = stream::numbered(running.presenter.event(*event), &mut running.sequence_number);
+                let shown = running.presenter.event(*event);
+                let numbered = stream::numbered(&shown, &mut running.sequence_number);
+                // The wire types serialize without fail (string keys, no fallible impls).
+                let frames = numbered.iter().map(|event| serde_json::to_string(event).unwrap_or_default()).collect();
                 if let Some(response) = finished {
                     self.finish(response);
                 }
@@ -315,6 +306,25 @@ impl Connection {
     }
 }
 
+/// The fields of a `response.create` frame, its `type` taken off.
+fn create_fields(text: &str) -> ApiResult<Map<String, Value>> {
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(text) else {
+        return Err(ApiError::invalid("The frame is not a JSON object.").code("invalid_json"));
+    };
+    match fields.remove("type") {
+        Some(Value::String(kind)) if kind == "response.create" => Ok(fields),
+        Some(Value::String(kind)) => {
+            Err(ApiError::invalid(format!("Invalid value: '{kind}'. Supported values are: 'response.create'."))
+                .param("type")
+                .code("invalid_value"))
+        }
+        Some(other) => Err(invalid_type("type", "a string", &other)),
+        None => Err(ApiError::invalid("Missing required parameter: 'type'.")
+            .param("type")
+            .code("missing_required_parameter")),
+    }
+}
+
 /// The next update of the running response; never, when none runs.
 async fn next_update(running: &mut Option<Running>) -> Option<Update> {
     match running {
@@ -323,8 +333,18 @@ async fn next_update(running: &mut Option<Running>) -> Option<Update> {
     }
 }
 
-/// An error as its event: `{"type":"error","error":{type,code,message,param},"status":N}`.
-fn error_event(err: ApiError) -> Value {
+/// An error as a socket sends it: `{"type":"error","error":{message,type,param,code},"status":N}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "error")]
+struct ErrorEvent {
+    error: ErrorBody,
+    status: u16,
+}
+
+/// An error as its event's text.
+fn error_event(err: ApiError) -> String {
     err.log();
-    json!({"type": "error", "error": err.body, "status": err.status.as_u16()})
+    let event = ErrorEvent { status: err.status.as_u16(), error: err.body };
+    // The wire types serialize without fail (string keys, no fallible impls).
+    serde_json::to_string(&event).unwrap_or_default()
 }
