@@ -145,7 +145,7 @@ test("a turn opens its details with the path to it highlighted, and its id copie
   const directory = join(ROOT, "target", "browser");
   mkdirSync(directory, { recursive: true });
   await page.screenshot({ path: join(directory, "console-tree.png") });
-  // The README's copy changes with every run (ids, times): refreshed only when asked for.
+  // The copy in docs/ (shown by docs/console.md) changes with every run (ids, times): refreshed only when asked for.
   if (process.env.UPDATE_DOCS_SCREENSHOT === "1") copyFileSync(join(directory, "console-tree.png"), join(ROOT, "docs", "console-tree.png"));
 
   await page.getByTestId("copy-id").click();

@@ -1,6 +1,6 @@
 """The MCP server with the official MCP Python client, over Streamable HTTP (``/mcp`` of the server in front of
-the mock backend) and over stdio (launching the README's ``mcpServers`` command, with the test's configuration as
-its environment, on the same database): initialize, the tools' exact schemas, a two-turn conversation by
+the mock backend) and over stdio (launching the ``mcpServers`` command of docs/mcp.md, with the test's configuration
+as its environment, on the same database): initialize, the tools' exact schemas, a two-turn conversation by
 ``response_id`` with the exact upstream messages, a branch, ``system_prompt`` kept from the first turn and ignored
 later, ``stored_until`` from the retention settings, errors as ``isError`` results, and turns continued from MCP
 through ``/v1/responses`` and ``/api/v1/chat`` and back.
@@ -27,7 +27,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mock_upstream import MockUpstream
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+MCP_DOC = Path(__file__).resolve().parents[2] / "docs" / "mcp.md"
 MODEL = "mock-model"
 RETENTION_S = 30 * 86_400  # the default retention.responses
 IGNORED = (
@@ -36,9 +36,9 @@ IGNORED = (
 )
 
 
-def readme_server() -> dict[str, Any]:
-    """The ``threadline`` entry of the README's ``mcpServers`` snippet."""
-    blocks = re.findall(r"```json\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+def documented_server() -> dict[str, Any]:
+    """The ``threadline`` entry of the ``mcpServers`` snippet in docs/mcp.md."""
+    blocks = re.findall(r"```json\n(.*?)```", MCP_DOC.read_text(encoding="utf-8"), re.S)
     snippets = [json.loads(block) for block in blocks if '"mcpServers"' in block]
     assert len(snippets) == 1
     return snippets[0]["mcpServers"]["threadline"]
@@ -53,9 +53,9 @@ async def http_session(base_url: str) -> AsyncIterator[ClientSession]:
 
 @contextlib.asynccontextmanager
 async def stdio_session(database_url: str, upstream_url: str) -> AsyncIterator[ClientSession]:
-    """Launches exactly the README's command (its ``threadline`` being the binary under test), its environment
+    """Launches exactly the documented command (its ``threadline`` being the binary under test), its environment
     the snippet's variables set to this test's configuration."""
-    server = readme_server()
+    server = documented_server()
     assert server["command"] == "threadline"
     values = {
         "THREADLINE_DATABASE_URL": database_url,
@@ -272,7 +272,7 @@ def test_mcp_over_streamable_http(
     asyncio.run(go())
 
 
-def test_mcp_over_stdio_with_the_readme_command(
+def test_mcp_over_stdio_with_the_documented_command(
     scripted_base_url: str,
     scripted_database_url: str,
     scripted_client: openai.OpenAI,

@@ -216,7 +216,8 @@ fn the_example_config_loads_and_names_every_keys_variable() {
     assert_eq!(names, ["ollama", "echo"]);
     assert_eq!(config.upstreams[0].models, ["llama3*", "qwen*"]);
     let text = std::fs::read_to_string(&path).unwrap();
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let reference = std::fs::read_to_string(reference).unwrap();
     let mut section = String::new();
     for line in text.lines().map(|line| line.trim_start_matches("# ").trim()) {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
@@ -229,7 +230,7 @@ fn the_example_config_loads_and_names_every_keys_variable() {
         }
         let variable = variable(&if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
         assert!(text.contains(&variable), "config/threadline.toml does not name {variable}");
-        assert!(readme.contains(&variable), "README.md does not name {variable}");
+        assert!(reference.contains(&variable), "docs/configuration.md does not name {variable}");
     }
 }
 
