@@ -5,6 +5,8 @@
 use serde_json::{Map, Value};
 
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::wording::type_name;
+pub use crate::api::wording::{check_array_length, check_length, invalid_type, invalid_value, missing};
 use crate::model::Metadata;
 
 /// The remaining fields of a JSON object being read, and the parameter path it sits at (`""`, `input[2]` …).
@@ -18,11 +20,7 @@ impl Fields {
     pub fn new(value: Value, path: &str) -> ApiResult<Self> {
         match value {
             Value::Object(map) => Ok(Self { map, path: path.to_string() }),
-            other if path.is_empty() => Err(ApiError::invalid(format!(
-                "The request body must be a JSON object, but got {} instead.",
-                type_name(&other)
-            ))
-            .code("invalid_type")),
+            other if path.is_empty() => Err(crate::api::wording::not_an_object(type_name(&other))),
             other => Err(invalid_type(path, "an object", &other)),
         }
     }
@@ -152,10 +150,7 @@ impl Fields {
     pub fn finish(self) -> ApiResult<()> {
         match self.map.keys().next() {
             None => Ok(()),
-            Some(key) => {
-                let param = self.param(key);
-                Err(ApiError::invalid(format!("Unknown parameter: '{param}'.")).param(param).code("unknown_parameter"))
-            }
+            Some(key) => Err(crate::api::wording::unknown(&self.param(key))),
         }
     }
 }
@@ -191,76 +186,8 @@ pub fn metadata(value: Value) -> ApiResult<Metadata> {
         .collect()
 }
 
-/// `a string`, `an integer` … for error messages.
-pub fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a decimal",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// 400 `invalid_type`.
-pub fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
-    ApiError::invalid(format!("Invalid type for '{param}': expected {expected}, but got {} instead.", type_name(got)))
-        .param(param)
-        .code("invalid_type")
-}
-
-/// 400 `invalid_value` listing the supported values.
-pub fn invalid_value(param: &str, value: &str, supported: &[&str]) -> ApiError {
-    let quoted: Vec<String> = supported.iter().map(|s| format!("'{s}'")).collect();
-    let list = match quoted.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [first, second] => format!("{first} and {second}"),
-        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
-    };
-    ApiError::invalid(format!("Invalid value: '{value}'. Supported values are: {list}."))
-        .param(param)
-        .code("invalid_value")
-}
-
-/// 400 `missing_required_parameter`.
-pub fn missing(param: &str) -> ApiError {
-    ApiError::invalid(format!("Missing required parameter: '{param}'.")).param(param).code("missing_required_parameter")
-}
-
-/// 400 `string_above_max_length` when `s` has more than `max` characters.
-pub fn check_length(param: &str, s: &str, max: usize) -> ApiResult<()> {
-    let length = s.chars().count();
-    if length <= max {
-        return Ok(());
-    }
-    Err(ApiError::invalid(format!(
-            "Invalid '{param}': string too long. Expected a string with maximum length {max}, but got a string with length {length} instead."
-        )).param(param).code("string_above_max_length"))
-}
-
-/// 400 `array_above_max_length` when an array of `length` items is longer than `max`.
-pub fn check_array_length(param: &str, length: usize, max: usize) -> ApiResult<()> {
-    if length <= max {
-        return Ok(());
-    }
-    Err(ApiError::invalid(format!(
-            "Invalid '{param}': array too long. Expected an array with maximum length {max}, but got an array with length {length} instead."
-        )).param(param).code("array_above_max_length"))
-}
-
 fn out_of_range(param: &str, what: &str, expected: &str, got: &Value) -> ApiError {
-    let code = match what {
-        "decimal below minimum value" => "decimal_below_min_value",
-        "decimal above maximum value" => "decimal_above_max_value",
-        "integer above maximum value" => "integer_above_max_value",
-        _ => "integer_below_min_value",
-    };
-    ApiError::invalid(format!("Invalid '{param}': {what}. Expected a value {expected}, but got {got} instead."))
-        .param(param)
-        .code(code)
+    crate::api::wording::out_of_range(param, what, expected, &got.to_string())
 }
 
 fn fmt_num(n: f64) -> String {

@@ -22,6 +22,8 @@ mod openapi;
 pub mod request_id;
 mod responses;
 mod sse;
+pub mod typed;
+pub mod wording;
 
 use std::sync::Arc;
 
