@@ -5,14 +5,14 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 
-use super::extract::{JsonBody, PathId, PathIds, QueryParams, Tenant};
+use super::extract::{JsonBody, PathId, PathIds, Tenant};
 use super::fields::{check_array_length, invalid_type, metadata, parse_metadata, Fields};
 use super::ids;
 use super::include::Include;
 use super::input::parse_input;
 use super::list::{List, PageQuery};
-use super::openapi::params::{ConversationId, ConversationItemId, IncludeQuery, PageParams};
 use super::openapi::{bodies, Failures};
+use super::query::{IncludeQuery, PageParams, Query};
 use super::AppState;
 use crate::api::error::ApiResult;
 use crate::engine::EngineError;
@@ -42,7 +42,9 @@ pub async fn create(
 
 /// GET /v1/conversations/{id}
 #[utoipa::path(get, path = "/v1/conversations/{id}", operation_id = "getConversation", tag = "Conversations",
-    summary = "Retrieve a conversation", params(ConversationId), responses((status = 200, body = Conversation), Failures))]
+    summary = "Retrieve a conversation",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`).")),
+    responses((status = 200, body = Conversation), Failures))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -54,7 +56,9 @@ pub async fn retrieve(
 
 /// POST /v1/conversations/{id}: replaces the metadata.
 #[utoipa::path(post, path = "/v1/conversations/{id}", operation_id = "updateConversation", tag = "Conversations",
-    summary = "Replace a conversation's metadata", params(ConversationId), request_body = bodies::UpdateConversationBody,
+    summary = "Replace a conversation's metadata",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`).")),
+    request_body = bodies::UpdateConversationBody,
     responses((status = 200, body = Conversation), Failures))]
 pub async fn update(
     State(state): State<AppState>,
@@ -71,7 +75,9 @@ pub async fn update(
 
 /// DELETE /v1/conversations/{id}
 #[utoipa::path(delete, path = "/v1/conversations/{id}", operation_id = "deleteConversation", tag = "Conversations",
-    summary = "Delete a conversation", params(ConversationId), responses((status = 200, body = bodies::Deleted), Failures))]
+    summary = "Delete a conversation",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`).")),
+    responses((status = 200, body = bodies::Deleted), Failures))]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -84,17 +90,17 @@ pub async fn delete(
 
 /// POST /v1/conversations/{id}/items
 #[utoipa::path(post, path = "/v1/conversations/{id}/items", operation_id = "createConversationItems",
-    tag = "Conversations", summary = "Add items to a conversation", params(ConversationId, IncludeQuery),
+    tag = "Conversations", summary = "Add items to a conversation",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`)."), IncludeQuery),
     request_body = bodies::AddItemsBody, responses((status = 200, body = List), Failures))]
 pub async fn add_items(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    mut query: QueryParams,
+    Query(query): Query<IncludeQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<List>> {
-    let include = Include::from_query(&mut query)?;
-    query.finish()?;
+    let include = Include::from_query(&query.include)?;
     let mut f = Fields::new(body, "")?;
     let items = parse_items(f.required("items")?)?;
     f.finish()?;
@@ -106,7 +112,8 @@ pub async fn add_items(
 
 /// GET /v1/conversations/{id}/items
 #[utoipa::path(get, path = "/v1/conversations/{id}/items", operation_id = "listConversationItems",
-    tag = "Conversations", summary = "List a conversation's items", params(ConversationId, PageParams),
+    tag = "Conversations", summary = "List a conversation's items",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`)."), PageParams),
     responses((status = 200, body = List), Failures))]
 pub async fn list_items(
     State(state): State<AppState>,
@@ -123,16 +130,18 @@ pub async fn list_items(
 
 /// GET /v1/conversations/{id}/items/{item_id}
 #[utoipa::path(get, path = "/v1/conversations/{id}/items/{item_id}", operation_id = "getConversationItem",
-    tag = "Conversations", summary = "Retrieve a conversation's item", params(ConversationItemId, IncludeQuery),
+    tag = "Conversations", summary = "Retrieve a conversation's item",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`)."),
+        ("item_id" = String, Path, description = "The item id (`msg_…`, `fc_…`, `fco_…`, `rs_…`, `cmp_…`)."),
+        IncludeQuery),
     responses((status = 200, body = Item), Failures))]
 pub async fn retrieve_item(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathIds(id, item_id): PathIds,
-    mut query: QueryParams,
+    Query(query): Query<IncludeQuery>,
 ) -> ApiResult<Json<Item>> {
-    let include = Include::from_query(&mut query)?;
-    query.finish()?;
+    let include = Include::from_query(&query.include)?;
     ids::known_or(&id, EngineError::ConversationNotFound)?;
     ids::known_or(&item_id, EngineError::ItemNotFound)?;
     let item = state.engine.conversation_item(&tenant, &id, &item_id).await?;
@@ -141,7 +150,9 @@ pub async fn retrieve_item(
 
 /// DELETE /v1/conversations/{id}/items/{item_id}: returns the conversation.
 #[utoipa::path(delete, path = "/v1/conversations/{id}/items/{item_id}", operation_id = "deleteConversationItem",
-    tag = "Conversations", summary = "Delete a conversation's item", params(ConversationItemId),
+    tag = "Conversations", summary = "Delete a conversation's item",
+    params(("id" = String, Path, description = "The conversation id (`conv_…`)."),
+        ("item_id" = String, Path, description = "The item id (`msg_…`, `fc_…`, `fco_…`, `rs_…`, `cmp_…`).")),
     responses((status = 200, description = "The conversation.", body = Conversation), Failures))]
 pub async fn delete_item(
     State(state): State<AppState>,

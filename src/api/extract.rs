@@ -1,5 +1,5 @@
-//! Request extractors whose failures are OpenAI-shaped errors: the JSON body, query parameters, path ids and the
-//! caller's tenant.
+//! Request extractors whose failures are OpenAI-shaped errors: the JSON body, path ids and the caller's tenant (the
+//! query string: `query`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -9,7 +9,6 @@ use axum::http::{Extensions, StatusCode};
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::fields::invalid_type;
 use crate::api::error::{ApiError, ApiResult};
 
 /// The tenant every stored object belongs to until authentication assigns one per API key.
@@ -111,76 +110,4 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
 
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::invalid(format!("Invalid path: {rejection}."))
-}
-
-/// Query parameters, read like `Fields`: each known one is taken, and any left over is `unknown_parameter`.
-pub struct QueryParams(Vec<(String, String)>);
-
-impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or_default();
-        Ok(QueryParams(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
-    }
-}
-
-impl QueryParams {
-    /// Takes every value of `key` (also written `key[]`).
-    pub fn take_all(&mut self, key: &str) -> Vec<String> {
-        let array_key = format!("{key}[]");
-        let (taken, rest) = std::mem::take(&mut self.0).into_iter().partition(|(k, _)| k == key || *k == array_key);
-        self.0 = rest;
-        taken.into_iter().map(|(_, v)| v).collect()
-    }
-
-    /// Takes every `name[KEY]=VALUE` parameter, as `(KEY, VALUE)` in order.
-    pub fn take_keyed(&mut self, name: &str) -> Vec<(String, String)> {
-        let keyed = |key: &str| key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']').map(str::to_string);
-        let (taken, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.0).into_iter().partition(|(key, _)| keyed(key).is_some());
-        self.0 = rest;
-        taken.into_iter().filter_map(|(key, value)| Some((keyed(&key)?, value))).collect()
-    }
-
-    /// Takes the last value of `key`.
-    pub fn take(&mut self, key: &str) -> Option<String> {
-        self.take_all(key).pop()
-    }
-
-    /// A boolean parameter (`true`/`false`).
-    pub fn bool(&mut self, key: &str) -> ApiResult<Option<bool>> {
-        match self.take(key).as_deref() {
-            None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
-            Some(other) => Err(invalid_type(key, "a boolean", &Value::String(other.to_string()))),
-        }
-    }
-
-    /// An integer parameter within `min..=max`.
-    pub fn integer(&mut self, key: &str, min: u64, max: u64) -> ApiResult<Option<u64>> {
-        let Some(raw) = self.take(key) else {
-            return Ok(None);
-        };
-        let n: u64 = raw.parse().map_err(|_| invalid_type(key, "an integer", &Value::String(raw.clone())))?;
-        if n < min || n > max {
-            return Err(ApiError::invalid(format!(
-                "Invalid '{key}': expected a value between {min} and {max}, but got {n} instead."
-            ))
-            .param(key)
-            .code(if n < min { "integer_below_min_value" } else { "integer_above_max_value" }));
-        }
-        Ok(Some(n))
-    }
-
-    /// Ends reading: any parameter left is an `unknown_parameter`.
-    pub fn finish(self) -> ApiResult<()> {
-        match self.0.first() {
-            None => Ok(()),
-            Some((key, _)) => {
-                Err(ApiError::invalid(format!("Unknown parameter: '{key}'.")).param(key).code("unknown_parameter"))
-            }
-        }
-    }
 }

@@ -5,7 +5,6 @@
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::QueryParams;
 use super::fields::{invalid_type, invalid_value, Fields};
 
 const LOGPROBS: &str = "message.output_text.logprobs";
@@ -45,10 +44,10 @@ impl Include {
     }
 
     /// The `include[]` (or `include`) query parameters.
-    pub fn from_query(query: &mut QueryParams) -> ApiResult<Self> {
+    pub fn from_query(values: &[String]) -> ApiResult<Self> {
         let mut include = Self::default();
-        for value in query.take_all("include") {
-            include.add(&value, "include")?;
+        for value in values {
+            include.add(value, "include")?;
         }
         Ok(include)
     }

@@ -5,32 +5,22 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Serialize;
 
-use super::extract::QueryParams;
-use super::fields::invalid_value;
 use super::include::Include;
+use super::query::{PageParams, Query};
 use crate::api::error::ApiError;
 use crate::model::Item;
-use crate::store::{Order, PageRequest};
+use crate::store::PageRequest;
 
-/// The paging parameters of a list endpoint: `after`, `limit` (1–100, default 20) and `order` (`asc`|`desc`,
-/// default `desc`), and the `include[]` extras to show; any other parameter is `unknown_parameter`.
+/// The paging parameters of a list endpoint (`PageParams`): the page, and the `include[]` extras to show.
 pub struct PageQuery(pub PageRequest, pub Include);
 
 impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let mut query = QueryParams::from_request_parts(parts, state).await?;
-        let after = query.take("after");
-        let limit = query.integer("limit", 1, 100)?.unwrap_or(20) as u32;
-        let order = match query.take("order").as_deref() {
-            None | Some("desc") => Order::Desc,
-            Some("asc") => Order::Asc,
-            Some(other) => return Err(invalid_value("order", other, &["asc", "desc"])),
-        };
-        let include = Include::from_query(&mut query)?;
-        query.finish()?;
-        Ok(PageQuery(PageRequest { after, limit, order }, include))
+        let Query(params) = Query::<PageParams>::from_request_parts(parts, state).await?;
+        let include = Include::from_query(&params.include)?;
+        Ok(PageQuery(params.page(), include))
     }
 }
 

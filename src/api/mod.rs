@@ -19,6 +19,7 @@ mod lmstudio;
 pub mod mcp;
 mod models;
 mod openapi;
+mod query;
 pub mod request_id;
 mod responses;
 mod sse;

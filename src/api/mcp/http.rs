@@ -16,6 +16,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tower::ServiceExt;
 
+use super::schema::{AcceptBoth, JsonRpcMessage};
 use super::Server;
 use crate::api::error::ApiError;
 use crate::api::extract::JsonBytes;
@@ -47,7 +48,9 @@ pub fn service(server: Server, max_body_bytes: usize) -> Service {
         JSON. Its tools `stateful_chat`, `get_conversation` and `delete_conversation_turn` hold conversations kept \
         like any response here, continuable through `/v1/responses` and `/api/v1/chat`. The body is a JSON-RPC \
         message; send `Accept: application/json, text/event-stream`.",
-    request_body(content = Object, description = "A JSON-RPC request or notification.",
+    params(("Accept" = inline(AcceptBoth), Header,
+        description = "Both content types, as Streamable HTTP asks (otherwise a 406).")),
+    request_body(content = inline(JsonRpcMessage), description = "A JSON-RPC request or notification.",
         content_type = "application/json"),
     responses((status = 200, description = "The JSON-RPC answer.", content_type = "application/json"),
         (status = 202, description = "A notification was accepted."), Failures),

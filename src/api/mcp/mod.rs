@@ -8,6 +8,7 @@
 
 mod chat;
 pub mod http;
+mod schema;
 mod tools;
 mod turns;
 

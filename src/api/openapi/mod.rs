@@ -7,7 +7,6 @@
 //! below. `tests/openapi.rs` fails until every route of the router is documented, and every documented one served.
 
 pub mod bodies;
-pub mod params;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -20,6 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
+use super::query::NO_CONTROL_CHARACTERS;
 use super::{chat, conversations, health, lmstudio, models, responses};
 use crate::api::error::{ErrorBody, ErrorEnvelope, ErrorKind};
 use crate::model;
@@ -122,9 +122,11 @@ impl Modify for CallerRoutes {
             .parameter_in(ParameterIn::Query)
             .description(Some(
                 "Threadline extension, admin keys only: act for this tenant instead of the key's own (any other \
-                 caller passing it gets a 403).",
+                 caller passing it gets a 403). A tenant name: not empty, no control characters.",
             ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .schema(Some(
+                ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(Some(NO_CONTROL_CHARACTERS)),
+            ))
             .build();
         for path in super::caller_paths() {
             let Some(item) = openapi.paths.paths.get_mut(path) else { continue };

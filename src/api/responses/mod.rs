@@ -16,16 +16,16 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
-use super::extract::{JsonBody, PathId, QueryParams, Tenant};
+use super::extract::{JsonBody, PathId, Tenant};
 use super::ids;
 use super::include::Include;
 use super::input::check_input_items;
 use super::list::{List, PageQuery};
 use super::request_id::RequestId;
 use super::{sse, AppState};
-use crate::api::error::{ApiError, ApiResult};
-use crate::api::openapi::params::{PageParams, ResponseId, RetrieveParams};
+use crate::api::error::ApiResult;
 use crate::api::openapi::{bodies, Failures};
+use crate::api::query::{PageParams, Query, RetrieveParams};
 use crate::engine::EngineError;
 use crate::model;
 
@@ -62,26 +62,18 @@ pub async fn create(
 /// GET /v1/responses/{id}, or with `stream=true` its events from the start (after `starting_after`, if given): a
 /// replay, live as they come for a background response still running.
 #[utoipa::path(get, path = "/v1/responses/{id}", operation_id = "getResponse", tag = "Responses",
-    summary = "Retrieve a response, or follow its events", params(ResponseId, RetrieveParams),
+    summary = "Retrieve a response, or follow its events",
+    params(("id" = String, Path, description = "The response id (`resp_…`)."), RetrieveParams),
     responses((status = 200, description = "The response; with `stream=true`, its events.",
         content((model::Response = "application/json"), (String = "text/event-stream"))), Failures))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     PathId(id): PathId,
-    mut query: QueryParams,
+    Query(query): Query<RetrieveParams>,
 ) -> ApiResult<Response> {
-    let include = Include::from_query(&mut query)?;
-    let stream = query.bool("stream")?.unwrap_or(false);
-    let starting_after = query.integer("starting_after", 0, u64::MAX)?;
-    // Replays carry no obfuscation padding, whichever value is asked for.
-    query.bool("include_obfuscation")?;
-    query.finish()?;
-    if starting_after.is_some() && !stream {
-        return Err(ApiError::invalid("'starting_after' is only valid with stream=true.")
-            .param("starting_after")
-            .code("invalid_value"));
-    }
+    let include = Include::from_query(&query.include)?;
+    let (stream, starting_after) = (query.stream.unwrap_or(false), query.starting_after);
     ids::known_or(&id, EngineError::ResponseNotFound)?;
     let presenter = state.engine.presenter(&tenant, include.encrypted_reasoning);
     if stream {
@@ -93,7 +85,8 @@ pub async fn retrieve(
 
 /// POST /v1/responses/{id}/cancel
 #[utoipa::path(post, path = "/v1/responses/{id}/cancel", operation_id = "cancelResponse", tag = "Responses",
-    summary = "Cancel a background response", params(ResponseId),
+    summary = "Cancel a background response",
+    params(("id" = String, Path, description = "The response id (`resp_…`).")),
     responses((status = 200, body = model::Response), Failures))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -106,7 +99,9 @@ pub async fn cancel(
 
 /// DELETE /v1/responses/{id}
 #[utoipa::path(delete, path = "/v1/responses/{id}", operation_id = "deleteResponse", tag = "Responses",
-    summary = "Delete a response", params(ResponseId), responses((status = 200, body = bodies::Deleted), Failures))]
+    summary = "Delete a response",
+    params(("id" = String, Path, description = "The response id (`resp_…`).")),
+    responses((status = 200, body = bodies::Deleted), Failures))]
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -119,7 +114,8 @@ pub async fn delete(
 
 /// GET /v1/responses/{id}/input_items
 #[utoipa::path(get, path = "/v1/responses/{id}/input_items", operation_id = "listInputItems", tag = "Responses",
-    summary = "List the input items of a response", params(ResponseId, PageParams),
+    summary = "List the input items of a response",
+    params(("id" = String, Path, description = "The response id (`resp_…`)."), PageParams),
     responses((status = 200, body = List), Failures))]
 pub async fn input_items(
     State(state): State<AppState>,

@@ -17,12 +17,11 @@ use super::{request, stream};
 use crate::api::auth::Caller;
 use crate::api::browse::ListPage;
 use crate::api::error::{ApiError, ApiResult, ErrorBody};
-use crate::api::extract::QueryParams;
 use crate::api::fields::invalid_type;
 use crate::api::input::check_input_items;
 use crate::api::limits::Slot;
-use crate::api::openapi::params::ResponseListParams;
 use crate::api::openapi::Failures;
+use crate::api::query::{Query, ResponseListParams};
 use crate::api::request_id::RequestId;
 use crate::api::AppState;
 use crate::engine::{EngineError, LocalContext, LocalTurn, Presenter, TurnEvent, TurnRequest};
@@ -49,11 +48,16 @@ pub async fn connect(
     State(state): State<AppState>,
     caller: Caller,
     RequestId(request_id): RequestId,
-    query: QueryParams,
+    query: Result<Query<ResponseListParams>, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // The list reads the query; WebSocket mode takes none.
     let Ok(upgrade) = upgrade else {
-        return crate::api::browse::list_responses(&state, &caller.tenant, query).await.into_response();
+        let listed = match query {
+            Ok(Query(query)) => crate::api::browse::list_responses(&state, &caller.tenant, query).await,
+            Err(err) => Err(err),
+        };
+        return listed.into_response();
     };
     // A frame may be as large as a request body; a larger one ends the socket.
     let largest = state.max_body_bytes;
